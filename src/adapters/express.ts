@@ -1,0 +1,111 @@
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { RegisteredSessionData } from "../register.js";
+import type { Session } from "../session.js";
+import { sendWebResponse } from "./internal/node-response.js";
+import { loadAndHold } from "./internal/node-session.js";
+import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+// `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/express` works too.
+export type { Register, RegisteredSessionData } from "../register.js";
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The visitor's session, set by `session()`. */
+      session: Session<RegisteredSessionData>;
+    }
+  }
+}
+
+export interface ExpressSessionOptions {
+  /** Run after the session loads, for every request; the first Response answers instead of the app. */
+  guards?: readonly Guard<RegisteredSessionData>[];
+}
+
+/**
+ * Express (5 or 4) middleware that loads `req.session` and commits it before the response's headers
+ * leave, whatever answers: `res.send`, `res.redirect`, a stream, Express's own error page. A store that
+ * is down while loading or committing gives a 503. One your handlers throw is a 503 with `Retry-After`
+ * from Express's own error handler too (the error carries `status` and `headers`); `sessionErrors()`
+ * answers it with the adapter's plain-text, `no-store` 503 instead.
+ *
+ * @example
+ * ```ts
+ * const app = express();
+ * app.use(session(sessions));
+ * app.get("/", (req, res) => {
+ *   req.session.set("visits", (req.session.get("visits") ?? 0) + 1);
+ *   res.send(`visit ${req.session.get("visits")}`);
+ * });
+ * ```
+ */
+export function session(
+  sessions: Sessions<RegisteredSessionData>,
+  options: ExpressSessionOptions = {},
+): RequestHandler {
+  const guards = options.guards ?? [];
+  return middleware(async (req, res) => {
+    const held = await loadAndHold(sessions, req, res, {
+      ip: req.ip,
+      onError: (err) => {
+        console.error(err); // past Express's error handler already: report, as Express does, and answer 500
+        return new Response("Internal Server Error", { status: 500 });
+      },
+    });
+    if (held instanceof Response) {
+      await sendWebResponse(res, held);
+      return false;
+    }
+    req.session = held.session;
+    return allow(guards, req, res);
+  });
+}
+
+/**
+ * Turns guards into route middleware; the first guard that returns a Response answers the request.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.has("username"), { redirect: "/login" });
+ * app.get("/account", guard(signedIn), (req, res) => res.send("secret"));
+ * ```
+ */
+export function guard(...guards: Guard<RegisteredSessionData>[]): RequestHandler {
+  return middleware((req, res) => allow(guards, req, res));
+}
+
+/**
+ * Error middleware answering 503 (with `Retry-After`) for a `StoreUnavailableError` a handler throws,
+ * e.g. from `sessions.listByUser`; other errors pass on. Add it after your routes. Without it Express's
+ * final handler answers such an error 503 with `Retry-After` as well, with its own HTML page.
+ *
+ * @example
+ * ```ts
+ * app.use(sessionErrors());
+ * ```
+ */
+export function sessionErrors(): ErrorRequestHandler {
+  return (err, _req, res, next) => {
+    if (!isStoreUnavailable(err) || res.headersSent) return next(err);
+    sendWebResponse(res, storeUnavailableResponse()).catch(next);
+  };
+}
+
+async function allow(guards: readonly Guard<RegisteredSessionData>[], req: Request, res: Response) {
+  const denied = await runGuards(guards, req.session, undefined);
+  if (denied) await sendWebResponse(res, denied);
+  return !denied;
+}
+
+/** Express 4 ignores a middleware's promise: errors go to `next` here, for both versions. */
+function middleware(run: (req: Request, res: Response) => Promise<boolean>): RequestHandler {
+  return (req, res, next) => {
+    run(req, res).then((pass) => {
+      if (pass) next();
+    }, next);
+  };
+}

@@ -1,0 +1,120 @@
+import type {
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  preHandlerAsyncHookHandler,
+} from "fastify";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { RegisteredSessionData } from "../register.js";
+import type { Session } from "../session.js";
+import { nodeSessionInput } from "./internal/node-request.js";
+import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+// `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/fastify` works too.
+export type { Register, RegisteredSessionData } from "../register.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The visitor's session, set by the `session()` plugin. */
+    session: Session<RegisteredSessionData>;
+  }
+}
+
+export interface FastifySessionOptions {
+  /** Run after the session loads, for every request; the first Response answers instead of the route. */
+  guards?: readonly Guard<RegisteredSessionData>[];
+}
+
+/**
+ * A Fastify 5 plugin that loads `request.session` in `onRequest` and commits it in `onSend`, which every
+ * reply passes before it leaves: `reply.send`, redirects, streams and Fastify's error replies. It applies
+ * to the whole app (no encapsulation). A store that is down gives a 503.
+ *
+ * @example
+ * ```ts
+ * const app = Fastify();
+ * await app.register(session(sessions));
+ * app.get("/", async (request) => {
+ *   request.session.set("visits", (request.session.get("visits") ?? 0) + 1);
+ *   return `visit ${request.session.get("visits")}`;
+ * });
+ * ```
+ */
+export function session(
+  sessions: Sessions<RegisteredSessionData>,
+  options: FastifySessionOptions = {},
+) {
+  const guards = options.guards ?? [];
+  const plugin: FastifyPluginAsync = async (app) => {
+    app.decorateRequest("session"); // keeps every request the same shape; set in onRequest
+    app.addHook("onRequest", async (request, reply) => {
+      try {
+        request.session = await sessions.load(
+          nodeSessionInput(request.raw, sessions.headerName, request.ip),
+        );
+      } catch (err) {
+        if (!isStoreUnavailable(err)) throw err;
+        return send(reply, storeUnavailableResponse());
+      }
+      return allow(guards, request, reply);
+    });
+    app.addHook("onSend", async (request, reply, payload) => {
+      if (!request.session) return payload; // the load failed: nothing to commit
+      const headers = new Headers();
+      try {
+        await sessions.commit(request.session, headers);
+      } catch (err) {
+        if (!isStoreUnavailable(err)) throw err;
+        // The reply speaks of a session that was not saved: answer 503 instead.
+        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+        return toReply(reply, storeUnavailableResponse());
+      }
+      reply.headers(headerRecord(headers)); // Fastify appends set-cookie to any the route set
+      return payload;
+    });
+  };
+  // Fastify's own opt-out of encapsulation (what fastify-plugin sets): the hooks cover every route.
+  return Object.assign(plugin, { [Symbol.for("skip-override")]: true });
+}
+
+/**
+ * Turns guards into a `preHandler` hook for routes; the first guard that returns a Response answers.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.has("username"), { redirect: "/login" });
+ * app.get("/account", { preHandler: guard(signedIn) }, async () => "secret");
+ * ```
+ */
+export function guard(...guards: Guard<RegisteredSessionData>[]): preHandlerAsyncHookHandler {
+  return (request, reply) => allow(guards, request, reply);
+}
+
+async function allow(
+  guards: readonly Guard<RegisteredSessionData>[],
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
+  const denied = await runGuards(guards, request.session, undefined);
+  return denied ? send(reply, denied) : undefined;
+}
+
+async function send(reply: FastifyReply, response: Response): Promise<FastifyReply> {
+  return reply.send(await toReply(reply, response));
+}
+
+/** Puts a Web Response's status and headers on the reply; returns its body. */
+function toReply(reply: FastifyReply, response: Response): Promise<string> {
+  reply.code(response.status).headers(headerRecord(response.headers));
+  return response.text();
+}
+
+function headerRecord(headers: Headers): Record<string, string | string[]> {
+  const record: Record<string, string | string[]> = Object.fromEntries(headers);
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) record["set-cookie"] = cookies;
+  return record;
+}

@@ -1,0 +1,55 @@
+import type { Sessions } from "../manager.js";
+import type { Session, SessionData } from "../session.js";
+import {
+  commitToResponse,
+  isStoreUnavailable,
+  storeUnavailableResponse,
+} from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+export { createHandler, type GuardedHandler, type InferProps } from "./internal/guarded-handler.js";
+
+/** What a fetch-style handler receives beside the request. */
+export interface FetchSessionContext<T extends SessionData> {
+  session: Session<T>;
+}
+
+/**
+ * Wraps a fetch-style handler (Cloudflare Workers, Deno.serve, Bun.serve, any `Request -> Response`)
+ * with a session: loaded before, committed onto the response after, also on redirects and streamed
+ * bodies (headers are set before the body is read). An unhandled `StoreUnavailableError` becomes 503.
+ * Extra arguments (a Worker's `env` and `ctx`) pass through.
+ *
+ * @example
+ * ```ts
+ * import { createSessions } from "sessionkit";
+ * import { withSession } from "sessionkit/fetch";
+ * const sessions = createSessions({ secret: env.SESSION_SECRET });
+ * export default {
+ *   fetch: withSession(sessions, (request, { session }) => {
+ *     const visits = ((session.get("visits") as number) ?? 0) + 1;
+ *     session.set("visits", visits);
+ *     return new Response(`visit ${visits}`);
+ *   }),
+ * };
+ * ```
+ */
+export function withSession<T extends SessionData, A extends unknown[]>(
+  sessions: Sessions<T>,
+  handler: (
+    request: Request,
+    context: FetchSessionContext<T>,
+    ...rest: A
+  ) => Response | Promise<Response>,
+): (request: Request, ...rest: A) => Promise<Response> {
+  return async (request, ...rest) => {
+    try {
+      const session = await sessions.load(request);
+      const response = await handler(request, { session }, ...rest);
+      return await commitToResponse(sessions, session, response);
+    } catch (err) {
+      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      throw err;
+    }
+  };
+}

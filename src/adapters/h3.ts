@@ -1,0 +1,297 @@
+import type { HTTPEvent, Middleware } from "h3";
+import { SessionError } from "../errors.js";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
+import {
+  applyHeaders,
+  begin,
+  type DataT,
+  managerFor,
+  persist,
+  stateOf,
+  view,
+} from "./internal/h3-session.js";
+import {
+  commitToResponse,
+  isStoreUnavailable,
+  storeUnavailableResponse,
+} from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+declare module "h3" {
+  interface H3EventContext {
+    /** The session `sessionMiddleware` loaded for this request. */
+    session?: SessionkitSession;
+  }
+}
+
+/** h3's session data: what the handler stored, every key optional. */
+export type SessionData<T extends DataT = DataT> = Partial<T>;
+/** An object to merge into the data, or a function of the data returning one (or mutating it). */
+export type SessionUpdate<T extends DataT = DataT> =
+  | Partial<SessionData<T>>
+  | ((oldData: SessionData<T>) => Partial<SessionData<T>> | undefined);
+
+/** The session as h3's `getSession` returns it: live getters over the request's session. */
+export interface Session<T extends DataT = DataT> {
+  readonly id: string;
+  /** Epoch ms; `maxAge` counts from here. */
+  readonly createdAt: number;
+  readonly data: SessionData<T>;
+}
+
+/** What `useSession` returns, as in h3. */
+export interface SessionManager<T extends DataT = DataT> {
+  /** `undefined` after `clear()` until the next update starts a new session. */
+  readonly id: string | undefined;
+  readonly data: SessionData<T>;
+  update(update: SessionUpdate<T>): Promise<SessionManager<T>>;
+  clear(): Promise<SessionManager<T>>;
+}
+
+/** h3's cookie options that sessionkit honours. `name` renames the cookie (h3 only renames the write). */
+export interface SessionCookieOptions {
+  name?: string;
+  /** Default "/". */
+  path?: string;
+  domain?: string;
+  /** Default true. */
+  httpOnly?: boolean;
+  /** Default true, as in h3. */
+  secure?: boolean;
+  /** Default "lax"; `true` means "strict"; `false` is taken as "lax" (sessionkit always sends one). */
+  sameSite?: boolean | "lax" | "strict" | "none";
+  partitioned?: boolean;
+  priority?: "low" | "medium" | "high";
+}
+
+/** h3's `SessionConfig`, minus the iron options (`seal`, `crypto`, `legacySealFallback`): a ConfigError. */
+export interface SessionConfig {
+  /** Required: a random string of at least 32 characters. Keys are derived from it once per config. */
+  password: string;
+  /** Absolute lifetime in seconds from creation. Default: none (a browser-session cookie). */
+  maxAge?: number;
+  /** Sliding lifetime in seconds; the cookie is resealed at most once per half window. Default: none. */
+  idleTimeout?: number;
+  /** Session name: the cookie's name and the `x-{name}-session` header's. Default "h3". */
+  name?: string;
+  /** Cookie attributes, or `false` to send no cookie (hand out `sealSession` tokens yourself). */
+  cookie?: false | SessionCookieOptions;
+  /** The request header read before the cookie. Default `x-{name}-session`; `false` reads none. */
+  sessionHeader?: false | string;
+  /** Default: 256 random bits. */
+  generateId?: () => string;
+}
+
+/**
+ * Starts or resumes the session, as h3's `useSession`: a visitor without one gets it (and its
+ * cookie) at once. Concurrent calls on one event share one load.
+ *
+ * @example
+ * ```ts
+ * import { defineEventHandler } from "h3";
+ * import { useSession } from "sessionkit/h3";
+ * app.use(defineEventHandler(async (event) => {
+ *   const session = await useSession(event, { password: process.env.SESSION_PASSWORD! });
+ *   await session.update((data) => ({ count: (data.count ?? 0) + 1 }));
+ *   return session.data;
+ * }));
+ * ```
+ */
+export async function useSession<T extends DataT = DataT>(
+  event: HTTPEvent,
+  config: SessionConfig,
+): Promise<SessionManager<T>> {
+  const state = await stateOf(event, config);
+  state.started ??= state.token === undefined ? begin(event, state) : Promise.resolve();
+  await state.started;
+  const manager: SessionManager<T> = {
+    get id() {
+      return state.cleared ? undefined : state.session.id;
+    },
+    get data() {
+      return state.session.data as SessionData<T>;
+    },
+    update: async (update) => {
+      await updateSession(event, config, update);
+      return manager;
+    },
+    clear: async () => {
+      await clearSession(event, config);
+      return manager;
+    },
+  };
+  return manager;
+}
+
+/**
+ * The request's session without starting one: no cookie is sent until something is stored.
+ *
+ * @example
+ * ```ts
+ * const session = await getSession(event, { password });
+ * if (!session.data.userId) return redirect("/login");
+ * ```
+ */
+export async function getSession<T extends DataT = DataT>(
+  event: HTTPEvent,
+  config: SessionConfig,
+): Promise<Session<T>> {
+  return view<T>(await stateOf(event, config));
+}
+
+/**
+ * Merges `update` into the data (an `undefined` value deletes its key) and writes the cookie onto
+ * the event's response at once, replacing any this session wrote earlier in the request.
+ *
+ * @example
+ * ```ts
+ * await updateSession(event, { password }, { theme: "dark" });
+ * ```
+ */
+export async function updateSession<T extends DataT = DataT>(
+  event: HTTPEvent,
+  config: SessionConfig,
+  update?: SessionUpdate<T>,
+): Promise<Session<T>> {
+  const state = await stateOf(event, config);
+  const { session } = state;
+  if (typeof update === "function") {
+    // h3 hands the function the data itself, so it may mutate it and return nothing: diff a copy.
+    const draft: DataT = { ...session.data };
+    const changes: DataT = { ...update(draft as SessionData<T>) };
+    for (const key of new Set([...Object.keys(session.data), ...Object.keys(draft)])) {
+      if (!(key in changes) && draft[key] !== session.data[key]) changes[key] = draft[key];
+    }
+    session.update(changes);
+  } else if (update) session.update(update);
+  else if (state.token === undefined) session.clear(); // a bare update persists a new session, as in h3
+  state.cleared = false;
+  await persist(event, state);
+  return view<T>(state);
+}
+
+/**
+ * The token of the request's session (persisting a new one first), for clients that send it back
+ * in the `x-{name}-session` header instead of a cookie.
+ *
+ * @example
+ * ```ts
+ * return { token: await sealSession(event, { password, cookie: false }) };
+ * ```
+ */
+export async function sealSession(event: HTTPEvent, config: SessionConfig): Promise<string> {
+  const state = await stateOf(event, config);
+  if (state.token === undefined) {
+    state.session.clear();
+    await persist(event, state);
+  }
+  return state.token as string;
+}
+
+/**
+ * Opens a token as h3 does, into `{ id, createdAt, data }`; a token that does not open (tampered,
+ * expired, another password) throws, as h3's does. The event's own session is not touched.
+ *
+ * @example
+ * ```ts
+ * const { data } = await unsealSession(event, { password }, token);
+ * ```
+ */
+export async function unsealSession(
+  _event: HTTPEvent,
+  config: SessionConfig,
+  sealed: string,
+): Promise<Partial<Session>> {
+  const manager = managerFor(config);
+  const headers = new Headers({ cookie: `${manager.cookieName}=${encodeURIComponent(sealed)}` });
+  const session = await manager.sessions.load(headers);
+  if (session.isNew)
+    throw new SessionError("ERR_SESSION_STATE", "unsealSession: the token was refused");
+  return { id: session.id, createdAt: session.createdAt, data: session.data };
+}
+
+/**
+ * Empties the session and sends the cookie's deletion. Later updates in the request start anew.
+ *
+ * @example
+ * ```ts
+ * await clearSession(event, { password });
+ * ```
+ */
+export async function clearSession(event: HTTPEvent, config: SessionConfig): Promise<void> {
+  const state = await stateOf(event, config);
+  state.session.destroy();
+  state.cleared = true;
+  await persist(event, state);
+}
+
+/**
+ * The sessionkit API on h3: an h3 middleware that loads the session onto `event.context.session`
+ * (a full sessionkit `Session`: get, set, flash, regenerate...) and commits it onto the response,
+ * also onto h3's error response. Guards answer before the route; a `StoreUnavailableError` is 503.
+ *
+ * @example
+ * ```ts
+ * const app = new H3().use(sessionMiddleware(sessions));
+ * app.get("/count", (event) => {
+ *   const session = event.context.session!;
+ *   session.set("count", ((session.get("count") as number) ?? 0) + 1);
+ *   return String(session.get("count"));
+ * });
+ * ```
+ */
+export function sessionMiddleware<T extends SessionkitData>(
+  sessions: Sessions<T>,
+  options: { guards?: readonly Guard<T>[] } = {},
+): Middleware {
+  const guards = options.guards ?? [];
+  return async (event, next) => {
+    let session: SessionkitSession<T>;
+    try {
+      session = await sessions.load({
+        headers: event.req.headers,
+        url: event.req.url,
+        ip: event.req.ip,
+      });
+    } catch (err) {
+      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      throw err;
+    }
+    event.context.session = session as SessionkitSession;
+    let value: unknown;
+    let failure: { error: unknown } | undefined;
+    try {
+      value = (await runGuards(guards, session, event.req)) ?? (await next());
+    } catch (error) {
+      if (isStoreUnavailable(error)) return storeUnavailableResponse();
+      failure = { error };
+    }
+    try {
+      if (value instanceof Response) return await commitToResponse(sessions, session, value);
+      const headers = new Headers();
+      await sessions.commit(session, headers);
+      applyHeaders(event, headers);
+    } catch (err) {
+      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      throw err;
+    }
+    if (failure) throw failure.error;
+    return value;
+  };
+}
+
+/**
+ * Route middleware that runs guards on `event.context.session`; use after `sessionMiddleware`.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.userId !== undefined, { redirect: "/login" });
+ * app.get("/account", () => "secret", { middleware: [sessionGuard(signedIn)] });
+ * ```
+ */
+export function sessionGuard(...guards: Guard[]): Middleware {
+  return (event) => runGuards(guards, event.context.session as SessionkitSession, event.req);
+}

@@ -1,0 +1,114 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { Session, SessionData } from "../session.js";
+import {
+  commitToResponse,
+  isStoreUnavailable,
+  storeUnavailableResponse,
+} from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+/** The data type of a `Sessions` manager, or the data type itself. */
+type DataOf<T> = T extends Sessions<infer D> ? D : T extends SessionData ? T : never;
+
+/**
+ * Hono's `Env` with the session on `c.get("session")`. Give it the manager's type or the data type:
+ * `new Hono<SessionEnv<typeof sessions>>()`, or combine it with your own bindings:
+ * `new Hono<{ Bindings: Env } & SessionEnv<typeof sessions>>()`.
+ *
+ * @example
+ * ```ts
+ * const app = new Hono<SessionEnv<typeof sessions>>();
+ * app.get("/", (c) => c.text(String(c.get("session").get("visits") ?? 0)));
+ * ```
+ */
+export type SessionEnv<T extends SessionData | Sessions<any> = SessionData> = EnvOf<DataOf<T>>;
+
+/** The `Env` the middleware declares; `SessionEnv` resolves to it. */
+interface EnvOf<T extends SessionData> {
+  Variables: { session: Session<T> };
+}
+
+export interface HonoSessionOptions<T extends SessionData> {
+  /** Run after the session loads, before the routes; the first Response a guard returns answers. */
+  guards?: readonly Guard<T>[];
+}
+
+/**
+ * Hono middleware: loads the session onto `c.get("session")` and commits it onto `c.res` after the
+ * handler, so redirects, streams and the `onError` response (Hono catches a thrown error below
+ * this middleware and answers it before `next()` returns) all carry the cookie. A
+ * `StoreUnavailableError` while loading or committing, or one that reached Hono's error handler
+ * as a 500, answers 503.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { type SessionEnv, sessionMiddleware } from "sessionkit/hono";
+ * const app = new Hono<SessionEnv<typeof sessions>>();
+ * app.use(sessionMiddleware(sessions));
+ * app.get("/count", (c) => {
+ *   const session = c.get("session");
+ *   const count = ((session.get("count") as number) ?? 0) + 1;
+ *   session.set("count", count);
+ *   return c.text(String(count));
+ * });
+ * ```
+ */
+export function sessionMiddleware<T extends SessionData>(
+  sessions: Sessions<T>,
+  options: HonoSessionOptions<T> = {},
+): MiddlewareHandler<EnvOf<T>> {
+  const guards = options.guards ?? [];
+  return async (c, next) => {
+    let session: Session<T>;
+    try {
+      session = await sessions.load(c.req.raw);
+    } catch (err) {
+      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      throw err;
+    }
+    c.set("session", session);
+    const denied = await runGuards(guards, session, c.req.raw);
+    if (denied) c.res = denied;
+    else await next();
+    if (isStoreUnavailable(c.error) && c.res.status === 500)
+      return replace(c, storeUnavailableResponse());
+    try {
+      const committed = await commitToResponse(sessions, session, c.res);
+      // A copy (the handler's headers were immutable) replaces c.res without Hono's header merge.
+      if (committed !== c.res) replace(c, committed);
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      replace(c, storeUnavailableResponse());
+    }
+  };
+}
+
+/**
+ * Route middleware that runs guards on the loaded session: the first that returns a Response (a
+ * redirect to sign-in, a 401 or 403) answers instead of the route. Use after `sessionMiddleware`.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.userId !== undefined, { redirect: "/login" });
+ * app.get("/account", sessionGuard(signedIn), (c) => c.text("secret"));
+ * ```
+ */
+export function sessionGuard<T extends SessionData>(
+  ...guards: Guard<T>[]
+): MiddlewareHandler<EnvOf<T>> {
+  return async (c, next) => {
+    const denied = await runGuards(guards, c.get("session"), c.req.raw);
+    if (denied) return denied;
+    await next();
+  };
+}
+
+/** Hono's `c.res` setter copies the old response's headers onto the new one; clearing it first skips that. */
+function replace(c: Context, response: Response): void {
+  c.res = undefined;
+  c.res = response;
+}

@@ -1,0 +1,90 @@
+import type { Sessions } from "../../manager.js";
+import type { Session, SessionData } from "../../session.js";
+import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
+
+/** What guards and props resolvers receive: the request, the session's data, and the session itself. */
+export interface HandlerContext<T extends SessionData> {
+  request: Request;
+  /** The session's data, typed by the schema (the Wille shape: `session.username`). */
+  session: Readonly<Partial<T>>;
+  /** The session itself, to write, flash or regenerate. */
+  handle: Session<T>;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * A page handler in the Wille seed's shape: guards that may answer first, then a props resolver,
+ * then a render function; `fetch` serves it.
+ */
+export interface GuardedHandler<T extends SessionData, P> {
+  /** Adds a guard: return a Response (e.g. a 303 to /login) to stop before the page runs. */
+  addGuard(
+    guard: (context: HandlerContext<T>) => MaybePromise<Response | undefined | void>,
+  ): GuardedHandler<T, P>;
+  /** Sets how props are computed from the request and session; the props type flows to `render`. */
+  addPropsResolver<Q>(
+    resolve: (context: HandlerContext<T>) => MaybePromise<Q>,
+  ): GuardedHandler<T, Q>;
+  /** Turns props into the response; returns the fetch handler. */
+  render(
+    view: (props: P, context: HandlerContext<T>) => MaybePromise<Response>,
+  ): (request: Request) => Promise<Response>;
+  /** Type-only: the props the resolver produces. */
+  readonly "~props"?: P;
+}
+
+/** The props type of a handler, as Wille's `inferProps<typeof handler>`. */
+export type InferProps<H> = H extends GuardedHandler<SessionData, infer P> ? P : never;
+
+/**
+ * Builds a guarded page handler on a session manager.
+ *
+ * @example
+ * ```ts
+ * export const handler = createHandler(sessions)
+ *   .addGuard(({ session }) => {
+ *     if (session.username == null) return new Response(null, { status: 303, headers: { location: "/login" } });
+ *   })
+ *   .addPropsResolver(({ session }) => ({ username: session.username }));
+ * export const fetch = handler.render(({ username }) => new Response(`username: ${username}`));
+ * ```
+ */
+export function createHandler<T extends SessionData>(
+  sessions: Sessions<T>,
+): GuardedHandler<T, Record<string, never>> {
+  return build(sessions, [], () => ({}));
+}
+
+function build<T extends SessionData, P>(
+  sessions: Sessions<T>,
+  guards: ReadonlyArray<(context: HandlerContext<T>) => MaybePromise<Response | undefined | void>>,
+  resolve: (context: HandlerContext<T>) => MaybePromise<P>,
+): GuardedHandler<T, P> {
+  return {
+    addGuard: (guard) => build(sessions, [...guards, guard], resolve),
+    addPropsResolver: (next) => build(sessions, guards, next),
+    render: (view) => async (request) => {
+      try {
+        const handle = await sessions.load(request);
+        const context: HandlerContext<T> = {
+          request,
+          handle,
+          get session() {
+            return handle.data;
+          },
+        };
+        let response: Response | undefined;
+        for (const guard of guards) {
+          response = (await guard(context)) ?? undefined;
+          if (response) break;
+        }
+        response ??= await view(await resolve(context), context);
+        return await commitToResponse(sessions, handle, response);
+      } catch (err) {
+        if (isStoreUnavailable(err)) return storeUnavailableResponse();
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Sessions } from "../../manager.js";
+import type { Session, SessionData } from "../../session.js";
+import { nodeSessionInput } from "./node-request.js";
+import { commitBeforeHeaders } from "./node-response.js";
+import { isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
+
+/** A loaded session whose response is held until it is committed. */
+export interface HeldSession<T extends SessionData> {
+  session: Session<T>;
+  /** Whether the handler has begun to respond (held or sent). */
+  responding: () => boolean;
+}
+
+export interface HoldOptions {
+  /** The client address as the framework resolved it (trusted proxies); default the socket's. */
+  ip?: string | undefined;
+  /** The answer when the commit fails for any reason but a store outage (that one is a 503). */
+  onError: (err: unknown) => Response;
+}
+
+/**
+ * Loads a node:http request's session and holds its response until the session is committed, the
+ * block every node-based adapter (node:http, Express, Koa) shares. A store outage while loading
+ * resolves the 503 to answer with instead, for the adapter to send its own way; any other load
+ * error rejects.
+ */
+export async function loadAndHold<T extends SessionData>(
+  sessions: Sessions<T>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: HoldOptions,
+): Promise<HeldSession<T> | Response> {
+  let session: Session<T>;
+  try {
+    session = await sessions.load(nodeSessionInput(req, sessions.headerName, options.ip));
+  } catch (err) {
+    if (isStoreUnavailable(err)) return storeUnavailableResponse();
+    throw err;
+  }
+  const commit = async () => {
+    const headers = new Headers();
+    await sessions.commit(session, headers);
+    return headers;
+  };
+  const responding = commitBeforeHeaders(res, commit, (err) =>
+    isStoreUnavailable(err) ? storeUnavailableResponse() : options.onError(err),
+  );
+  return { session, responding };
+}

@@ -1,0 +1,68 @@
+import { isSessionError, STORE_RETRY_AFTER_SECONDS } from "../../errors.js";
+import type { Sessions } from "../../manager.js";
+import type { Session, SessionData } from "../../session.js";
+
+/** The response every adapter gives for an unhandled `StoreUnavailableError`. */
+export function storeUnavailableResponse(): Response {
+  return new Response("Service Unavailable: the session store cannot be reached", {
+    status: 503,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "retry-after": String(STORE_RETRY_AFTER_SECONDS),
+      "cache-control": "no-store",
+    },
+  });
+}
+
+/** A store outage, or a session lock not obtained in time: both are "try again shortly", a 503. */
+export function isStoreUnavailable(err: unknown): boolean {
+  return isSessionError(err, "ERR_STORE_UNAVAILABLE") || isSessionError(err, "ERR_LOCK_TIMEOUT");
+}
+
+/**
+ * The answer to an error no framework handles (node:http has no error page of its own): a 503 for a
+ * store outage; otherwise the error is reported and the answer is a 500, rather than a crashed process.
+ */
+export function errorResponse(err: unknown): Response {
+  if (isStoreUnavailable(err)) return storeUnavailableResponse();
+  console.error(err);
+  return new Response("Internal Server Error", {
+    status: 500,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/**
+ * Commits the session into a Response. Headers of a Response may be immutable (Response.redirect,
+ * a fetched response): then the response is re-wrapped around the same body stream, which is not read.
+ */
+export async function commitToResponse<T extends SessionData>(
+  sessions: Sessions<T>,
+  session: Session<T>,
+  response: Response,
+): Promise<Response> {
+  const headers = new Headers();
+  await sessions.commit(session, headers);
+  if (isEmpty(headers)) return response;
+  try {
+    mergeHeaders(response.headers, headers);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    mergeHeaders(copy.headers, headers);
+    return copy;
+  }
+}
+
+/** Copies committed headers: Set-Cookie lines are appended, the rest replace. */
+export function mergeHeaders(target: Headers, source: Headers): void {
+  for (const line of source.getSetCookie()) target.append("set-cookie", line);
+  source.forEach((value, name) => {
+    if (name !== "set-cookie") target.set(name, value);
+  });
+}
+
+function isEmpty(headers: Headers): boolean {
+  for (const _ of headers.keys()) return false;
+  return true;
+}

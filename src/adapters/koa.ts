@@ -1,0 +1,85 @@
+import type { Middleware, ParameterizedContext } from "koa";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { RegisteredSessionData } from "../register.js";
+import type { Session } from "../session.js";
+import { loadAndHold } from "./internal/node-session.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+// `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/koa` works too.
+export type { Register, RegisteredSessionData } from "../register.js";
+
+declare module "koa" {
+  interface ExtendableContext {
+    /** The visitor's session, set by `session()`. */
+    session: Session<RegisteredSessionData>;
+  }
+}
+
+export interface KoaSessionOptions {
+  /** Run after the session loads, for every request; the first Response answers instead of the app. */
+  guards?: readonly Guard<RegisteredSessionData>[];
+}
+
+/**
+ * Koa 3 middleware that loads `ctx.session` and commits it as the response's headers leave: after the
+ * downstream middleware resolve or throw. Koa's error response resets every header, and the session's
+ * are applied after that reset, so the cookie is on it too. A store that is down gives a 503.
+ *
+ * @example
+ * ```ts
+ * const app = new Koa();
+ * app.use(session(sessions));
+ * app.use((ctx) => {
+ *   ctx.session.set("visits", (ctx.session.get("visits") ?? 0) + 1);
+ *   ctx.body = `visit ${ctx.session.get("visits")}`;
+ * });
+ * ```
+ */
+export function session(
+  sessions: Sessions<RegisteredSessionData>,
+  options: KoaSessionOptions = {},
+): Middleware {
+  const guards = options.guards ?? [];
+  return async (ctx, next) => {
+    // Holding the raw response, rather than committing after `next()`, also covers Koa's error
+    // response (which clears headers set before it), `ctx.respond = false` and early flushes.
+    const held = await loadAndHold(sessions, ctx.req, ctx.res, {
+      ip: ctx.ip,
+      onError: (err) => {
+        ctx.app.emit("error", err, ctx);
+        return new Response("Internal Server Error", { status: 500 });
+      },
+    });
+    if (held instanceof Response) {
+      ctx.body = held; // Koa 3 takes a Web Response as the body: its status, headers and body
+      return;
+    }
+    ctx.session = held.session;
+    if (await allow(guards, ctx)) await next();
+  };
+}
+
+/**
+ * Turns guards into middleware for the routes behind it; the first guard that returns a Response
+ * answers the request.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.has("username"), { redirect: "/login" });
+ * router.get("/account", guard(signedIn), (ctx) => { ctx.body = "secret" });
+ * ```
+ */
+export function guard(...guards: Guard<RegisteredSessionData>[]): Middleware {
+  return async (ctx, next) => {
+    if (await allow(guards, ctx)) await next();
+  };
+}
+
+async function allow(guards: readonly Guard<RegisteredSessionData>[], ctx: ParameterizedContext) {
+  const denied = await runGuards(guards, ctx.session, undefined);
+  // Koa 3 takes a Web Response as the body: its status, headers and body.
+  if (denied) ctx.body = denied;
+  return !denied;
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type Guard, runGuards } from "../guard.js";
+import type { Sessions } from "../manager.js";
+import type { Session, SessionData } from "../session.js";
+import { sendWebResponse } from "./internal/node-response.js";
+import { type HeldSession, loadAndHold } from "./internal/node-session.js";
+import { errorResponse } from "./internal/respond.js";
+
+export { type Denial, type Guard, requireSession } from "../guard.js";
+
+/** A node:http request with its session. */
+export type SessionRequest<T extends SessionData> = IncomingMessage & { session: Session<T> };
+
+export interface NodeSessionOptions<T extends SessionData> {
+  /** Run before the handler; the first that returns a Response answers instead of the handler. */
+  guards?: readonly Guard<T>[];
+}
+
+/**
+ * Wraps a node:http handler with a session on `req.session`, committed before the response's
+ * headers leave, whatever way the handler responds. An unhandled `StoreUnavailableError` becomes a
+ * 503; any other error thrown by the handler becomes a 500 that still carries the session cookie.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { withSession } from "sessionkit/node";
+ * createServer(withSession(sessions, (req, res) => {
+ *   const visits = ((req.session.get("visits") as number) ?? 0) + 1;
+ *   req.session.set("visits", visits);
+ *   res.end(`visit ${visits}`);
+ * })).listen(3000);
+ * ```
+ */
+export function withSession<T extends SessionData>(
+  sessions: Sessions<T>,
+  handler: (req: SessionRequest<T>, res: ServerResponse) => unknown,
+  options: NodeSessionOptions<T> = {},
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const guards = options.guards ?? [];
+  return async (req, res) => {
+    let held: HeldSession<T> | Response;
+    try {
+      held = await loadAndHold(sessions, req, res, { onError: errorResponse });
+    } catch (err) {
+      held = errorResponse(err);
+    }
+    if (held instanceof Response) {
+      await sendWebResponse(res, held);
+      return;
+    }
+    const { session, responding } = held;
+    (req as SessionRequest<T>).session = session;
+    try {
+      const denied = await runGuards(guards, session, undefined);
+      if (denied) await sendWebResponse(res, denied);
+      else await handler(req as SessionRequest<T>, res);
+    } catch (err) {
+      // The response is already on its way: report the error rather than crash the server with an
+      // unhandled rejection (node:http ignores the handler's promise).
+      if (responding()) console.error(err);
+      else await sendWebResponse(res, errorResponse(err));
+    }
+  };
+}

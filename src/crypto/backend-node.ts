@@ -1,0 +1,100 @@
+import { isUtf8 } from "node:buffer";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createSecretKey,
+  hkdf,
+  type KeyObject,
+  randomFillSync,
+  timingSafeEqual,
+} from "node:crypto";
+import { promisify } from "node:util";
+import { type CryptoBackend, IV_BYTES, isBase64Url, TAG_BYTES } from "./backend.js";
+
+const hkdfAsync = promisify(hkdf);
+
+async function derive(ikm: Uint8Array, info: string): Promise<KeyObject> {
+  // Salt-less HKDF is sound for high-entropy input key material (RFC 5869 section 3.1).
+  const bytes = await hkdfAsync("sha256", ikm, new Uint8Array(0), info, 32);
+  return createSecretKey(new Uint8Array(bytes));
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** node:crypto backend: synchronous primitives, chosen by the "node" export condition. */
+export const backend: CryptoBackend = {
+  name: "node",
+  deriveAesKey: derive,
+  deriveHmacKey: derive,
+  seal(key, plaintext, aad) {
+    const length = Buffer.byteLength(plaintext, "utf8");
+    const out = Buffer.allocUnsafe(IV_BYTES + length + TAG_BYTES);
+    randomFillSync(out, 0, IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", key as KeyObject, out.subarray(0, IV_BYTES));
+    cipher.setAAD(aad);
+    // The cipher encodes the text itself: no intermediate UTF-8 copy.
+    cipher.update(plaintext, "utf8").copy(out, IV_BYTES);
+    cipher.final();
+    cipher.getAuthTag().copy(out, IV_BYTES + length);
+    return out;
+  },
+  open(key, sealed, aad) {
+    if (sealed.length < IV_BYTES + TAG_BYTES) return null;
+    const buf = toBuffer(sealed);
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", key as KeyObject, buf.subarray(0, IV_BYTES));
+      decipher.setAAD(aad);
+      decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
+      const head = decipher.update(buf.subarray(IV_BYTES, buf.length - TAG_BYTES));
+      decipher.final();
+      return head;
+    } catch {
+      // GCM authentication failure is the only way here: the input lengths were checked above.
+      return null;
+    }
+  },
+  sign(key, data) {
+    return createHmac("sha256", key as KeyObject)
+      .update(data, "utf8")
+      .digest("base64url");
+  },
+  verify(key, data, mac) {
+    const expected = Buffer.from(
+      createHmac("sha256", key as KeyObject)
+        .update(data, "utf8")
+        .digest("base64url"),
+      "latin1",
+    );
+    // UTF-8, not latin1: a character above U+00FF then lengthens the buffer and fails the length
+    // check, instead of being truncated to a byte that might match.
+    const given = Buffer.from(mac, "utf8");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  },
+  sha256(data) {
+    return createHash("sha256").update(data).digest();
+  },
+  randomBytes(length) {
+    return randomFillSync(Buffer.allocUnsafe(length));
+  },
+  encodeUtf8(text) {
+    return Buffer.from(text, "utf8");
+  },
+  decodeUtf8(bytes) {
+    // isUtf8 first: Buffer's decoder would substitute U+FFFD where TextDecoder's fatal mode throws.
+    return isUtf8(bytes) ? toBuffer(bytes).toString("utf8") : null;
+  },
+  encodeBase64Url(bytes) {
+    return toBuffer(bytes).toString("base64url");
+  },
+  decodeBase64Url(text) {
+    // Buffer's decoder skips invalid characters silently; validate first so tampering is not masked.
+    if (!isBase64Url(text)) return null;
+    return Buffer.from(text, "base64url");
+  },
+};

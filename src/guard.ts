@@ -1,0 +1,58 @@
+import type { Session, SessionData } from "./session.js";
+
+/**
+ * A guard runs before a handler: it returns a `Response` to stop the request (a redirect to the
+ * sign-in page, a 401, a 403), or nothing to let it through. Every adapter runs guards the same way
+ * and commits the session on the guard's response too.
+ */
+export type Guard<T extends SessionData = SessionData> = (
+  session: Session<T>,
+  request: Request | undefined,
+) => Response | undefined | void | Promise<Response | undefined | void>;
+
+/** How a guard refuses: a redirect (303 by default, so a POST becomes a GET) or a status. */
+export type Denial =
+  | { redirect: string; status?: 301 | 302 | 303 | 307 | 308 }
+  | { status: 401 | 403 | 404; body?: string };
+
+/**
+ * Builds a guard from a predicate on the session.
+ *
+ * @example
+ * ```ts
+ * const signedIn = requireSession((s) => s.userId !== undefined, { redirect: "/login" });
+ * const admin = requireSession((s) => s.get("role") === "admin", { status: 403 });
+ * ```
+ */
+export function requireSession<T extends SessionData = SessionData>(
+  allow: (session: Session<T>) => boolean | Promise<boolean>,
+  deny: Denial,
+): Guard<T> {
+  return async (session) => ((await allow(session)) ? undefined : denialResponse(deny));
+}
+
+/** Runs guards in order; the first Response wins. */
+export async function runGuards<T extends SessionData>(
+  guards: readonly Guard<T>[],
+  session: Session<T>,
+  request: Request | undefined,
+): Promise<Response | undefined> {
+  for (const guard of guards) {
+    const denied = await guard(session, request);
+    if (denied) return denied;
+  }
+  return undefined;
+}
+
+function denialResponse(deny: Denial): Response {
+  if ("redirect" in deny) {
+    return new Response(null, { status: deny.status ?? 303, headers: { location: deny.redirect } });
+  }
+  const body =
+    deny.body ??
+    (deny.status === 401 ? "Unauthorized" : deny.status === 403 ? "Forbidden" : "Not Found");
+  return new Response(body, {
+    status: deny.status,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}

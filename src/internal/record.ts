@@ -1,0 +1,94 @@
+import type { SessionMeta } from "../stores/store.js";
+
+/** The plaintext of a cookie session: short keys, because every byte rides on every request. */
+interface WireRecord {
+  i: string;
+  d: Record<string, unknown>;
+  c: number;
+  t: number;
+  r: number;
+  u?: string;
+  f?: Record<string, string[]>;
+}
+
+export interface CookieRecord {
+  id: string;
+  data: Record<string, unknown>;
+  meta: SessionMeta;
+}
+
+export function encodeRecord(id: string, data: Record<string, unknown>, meta: SessionMeta): string {
+  const wire: WireRecord = {
+    i: id,
+    d: data,
+    c: meta.createdAt,
+    t: meta.touchedAt,
+    r: meta.renewedAt,
+  };
+  if (meta.userId !== undefined) wire.u = meta.userId;
+  if (meta.flash !== undefined) wire.f = meta.flash;
+  return JSON.stringify(wire);
+}
+
+/**
+ * The inverse of `encodeRecord`, checking the shape: the token authenticated, but a record written by
+ * another version (or another app sharing the secret) must still not reach a handler half-formed.
+ */
+export function decodeRecord(text: string): CookieRecord | undefined {
+  let wire: unknown;
+  try {
+    wire = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(wire)) return undefined;
+  const { i, d, c, t, r, u, f } = wire as Partial<WireRecord>;
+  if (typeof i !== "string" || !isPlainObject(d) || !isTime(c) || !isTime(t) || !isTime(r)) {
+    return undefined;
+  }
+  if (u !== undefined && typeof u !== "string") return undefined;
+  if (f !== undefined && !isFlash(f)) return undefined;
+  const meta: SessionMeta = { createdAt: c, touchedAt: t, renewedAt: r };
+  if (u !== undefined) meta.userId = u;
+  if (f !== undefined) meta.flash = f;
+  return { id: i, data: d, meta };
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isFlash(value: unknown): value is Record<string, string[]> {
+  if (!isPlainObject(value)) return false;
+  for (const messages of Object.values(value)) {
+    if (!Array.isArray(messages) || !messages.every((m) => typeof m === "string")) return false;
+  }
+  return true;
+}
+
+/**
+ * The UTF-8 length of `text`, as `TextEncoder` would encode it (a lone surrogate becomes U+FFFD, three
+ * bytes), without allocating the bytes: the size guard runs on every change to a cookie session.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      // A pair: two UTF-16 units, four bytes.
+      bytes += 2;
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}

@@ -1,0 +1,694 @@
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { backend } from "#crypto-backend";
+import { generateSessionId, hashSessionId, isSessionId } from "./crypto/id.js";
+import { createKeyring, DERIVED_KEY_ID_CHARS, type Keyring } from "./crypto/keyring.js";
+import { encodeSignedPayload, openToken, sealToken, signToken } from "./crypto/token.js";
+import { isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
+import type { SessionEvent } from "./events.js";
+import { decodeRecord, encodeRecord, utf8Length } from "./internal/record.js";
+import { reportHookError } from "./internal/report.js";
+import {
+  type InvalidReason,
+  type ResolvedOptions,
+  resolveOptions,
+  type SessionsOptions,
+} from "./options.js";
+import { validateData } from "./schema.js";
+import { type Session, type SessionData, type SessionHooks, SessionState } from "./session.js";
+import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js";
+import {
+  CHUNK_VALUE_BYTES,
+  createCookieWriter,
+  parseCookies,
+  readCookieToken,
+} from "./transport/cookie.js";
+import { readHeaderToken, writeHeaderToken } from "./transport/header.js";
+
+/** RFC 6265bis section 5.6.2 caps cookie lifetimes at 400 days; no session outlives that either. */
+const FOUR_HUNDRED_DAYS_MS = 400 * 86_400_000;
+const USER_AGENT_MAX_CHARS = 256;
+/** How far ahead of this server's clock a record's timestamps may be (NTP-synced hosts agree to ms). */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** What `load` reads: a Fetch `Request`, its `Headers`, or headers with the request's URL and IP. */
+export type SessionInput = Request | Headers | { headers: Headers; url?: string; ip?: string };
+
+/** One session of a user, as a "your devices" page lists it. */
+export interface UserSession {
+  /** A public handle (the store key, a hash): safe to render, useless as a credential. Pass it to `revoke`. */
+  handle: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  userAgent: string | undefined;
+  ip: string | undefined;
+  label: string | undefined;
+  /** True for the session of the request given to `listByUser`. */
+  current: boolean;
+}
+
+/**
+ * The session manager `createSessions` returns. Adapters call `load` and `commit` for you.
+ *
+ * @example
+ * ```ts
+ * const session = await sessions.load(request);
+ * session.set("theme", "dark");
+ * const response = new Response("ok");
+ * await sessions.commit(session, response.headers);
+ * ```
+ */
+export interface Sessions<T extends SessionData = SessionData> {
+  /**
+   * Reads the session of a request. Bad input (tampered, expired, invalid) gives a fresh session and
+   * never throws; a store that is down rejects with `StoreUnavailableError`.
+   */
+  load(input: SessionInput): Promise<Session<T>>;
+  /**
+   * Writes what the request changed (nothing, if nothing did) and appends `Set-Cookie` (and the
+   * header transport) to `headers`. Safe to call again after further changes.
+   */
+  commit(session: Session<T>, headers: Headers): Promise<void>;
+  /** Store sessions: the live sessions of a user, for a "your devices" page. */
+  listByUser(userId: string, options?: { current?: Session<T> }): Promise<UserSession[]>;
+  /** Store sessions: ends every session of a user ("sign out everywhere"), but `except`. */
+  destroyByUser(userId: string, options?: { except?: Session<T> }): Promise<number>;
+  /** Store sessions: ends one session of a user by the handle `listByUser` gave. */
+  revoke(userId: string, handle: string): Promise<boolean>;
+  /** The cookie name, for adapters and tests. */
+  readonly cookieName: string;
+  /** The header transport's name, when configured. */
+  readonly headerName: string | undefined;
+  /** The store, when sessions are kept server-side. */
+  readonly store: SessionStore | undefined;
+}
+
+/**
+ * Infers the session data type from a Standard Schema, or a plain JSON object without one (or with a
+ * schema whose output type is not an object, such as a schema typed only as `StandardSchemaV1`).
+ */
+export type InferSessionData<S> = S extends StandardSchemaV1
+  ? StandardSchemaV1.InferOutput<S> extends SessionData
+    ? StandardSchemaV1.InferOutput<S>
+    : SessionData
+  : SessionData;
+
+/** Per-request transport facts, kept on the session for commit. */
+interface Transport {
+  source: "cookie" | "header" | undefined;
+  /** Our cookies (base and chunks) the request carried. */
+  present: string[];
+  /** Whether our cookies get `Secure`; with `secure: "auto"`, worked out on first write (see `isSecure`). */
+  secure: boolean | undefined;
+  /** The request's URL and headers, for `secure: "auto"`. */
+  url: string | undefined;
+  headers: Headers;
+  /** A token came in and was refused: clear it if nothing else is written. */
+  refused: boolean;
+  /** The token as received, reused when only the cookie's lifetime must move. */
+  token: string | undefined;
+  userAgent: string | undefined;
+  ip: string | undefined;
+  /** Releases the per-session lock (the `lock` option) once the request has committed. */
+  release: (() => Promise<void>) | undefined;
+}
+
+/**
+ * Creates the session manager. Options are validated here, once: a missing or short secret, an
+ * unknown option or an impossible cookie setting throws `ConfigError` at start-up.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * const sessions = createSessions({
+ *   secret: process.env.SESSION_SECRET!,
+ *   schema: z.object({ username: z.string().optional(), visits: z.number().default(0) }),
+ *   idleTimeout: "30m",
+ * });
+ * ```
+ */
+export function createSessions<S extends StandardSchemaV1 | undefined = undefined>(
+  options: SessionsOptions<S>,
+): Sessions<InferSessionData<S>> {
+  const config = resolveOptions(options as SessionsOptions<StandardSchemaV1 | undefined>);
+  const { store, cookie, schema } = config;
+  let keyringPromise: Promise<Keyring> | undefined;
+  /** Set once the keys are derived, so requests after the first skip a promise tick. */
+  let ring: Keyring | undefined;
+  const keyring = () => {
+    keyringPromise ??= createKeyring(config.secrets, backend).then((derived) => {
+      ring = derived;
+      return derived;
+    });
+    return keyringPromise;
+  };
+  const cookieWriter = createCookieWriter(cookie);
+  const generateId = config.generateId ?? (() => generateSessionId(backend));
+  const primaryKeyIdLength = config.secrets[0]?.id?.length ?? DERIVED_KEY_ID_CHARS;
+  const hooks: SessionHooks = {
+    now: config.now,
+    generateId,
+    checkSize: store ? undefined : checkCookieSize,
+  };
+
+  function emit(event: SessionEvent): void {
+    if (!config.onEvent) return;
+    try {
+      config.onEvent(event);
+    } catch (err) {
+      reportHookError("onEvent", err);
+    }
+  }
+
+  function refuse(transport: Transport, reason: InvalidReason, userId?: string): void {
+    transport.refused = true;
+    const at = config.now();
+    if (reason === "expired-idle" || reason === "expired-absolute") {
+      emit({
+        type: "expired",
+        at,
+        reason: reason === "expired-idle" ? "idle" : "absolute",
+        userId,
+      });
+    } else {
+      emit({ type: "invalid", at, reason });
+    }
+    if (!config.onInvalid) return;
+    try {
+      config.onInvalid(reason);
+    } catch (err) {
+      reportHookError("onInvalid", err);
+    }
+  }
+
+  /** The deadline of a record: the earlier of idle and absolute, capped at 400 days. */
+  function deadlineOf(meta: SessionMeta): number {
+    let deadline = meta.touchedAt + FOUR_HUNDRED_DAYS_MS;
+    if (config.idleTimeoutMs !== undefined)
+      deadline = Math.min(deadline, meta.touchedAt + config.idleTimeoutMs);
+    if (config.absoluteTimeoutMs !== undefined) {
+      deadline = Math.min(deadline, meta.createdAt + config.absoluteTimeoutMs);
+    }
+    return deadline;
+  }
+
+  function expiryReason(meta: SessionMeta, now: number): InvalidReason | undefined {
+    // A record stamped further ahead than clocks plausibly disagree was issued by a server whose clock
+    // is wrong: refuse it rather than let the skew lengthen its life. Within the tolerance, a future
+    // stamp counts as "now".
+    if (meta.createdAt > now + MAX_CLOCK_SKEW_MS || meta.touchedAt > now + MAX_CLOCK_SKEW_MS) {
+      return "malformed";
+    }
+    const created = Math.min(meta.createdAt, now);
+    const touched = Math.min(meta.touchedAt, now);
+    if (config.absoluteTimeoutMs !== undefined && created + config.absoluteTimeoutMs <= now) {
+      return "expired-absolute";
+    }
+    if (config.idleTimeoutMs !== undefined && touched + config.idleTimeoutMs <= now) {
+      return "expired-idle";
+    }
+    return undefined;
+  }
+
+  function freshMeta(now: number): SessionMeta {
+    return { createdAt: now, touchedAt: now, renewedAt: now };
+  }
+
+  async function freshSession(transport: Transport): Promise<SessionState> {
+    // Schema defaults apply to a new session when the empty object passes the schema.
+    const data = (schema && (await validateData(schema, {}))) || {};
+    return new SessionState(
+      generateId(),
+      data,
+      freshMeta(config.now()),
+      undefined,
+      hooks,
+      transport,
+    );
+  }
+
+  function readTransport(input: SessionInput, headers: Headers): Transport {
+    const url = isHeaders(input) ? undefined : input.url;
+    const transport: Transport = {
+      source: undefined,
+      present: [],
+      // "auto" reads request headers: deferred to the first write, which most requests never make.
+      secure: cookie.secure === "auto" ? undefined : cookie.secure,
+      url,
+      headers,
+      refused: false,
+      token: undefined,
+      userAgent: undefined,
+      ip: undefined,
+      release: undefined,
+    };
+    if (store) {
+      if (config.track.userAgent)
+        transport.userAgent = headers.get("user-agent")?.slice(0, USER_AGENT_MAX_CHARS);
+      if (config.track.ip && !isHeaders(input) && "ip" in input) transport.ip = input.ip;
+    }
+    return transport;
+  }
+
+  async function load(input: SessionInput): Promise<SessionState> {
+    const headers = isHeaders(input) ? input : input.headers;
+    const transport = readTransport(input, headers);
+    const cookies = parseCookies(headers.get("cookie"));
+    const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
+    transport.present = fromCookie.present;
+    // A request that carries the header (even empty, to ask for a first token) uses the header transport.
+    let token = config.header ? readHeaderToken(headers, config.header) : undefined;
+    if (token !== undefined) transport.source = "header";
+    if (transport.source === "header") token = token || undefined;
+    else if (fromCookie.token !== undefined || fromCookie.oversized) {
+      transport.source = "cookie";
+      token = fromCookie.token;
+    }
+    if (token === undefined) {
+      if (transport.source === "header") return freshSession(transport);
+      if (fromCookie.oversized) refuse(transport, "oversized");
+      else if (fromCookie.present.length > 0) refuse(transport, "malformed");
+      return freshSession(transport);
+    }
+    if (token.length > config.maxSize) {
+      refuse(transport, "oversized");
+      return freshSession(transport);
+    }
+    transport.token = token;
+
+    const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
+    if (typeof opened === "string") {
+      refuse(transport, opened);
+      return freshSession(transport);
+    }
+    const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
+    // Any of our formats may arrive after a configuration change; only the configured one is accepted.
+    if (opened.version !== expected) {
+      refuse(transport, "malformed");
+      return freshSession(transport);
+    }
+
+    let id: string;
+    let stored: StoredSession | undefined;
+    let key: string | undefined;
+    if (store) {
+      if (!isSessionId(opened.text)) {
+        refuse(transport, "malformed");
+        return freshSession(transport);
+      }
+      id = opened.text;
+      key = await hashSessionId(backend, id);
+      if (config.lock) await acquireLock(store, key, transport);
+      try {
+        stored = await guardStore(store, "get", () => store.get(key as string));
+      } catch (err) {
+        await transport.release?.().catch(() => undefined);
+        throw err;
+      }
+      if (!stored) {
+        // OWASP "strict" session management: an id the server does not know is never adopted.
+        refuse(transport, "unknown-session");
+        return freshSession(transport);
+      }
+    } else {
+      const record = decodeRecord(opened.text);
+      if (!record || !isSessionId(record.id)) {
+        refuse(transport, "malformed");
+        return freshSession(transport);
+      }
+      id = record.id;
+      stored = record;
+    }
+
+    const now = config.now();
+    const expired = expiryReason(stored.meta, now);
+    if (expired) {
+      refuse(transport, expired, stored.meta.userId);
+      // A store entry past its deadline is garbage: delete it rather than wait for a sweep.
+      if (store && key) await guardStore(store, "delete", () => store.delete(key as string));
+      return freshSession(transport);
+    }
+    let data = stored.data;
+    if (schema) {
+      const valid = await validateData(schema, data);
+      if (!valid) {
+        refuse(transport, "schema");
+        return freshSession(transport);
+      }
+      data = valid;
+    }
+
+    const session = new SessionState(id, data, stored.meta, { id, key }, hooks, transport);
+    if (
+      config.renewIntervalMs !== undefined &&
+      now - stored.meta.renewedAt >= config.renewIntervalMs
+    ) {
+      await session.regenerate();
+      session.reissue = "renew";
+    } else if (opened.stale) {
+      session.reissue = "rotate";
+    }
+    return session;
+  }
+
+  function touchDue(session: SessionState, now: number): boolean {
+    return (
+      config.idleTimeoutMs !== undefined && now - session.meta.touchedAt >= config.touchIntervalMs
+    );
+  }
+
+  async function issueToken(session: SessionState): Promise<string> {
+    const keys = ring ?? (await keyring());
+    if (store) return signToken(backend, keys, "i1", session.id, cookie.name);
+    const json = encodeRecord(session.id, session.data, session.meta);
+    return config.mode === "signed"
+      ? signToken(backend, keys, "s1", encodeSignedPayload(backend, json), cookie.name)
+      : sealToken(backend, keys, json, cookie.name);
+  }
+
+  /** Exact token length for the session's current record, without sealing it. */
+  function checkCookieSize(session: SessionState): void {
+    const bytes = utf8Length(encodeRecord(session.id, session.data, session.meta));
+    // "e1." or "s1." + key id + ".": an explicit key id is 1-16 characters, a derived one 6.
+    const prefix = 4 + primaryKeyIdLength;
+    const size =
+      config.mode === "signed"
+        ? prefix + Math.ceil((bytes * 4) / 3) + 44
+        : prefix + Math.ceil(((12 + bytes + 16) * 4) / 3);
+    if (size > config.maxSize) {
+      throw new SessionError(
+        "ERR_SESSION_TOO_LARGE",
+        `this change would make the session cookie ${size} bytes, over maxSize ${config.maxSize}; keep large values in a server store (the "store" option) or raise maxSize`,
+      );
+    }
+  }
+
+  function sendToken(session: SessionState, headers: Headers, token: string, now: number): void {
+    const transport = session.transport as Transport;
+    const deadline = deadlineOf(session.meta);
+    // One transport answers: the header to a request that used it, the cookie otherwise. Both would
+    // double the response's size for a large session.
+    if (transport.source === "header" && config.header)
+      writeHeaderToken(headers, config.header, token);
+    else {
+      // No idle or absolute timeout: a browser-session cookie, gone when the browser closes.
+      // Rounded to the nearest second, so a new session shows the configured lifetime (604800 for
+      // "7d", not 604799); the sealed deadline, not Max-Age, is what the server enforces.
+      const maxAge =
+        config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined
+          ? undefined
+          : Math.max(1, Math.round((deadline - now) / 1000));
+      const lines = cookieWriter.write(isSecure(transport), token, maxAge, transport.present);
+      for (const line of lines) headers.append("set-cookie", line);
+      transport.present = token.length > 0 ? currentCookieNames(token) : [];
+    }
+    headers.set("cache-control", "no-store");
+  }
+
+  function isSecure(transport: Transport): boolean {
+    transport.secure ??= !isLocalPlainHttp(transport.url, transport.headers);
+    return transport.secure;
+  }
+
+  function currentCookieNames(token: string): string[] {
+    const count = Math.ceil(token.length / CHUNK_VALUE_BYTES);
+    return count <= 1
+      ? [cookie.name]
+      : Array.from({ length: count }, (_, i) => `${cookie.name}.${i}`);
+  }
+
+  function sendClear(session: SessionState, headers: Headers): void {
+    const transport = session.transport as Transport;
+    if (config.header && transport.source === "header")
+      writeHeaderToken(headers, config.header, "");
+    else {
+      for (const line of cookieWriter.clear(isSecure(transport), transport.present)) {
+        headers.append("set-cookie", line);
+      }
+      transport.present = [];
+    }
+    headers.set("cache-control", "no-store");
+  }
+
+  async function acquireLock(s: SessionStore, key: string, transport: Transport): Promise<void> {
+    const { ttlMs, waitMs } = config.lock as NonNullable<ResolvedOptions["lock"]>;
+    const release = await guardStore(s, "lock", () =>
+      (s.lock as NonNullable<SessionStore["lock"]>)(key, ttlMs, waitMs),
+    );
+    if (!release) {
+      throw new SessionError(
+        "ERR_LOCK_TIMEOUT",
+        `another request held this session's lock for longer than lock.wait (${waitMs} ms); raise lock.wait or shorten the work done under a session`,
+      );
+    }
+    transport.release = release;
+  }
+
+  async function commit(input: Session<SessionData>, headers: Headers): Promise<void> {
+    if (!(input instanceof SessionState)) {
+      throw new SessionError("ERR_SESSION_STATE", "commit() takes a session that load() returned");
+    }
+    const transport = input.transport as Transport;
+    try {
+      await commitSession(input, headers);
+    } finally {
+      const release = transport.release;
+      transport.release = undefined;
+      // The lock's TTL bounds how long a failed release can block the session.
+      if (release) await release().catch(() => undefined);
+    }
+  }
+
+  async function commitSession(session: SessionState, headers: Headers): Promise<void> {
+    const transport = session.transport as Transport;
+    const now = config.now();
+    const hasWrites = session.changes.size > 0 || session.metaChanges.size > 0 || session.replaced;
+    const origin = session.origin;
+
+    if (session.destroyed && origin) {
+      if (store && origin.key)
+        await guardStore(store, "delete", () => store.delete(origin.key as string));
+      emit({ type: "destroyed", at: now, userId: session.destroyedUserId });
+      if (config.clearSiteData) headers.set("clear-site-data", '"cookies"');
+      if (!hasWrites) {
+        sendClear(session, headers);
+        session.markCommitted(undefined);
+        return;
+      }
+    }
+    const liveOrigin = session.destroyed ? undefined : origin;
+
+    if (hasWrites) {
+      session.meta = { ...session.meta, touchedAt: now };
+      const expiresAt = deadlineOf(session.meta);
+      const idChanged = liveOrigin !== undefined && liveOrigin.id !== session.id;
+      let key: string | undefined;
+      if (store) {
+        key = await hashSessionId(backend, session.id);
+        if (!liveOrigin || session.replaced || idChanged) {
+          const meta = { ...session.meta };
+          if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
+          if (transport.ip !== undefined) meta.ip = transport.ip;
+          await guardStore(store, "set", () =>
+            store.set(key as string, { data: session.data, meta }, expiresAt),
+          );
+          if (idChanged && liveOrigin.key) {
+            const oldKey = liveOrigin.key;
+            await guardStore(store, "delete", () => store.delete(oldKey));
+          }
+        } else {
+          const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
+          for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
+          const patch = { ...session.dataPatch(), meta: metaPatch as never };
+          const applied = await guardStore(store, "patch", () =>
+            store.patch(key as string, patch, expiresAt),
+          );
+          if (!applied) {
+            // Destroyed or expired elsewhere since load: a late write must not revive it.
+            refuse(transport, "unknown-session");
+            sendClear(session, headers);
+            session.markCommitted(undefined);
+            return;
+          }
+        }
+      }
+      if (!liveOrigin) emit({ type: "created", at: now, userId: session.meta.userId });
+      else if (idChanged) {
+        emit({
+          type: session.reissue === "renew" ? "renewed" : "regenerated",
+          at: now,
+          userId: session.meta.userId,
+        });
+      }
+      // Store sessions: the cookie holds only the id, so it changes only with the id (or to slide).
+      if (
+        !store ||
+        !liveOrigin ||
+        idChanged ||
+        touchDue(session, now) ||
+        session.reissue === "rotate"
+      ) {
+        sendToken(session, headers, await issueToken(session), now);
+      }
+      session.markCommitted({ id: session.id, key });
+      return;
+    }
+
+    if (liveOrigin) {
+      const touch = touchDue(session, now);
+      if (touch || session.reissue) {
+        if (touch) session.meta = { ...session.meta, touchedAt: now };
+        if (store && touch && liveOrigin.key) {
+          const key = liveOrigin.key;
+          const found = await guardStore(store, "touch", () =>
+            store.touch(key, now, deadlineOf(session.meta)),
+          );
+          if (!found) {
+            refuse(transport, "unknown-session");
+            sendClear(session, headers);
+            session.markCommitted(undefined);
+            return;
+          }
+        }
+        const reuse = store && !session.reissue && transport.token !== undefined;
+        sendToken(
+          session,
+          headers,
+          reuse ? (transport.token as string) : await issueToken(session),
+          now,
+        );
+        session.markCommitted(liveOrigin);
+      }
+      return;
+    }
+
+    // A fresh session nobody wrote to: nothing to send, unless a refused cookie should be cleared.
+    if (transport.refused && transport.present.length > 0) sendClear(session, headers);
+  }
+
+  function requireStore<M extends "listByUser" | "deleteByUser">(method: M): SessionStore {
+    if (!store) {
+      throw new SessionError(
+        "ERR_STORE_CAPABILITY",
+        `${method} needs a server store: cookie sessions cannot be listed or revoked; pass the "store" option`,
+      );
+    }
+    if (typeof store[method] !== "function") {
+      throw new SessionError(
+        "ERR_STORE_CAPABILITY",
+        `the ${store.name} store does not implement ${method}()`,
+      );
+    }
+    return store;
+  }
+
+  async function listByUser(userId: string, options: { current?: Session<SessionData> } = {}) {
+    const s = requireStore("listByUser");
+    const entries = await guardStore(s, "listByUser", () =>
+      (s.listByUser as NonNullable<SessionStore["listByUser"]>)(userId),
+    );
+    const currentKey = await currentKeyOf(options.current);
+    const now = config.now();
+    return entries
+      .filter((entry) => entry.expiresAt > now && expiryReason(entry.meta, now) === undefined)
+      .map(
+        (entry): UserSession => ({
+          handle: entry.key,
+          createdAt: entry.meta.createdAt,
+          lastSeenAt: entry.meta.touchedAt,
+          expiresAt: entry.expiresAt,
+          userAgent: entry.meta.userAgent,
+          ip: entry.meta.ip,
+          label: entry.meta.label,
+          current: entry.key === currentKey,
+        }),
+      )
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  async function currentKeyOf(
+    session: Session<SessionData> | undefined,
+  ): Promise<string | undefined> {
+    if (!(session instanceof SessionState)) return undefined;
+    return session.origin?.key ?? (await hashSessionId(backend, session.id));
+  }
+
+  async function destroyByUser(userId: string, options: { except?: Session<SessionData> } = {}) {
+    const s = requireStore("deleteByUser");
+    const except = await currentKeyOf(options.except);
+    const count = await guardStore(s, "deleteByUser", () =>
+      (s.deleteByUser as NonNullable<SessionStore["deleteByUser"]>)(userId, except ? [except] : []),
+    );
+    emit({ type: "destroyed", at: config.now(), userId });
+    return count;
+  }
+
+  async function revoke(userId: string, handle: string): Promise<boolean> {
+    const s = requireStore("listByUser");
+    const entries = await guardStore(s, "listByUser", () =>
+      (s.listByUser as NonNullable<SessionStore["listByUser"]>)(userId),
+    );
+    // Only a handle of this user's own sessions may be revoked: handles come back from forms.
+    if (!entries.some((entry) => entry.key === handle)) return false;
+    await guardStore(s, "delete", () => s.delete(handle));
+    emit({ type: "destroyed", at: config.now(), userId });
+    return true;
+  }
+
+  const sessions: Sessions<SessionData> = {
+    load,
+    commit,
+    listByUser,
+    destroyByUser,
+    revoke,
+    cookieName: cookie.name,
+    headerName: config.header,
+    store,
+  };
+  // The schema's type is a compile-time view of the same runtime object.
+  return sessions as unknown as Sessions<InferSessionData<S>>;
+}
+
+/**
+ * Runs a store call; anything but a sessionkit error becomes `StoreUnavailableError`, so a store that
+ * forgot to wrap its driver's error still gives the handler something it can map to 503.
+ */
+async function guardStore<R>(
+  store: SessionStore,
+  operation: string,
+  call: () => Promise<R>,
+): Promise<R> {
+  try {
+    return await call();
+  } catch (err) {
+    if (isSessionError(err)) throw err;
+    throw new StoreUnavailableError(`the ${store.name} store failed during ${operation}`, {
+      cause: err,
+    });
+  }
+}
+
+function isHeaders(input: SessionInput): input is Headers {
+  // Duck-typed: a Headers from another realm or polyfill is still headers.
+  return typeof (input as Headers).get === "function" && !("headers" in input);
+}
+
+const LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
+
+/** Plain http to localhost is the one place a Secure cookie would be dropped by some clients. */
+function isLocalPlainHttp(url: string | undefined, headers: Headers): boolean {
+  let protocol: string;
+  let host: string;
+  if (url?.includes("://")) {
+    const schemeEnd = url.indexOf("://");
+    protocol = url.slice(0, schemeEnd);
+    const hostEnd = url.indexOf("/", schemeEnd + 3);
+    host = url.slice(schemeEnd + 3, hostEnd < 0 ? undefined : hostEnd);
+  } else {
+    protocol = headers.get("x-forwarded-proto") ?? "http";
+    host = headers.get("host") ?? "";
+  }
+  if (protocol !== "http") return false;
+  const hostname = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  return LOCAL_HOSTS.includes(hostname ?? "") || (hostname ?? "").endsWith(".localhost");
+}

@@ -1,0 +1,375 @@
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { type NamedSecret, normalizeSecrets, type SecretInput } from "./crypto/keyring.js";
+import { ConfigError } from "./errors.js";
+import type { SessionEvent } from "./events.js";
+import { parseDurationMs } from "./internal/duration.js";
+import type { SessionStore } from "./stores/store.js";
+import { CHUNK_VALUE_BYTES, type CookieSettings, MAX_CHUNKS } from "./transport/cookie.js";
+
+/** Seconds as a number, or a string such as "30m", "12h", "7d", "1h30m". */
+export type Duration = number | string;
+
+/** Cookie attributes. Defaults follow OWASP's Session Management Cheat Sheet, "Cookies". */
+export interface CookieOptions {
+  /** Cookie name. Default "sid". A `__Host-` name demands Secure, Path=/ and no Domain. */
+  name?: string;
+  /** Default "/". */
+  path?: string;
+  /** Default: none, so the cookie goes back to the exact host only. */
+  domain?: string;
+  /** Default true: scripts cannot read the cookie. */
+  httpOnly?: boolean;
+  /** Default "auto": Secure on every origin but plain-http localhost (so local development works). */
+  secure?: boolean | "auto";
+  /** Default "lax". "none" forces Secure. Lax is not a full CSRF defence: see the README. */
+  sameSite?: "lax" | "strict" | "none";
+  /** CHIPS `Partitioned` attribute, for third-party embeds. Default false; forces Secure. */
+  partitioned?: boolean;
+  /** Chrome's `Priority` attribute. Default: not sent. */
+  priority?: "low" | "medium" | "high";
+}
+
+/**
+ * Options of `createSessions`. Unknown options are a `ConfigError`, so a typo never silently
+ * weakens a setting.
+ */
+export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefined> {
+  /** Required. A string of >= 32 characters, a list (first seals, all open) or `{ keyId: secret }`. */
+  secret: SecretInput;
+  /** Any Standard Schema (Zod, Valibot, ArkType...). Stored data that fails it never reaches a handler. */
+  schema?: S;
+  /** A server store. Without one, the whole session lives in the cookie. */
+  store?: SessionStore;
+  /** Cookie sessions only: "encrypted" (AES-256-GCM, default) or "signed" (HMAC-SHA256, readable by the client). */
+  mode?: "encrypted" | "signed";
+  cookie?: CookieOptions;
+  /** Expire after this much inactivity; slides with use. Default "7d". `false`: never idle-expire. */
+  idleTimeout?: Duration | false;
+  /** Expire this long after creation, however active; survives `regenerate`. Default "30d". `false`: none. */
+  absoluteTimeout?: Duration | false;
+  /**
+   * An unchanged session extends its idle deadline (one store touch or one re-sealed cookie) at most
+   * this often. Default: a quarter of `idleTimeout`, at most "1h".
+   */
+  touchInterval?: Duration;
+  /** Rotate the id (store) or token (cookie) this often, even without sign-in. Default false (off). */
+  renewInterval?: Duration | false;
+  /** Request/response header for clients without cookies, e.g. "x-session". Default false (off). */
+  header?: string | false;
+  /** Largest cookie token in bytes; a write past it throws in the handler. Default 16000 (4 chunks). */
+  maxSize?: number;
+  /** Send `Clear-Site-Data: "cookies"` when a session is destroyed. Default false. */
+  clearSiteData?: boolean;
+  /** Store sessions: record user agent and IP beside the data for a devices page. Default both true. */
+  track?: { userAgent?: boolean; ip?: boolean } | false;
+  /** Store sessions: serialise the requests of one session with a store lock. Default false. */
+  lock?: { wait?: Duration; ttl?: Duration } | false;
+  /** Told of a refused token or data (tampered, expired, invalid). Never given the token. */
+  onInvalid?: (reason: InvalidReason) => void;
+  /** Told of every lifecycle event, for audit logs. Never given an id or a token. */
+  onEvent?: (event: SessionEvent) => void;
+  /** The clock, epoch ms. Default `Date.now`; inject one in tests. */
+  now?: () => number;
+  /** The id generator. Default: 256 bits from the platform CSPRNG. Inject one only in tests. */
+  generateId?: () => string;
+}
+
+/** Why input was refused and a fresh session given instead. */
+export type InvalidReason =
+  | "malformed"
+  | "unknown-key"
+  | "tampered"
+  | "oversized"
+  | "expired-idle"
+  | "expired-absolute"
+  | "schema"
+  | "unknown-session";
+
+export interface ResolvedOptions {
+  secrets: NamedSecret[];
+  schema: StandardSchemaV1 | undefined;
+  store: SessionStore | undefined;
+  mode: "encrypted" | "signed";
+  cookie: CookieSettings;
+  idleTimeoutMs: number | undefined;
+  absoluteTimeoutMs: number | undefined;
+  touchIntervalMs: number;
+  renewIntervalMs: number | undefined;
+  header: string | undefined;
+  maxSize: number;
+  clearSiteData: boolean;
+  track: { userAgent: boolean; ip: boolean };
+  lock: { waitMs: number; ttlMs: number } | undefined;
+  onInvalid: ((reason: InvalidReason) => void) | undefined;
+  onEvent: ((event: SessionEvent) => void) | undefined;
+  now: () => number;
+  generateId: (() => string) | undefined;
+}
+
+export const DEFAULTS = Object.freeze({
+  cookieName: "sid",
+  idleTimeout: "7d",
+  absoluteTimeout: "30d",
+  maxTouchIntervalMs: 3_600_000,
+  maxSize: 4 * CHUNK_VALUE_BYTES,
+  lockWait: "5s",
+  lockTtl: "30s",
+});
+
+const OPTION_NAMES = [
+  "secret",
+  "schema",
+  "store",
+  "mode",
+  "cookie",
+  "idleTimeout",
+  "absoluteTimeout",
+  "touchInterval",
+  "renewInterval",
+  "header",
+  "maxSize",
+  "clearSiteData",
+  "track",
+  "lock",
+  "onInvalid",
+  "onEvent",
+  "now",
+  "generateId",
+] as const;
+const COOKIE_OPTION_NAMES = [
+  "name",
+  "path",
+  "domain",
+  "httpOnly",
+  "secure",
+  "sameSite",
+  "partitioned",
+  "priority",
+] as const;
+
+// RFC 6265 section 4.1.1: a cookie name is an HTTP token.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Printable ASCII but ";" and "<", without white space (RFC 6265 section 4.1.1, path-value). */
+const COOKIE_PATH = /^[!-:=-~]*$/;
+/** Dot-separated labels of letters, digits and inner hyphens, with an optional leading dot. */
+const COOKIE_DOMAIN =
+  /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Validates and normalises options once, at start-up. Throws `ConfigError` saying what to change. */
+export function resolveOptions(
+  input: SessionsOptions<StandardSchemaV1 | undefined>,
+): ResolvedOptions {
+  if (typeof input !== "object" || input === null) {
+    throw new ConfigError("createSessions needs an options object with at least { secret }");
+  }
+  rejectUnknown(input, OPTION_NAMES, "option");
+  const secrets = normalizeSecrets(input.secret);
+
+  if (input.schema !== undefined && typeof input.schema?.["~standard"]?.validate !== "function") {
+    throw new ConfigError(
+      `"schema" must be a Standard Schema (Zod 3.24+, Valibot 1+, ArkType 2+): it has no ["~standard"].validate`,
+    );
+  }
+  const store = input.store;
+  if (store !== undefined) {
+    for (const method of ["get", "set", "patch", "touch", "delete"] as const) {
+      if (typeof store?.[method] !== "function") {
+        throw new ConfigError(`"store" lacks the required method ${method}(); pass a SessionStore`);
+      }
+    }
+  }
+  const mode = input.mode ?? "encrypted";
+  if (mode !== "encrypted" && mode !== "signed") {
+    throw new ConfigError(`"mode" must be "encrypted" or "signed"`);
+  }
+  if (store && input.mode !== undefined) {
+    throw new ConfigError(
+      `"mode" applies to cookie sessions only; remove it when a store is given`,
+    );
+  }
+
+  const idleTimeoutMs = durationOption("idleTimeout", input.idleTimeout, DEFAULTS.idleTimeout);
+  const absoluteTimeoutMs = durationOption(
+    "absoluteTimeout",
+    input.absoluteTimeout,
+    DEFAULTS.absoluteTimeout,
+  );
+  const renewIntervalMs = durationOption("renewInterval", input.renewInterval, false);
+  const touchIntervalMs =
+    input.touchInterval === undefined
+      ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? Infinity) / 4))
+      : (durationOption("touchInterval", input.touchInterval, false) ?? 0);
+
+  const maxSize = input.maxSize ?? DEFAULTS.maxSize;
+  const maxSizeCeiling = MAX_CHUNKS * CHUNK_VALUE_BYTES;
+  if (!Number.isInteger(maxSize) || maxSize < 256 || maxSize > maxSizeCeiling) {
+    throw new ConfigError(
+      `"maxSize" must be a whole number of bytes from 256 to ${maxSizeCeiling}`,
+    );
+  }
+
+  let header: string | undefined;
+  if (input.header !== undefined && input.header !== false) {
+    if (typeof input.header !== "string" || !HEADER_NAME.test(input.header)) {
+      throw new ConfigError(`"header" must be a header name such as "x-session", or false`);
+    }
+    header = input.header.toLowerCase();
+  }
+
+  const track = input.track === false ? { userAgent: false, ip: false } : (input.track ?? {});
+  if (typeof track !== "object")
+    throw new ConfigError(`"track" must be { userAgent?, ip? } or false`);
+
+  let lock: ResolvedOptions["lock"];
+  if (input.lock) {
+    if (!store?.lock) {
+      throw new ConfigError(
+        `"lock" needs a store with lock(); ${store ? `the ${store.name} store has none` : "cookie sessions cannot lock"}`,
+      );
+    }
+    lock = {
+      waitMs: durationOption("lock.wait", input.lock.wait, DEFAULTS.lockWait) ?? 0,
+      ttlMs: durationOption("lock.ttl", input.lock.ttl, DEFAULTS.lockTtl) ?? 0,
+    };
+  }
+
+  for (const name of ["onInvalid", "onEvent", "now", "generateId"] as const) {
+    if (input[name] !== undefined && typeof input[name] !== "function") {
+      throw new ConfigError(`"${name}" must be a function`);
+    }
+  }
+
+  return {
+    secrets,
+    schema: input.schema,
+    store,
+    mode,
+    cookie: resolveCookie(input.cookie ?? {}),
+    idleTimeoutMs,
+    absoluteTimeoutMs,
+    touchIntervalMs,
+    renewIntervalMs,
+    header,
+    maxSize,
+    clearSiteData: input.clearSiteData === true,
+    track: { userAgent: track.userAgent !== false, ip: track.ip !== false },
+    lock,
+    onInvalid: input.onInvalid,
+    onEvent: input.onEvent,
+    now: input.now ?? Date.now,
+    generateId: input.generateId,
+  };
+}
+
+function resolveCookie(input: CookieOptions): CookieSettings {
+  if (typeof input !== "object" || input === null)
+    throw new ConfigError(`"cookie" must be an object`);
+  rejectUnknown(input, COOKIE_OPTION_NAMES, "cookie option");
+  const name = input.name ?? DEFAULTS.cookieName;
+  if (typeof name !== "string" || !COOKIE_NAME.test(name) || name.length > 64) {
+    throw new ConfigError(
+      `cookie.name must be 1-64 characters of an HTTP token (letters, digits, !#$%&'*+-.^_\`|~)`,
+    );
+  }
+  const sameSite = input.sameSite ?? "lax";
+  if (!["lax", "strict", "none"].includes(sameSite)) {
+    throw new ConfigError(`cookie.sameSite must be "lax", "strict" or "none"`);
+  }
+  let secure = input.secure ?? "auto";
+  if (secure !== true && secure !== false && secure !== "auto") {
+    throw new ConfigError(`cookie.secure must be true, false or "auto"`);
+  }
+  const path = input.path ?? "/";
+  // The Set-Cookie line is written by hand (transport/cookie.ts), so these checks are at least those
+  // of `cookie.serialize`: printable ASCII without ";" (nor "<", which it also refuses).
+  if (typeof path !== "string" || !path.startsWith("/") || !COOKIE_PATH.test(path)) {
+    throw new ConfigError(`cookie.path must start with "/" and hold no ";" or white space`);
+  }
+  const domain = input.domain;
+  if (domain !== undefined && (typeof domain !== "string" || !COOKIE_DOMAIN.test(domain))) {
+    throw new ConfigError(`cookie.domain must be a host name such as "example.com"`);
+  }
+  // Browsers refuse these combinations silently (RFC 6265bis 4.1.3, 5.4.7; CHIPS); say so at start-up.
+  const needsSecure = [
+    name.startsWith("__Host-") && "a __Host- cookie name",
+    name.startsWith("__Secure-") && "a __Secure- cookie name",
+    sameSite === "none" && 'sameSite "none"',
+    input.partitioned === true && "partitioned",
+  ].find(Boolean);
+  if (needsSecure) {
+    if (secure === false)
+      throw new ConfigError(`${needsSecure} requires cookie.secure; remove secure: false`);
+    secure = true;
+  }
+  // Lower-cased as `cookie.serialize` did before the line was written by hand, so "High" still works.
+  const priority =
+    typeof input.priority === "string" ? input.priority.toLowerCase() : input.priority;
+  if (
+    priority !== undefined &&
+    priority !== "low" &&
+    priority !== "medium" &&
+    priority !== "high"
+  ) {
+    throw new ConfigError(`cookie.priority must be "low", "medium" or "high"`);
+  }
+  if (name.startsWith("__Host-") && (path !== "/" || domain !== undefined)) {
+    throw new ConfigError(`a __Host- cookie name requires path "/" and no domain`);
+  }
+  return {
+    name,
+    path,
+    domain,
+    httpOnly: input.httpOnly !== false,
+    secure,
+    sameSite,
+    partitioned: input.partitioned === true,
+    priority,
+  };
+}
+
+function durationOption(
+  name: string,
+  value: Duration | false | undefined,
+  fallback: Duration | false,
+): number | undefined {
+  const chosen = value === undefined ? fallback : value;
+  if (chosen === false) return undefined;
+  const ms = parseDurationMs(chosen);
+  if (ms === undefined || ms <= 0) {
+    throw new ConfigError(
+      `"${name}" must be a positive number of seconds or a duration such as "30m", "12h" or "7d"${name.includes("Interval") ? "" : ", or false"}`,
+    );
+  }
+  return ms;
+}
+
+function rejectUnknown(input: object, known: readonly string[], kind: string): void {
+  for (const key of Object.keys(input)) {
+    if (known.includes(key)) continue;
+    const guess = known.find(
+      (k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2,
+    );
+    throw new ConfigError(
+      `unknown ${kind} "${key}"${guess ? `; did you mean "${guess}"?` : `; known: ${known.join(", ")}`}`,
+    );
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] as number;
+      row[j] = Math.min(
+        current + 1,
+        (row[j - 1] as number) + 1,
+        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      prev = current;
+    }
+  }
+  return row[b.length] as number;
+}

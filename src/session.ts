@@ -1,0 +1,340 @@
+import { SessionError } from "./errors.js";
+import type { SessionMeta } from "./stores/store.js";
+
+/** Session data: a JSON object. The schema, when given, narrows it. */
+export type SessionData = Record<string, unknown>;
+
+/** Well-known flash levels; any other string works too. */
+export type FlashLevel = "debug" | "info" | "success" | "warning" | "error" | (string & {});
+
+/** One flash message with its level, as `flashEntries()` returns them. */
+export interface FlashEntry {
+  level: FlashLevel;
+  message: string;
+}
+
+/**
+ * One visitor's session, for the length of one request. Reads are synchronous; every change is
+ * recorded and written by `sessions.commit` (adapters call it for you), and an unchanged session
+ * writes nothing.
+ *
+ * @example
+ * ```ts
+ * const session = await sessions.load(request);
+ * session.set("count", (session.get("count") ?? 0) + 1);
+ * session.flash("success", "Saved");
+ * await sessions.commit(session, response.headers);
+ * ```
+ */
+export interface Session<T extends SessionData = SessionData> {
+  /** The session id. Never log it: it is the credential. Changes on `regenerate` and `destroy`. */
+  readonly id: string;
+  /** The data, typed by the schema. Read-only: change it with set, delete, update or clear. */
+  readonly data: Readonly<Partial<T>>;
+  /** True when the request carried no valid session. */
+  readonly isNew: boolean;
+  /** The user this session is bound to by `regenerate({ userId })`. */
+  readonly userId: string | undefined;
+  /** Epoch ms of creation; the absolute deadline counts from here. */
+  readonly createdAt: number;
+  /** True when this request changed something that `commit` will write. */
+  readonly isDirty: boolean;
+  get<K extends keyof T & string>(key: K): T[K] | undefined;
+  /** Sets one key; `undefined` deletes it. Throws `ERR_SESSION_TOO_LARGE` past a cookie session's `maxSize`. */
+  set<K extends keyof T & string>(key: K, value: T[K] | undefined): void;
+  has(key: keyof T & string): boolean;
+  delete(key: keyof T & string): void;
+  /** Merges changes (or what a function of the data returns); `undefined` values delete. */
+  update(changes: Partial<T> | ((data: Readonly<Partial<T>>) => Partial<T>)): void;
+  /** Empties the data and flash messages; the session, its id and its user binding remain. */
+  clear(): void;
+  /** Queues a message for a later request; it is read once. */
+  flash(level: FlashLevel, message: string): void;
+  /** The messages of one level, removed as they are read. */
+  flashes(level: FlashLevel): string[];
+  /** Every pending message with its level, removed as they are read. */
+  flashEntries(): FlashEntry[];
+  /** A name for this session on a "your devices" page ("Work laptop"); `undefined` removes it. Store sessions list it. */
+  setLabel(label: string | undefined): void;
+  /**
+   * New id, same data: call it on sign-in and on any privilege change, against session fixation
+   * (OWASP Session Management Cheat Sheet, "Renew the Session ID After Any Privilege Level Change").
+   * With a store, the old id stops working when the response is committed: its record is deleted.
+   * A cookie session has no server record to delete, so a copy of the old cookie still opens until
+   * its own idle or absolute deadline (sealed inside it); keep timeouts short, or use a store, where
+   * that matters. `userId` binds (or, with null, unbinds) a user.
+   */
+  regenerate(options?: { userId?: string | null }): Promise<void>;
+  /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
+  destroy(): void;
+}
+
+const LABEL_MAX_CHARS = 100;
+const DELETED: unique symbol = Symbol("deleted");
+type Change = unknown | typeof DELETED;
+
+/** What the manager needs to know about the record this request arrived with. */
+export interface SessionOrigin {
+  id: string;
+  /** The store key, in store mode. */
+  key: string | undefined;
+}
+
+/** Hooks the manager gives each session: the clock, the id generator and the size guard. */
+export interface SessionHooks {
+  now(): number;
+  generateId(): string;
+  /** Throws when the session would no longer fit its transport (cookie sessions only). */
+  checkSize: ((session: SessionState) => void) | undefined;
+}
+
+/**
+ * The implementation. A class rather than a factory of closures: one of these is made per request,
+ * and prototype methods keep that allocation to a single small object.
+ * @internal
+ */
+export class SessionState implements Session<SessionData> {
+  id: string;
+  data: SessionData;
+  meta: SessionMeta;
+  isNew: boolean;
+  /** The record this request loaded, if any: what regenerate and destroy must delete. */
+  origin: SessionOrigin | undefined;
+  /** Data keys changed since load (or the last commit). */
+  changes = new Map<string, Change>();
+  /** Meta fields changed since load (or the last commit). */
+  metaChanges = new Set<keyof SessionMeta>();
+  /** The whole record must be written (clear, regenerate, a new session). */
+  replaced = false;
+  /** The origin must be deleted at commit. */
+  destroyed = false;
+  /** The user the destroyed origin was bound to, for the "destroyed" event. */
+  destroyedUserId: string | undefined;
+  /** Set by the manager when the token must be re-issued though nothing changed (rotation, touch). */
+  reissue: "rotate" | "touch" | "renew" | undefined;
+  /** Transport facts the manager keeps for commit. */
+  readonly transport: unknown;
+  readonly hooks: SessionHooks;
+
+  constructor(
+    id: string,
+    data: SessionData,
+    meta: SessionMeta,
+    origin: SessionOrigin | undefined,
+    hooks: SessionHooks,
+    transport: unknown,
+  ) {
+    this.id = id;
+    this.data = data;
+    this.meta = meta;
+    this.origin = origin;
+    this.isNew = origin === undefined;
+    this.hooks = hooks;
+    this.transport = transport;
+  }
+
+  get userId(): string | undefined {
+    return this.meta.userId;
+  }
+
+  get createdAt(): number {
+    return this.meta.createdAt;
+  }
+
+  get isDirty(): boolean {
+    return this.changes.size > 0 || this.metaChanges.size > 0 || this.replaced || this.destroyed;
+  }
+
+  get(key: string): unknown {
+    return this.data[key];
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.data, key);
+  }
+
+  set(key: string, value: unknown): void {
+    this.apply({ [key]: value });
+  }
+
+  delete(key: string): void {
+    if (this.has(key)) this.apply({ [key]: undefined });
+  }
+
+  update(changes: SessionData | ((data: Readonly<SessionData>) => SessionData)): void {
+    const partial = typeof changes === "function" ? changes(this.data) : changes;
+    if (typeof partial !== "object" || partial === null || Array.isArray(partial)) {
+      throw new SessionError("ERR_SESSION_STATE", "update() takes an object of changes");
+    }
+    this.apply(partial);
+  }
+
+  clear(): void {
+    const before = {
+      data: this.data,
+      meta: this.meta,
+      replaced: this.replaced,
+      changes: this.changes,
+      metaChanges: new Set(this.metaChanges),
+    };
+    this.data = {};
+    this.changes = new Map();
+    if (this.meta.flash) {
+      this.meta = { ...this.meta };
+      delete this.meta.flash;
+      this.metaChanges.add("flash");
+    }
+    this.replaced = true;
+    this.guardSize(() => Object.assign(this, before));
+  }
+
+  flash(level: FlashLevel, message: string): void {
+    if (typeof level !== "string" || typeof message !== "string") {
+      throw new SessionError("ERR_SESSION_STATE", "flash(level, message) takes two strings");
+    }
+    const meta = this.meta;
+    const flashChanged = this.metaChanges.has("flash");
+    const flash = { ...meta.flash };
+    flash[level] = [...(flash[level] ?? []), message];
+    this.setFlash(flash);
+    this.guardSize(() => {
+      // Undone whole: a refused flash leaves nothing to write, so commit does not re-seal for it.
+      this.meta = meta;
+      if (!flashChanged) this.metaChanges.delete("flash");
+    });
+  }
+
+  flashes(level: FlashLevel): string[] {
+    const messages = this.meta.flash?.[level];
+    if (!messages) return [];
+    const rest = { ...this.meta.flash };
+    delete rest[level];
+    this.setFlash(Object.keys(rest).length > 0 ? rest : undefined);
+    return messages;
+  }
+
+  flashEntries(): FlashEntry[] {
+    const flash = this.meta.flash;
+    if (!flash) return [];
+    this.setFlash(undefined);
+    return Object.entries(flash).flatMap(([level, messages]) =>
+      messages.map((message) => ({ level, message })),
+    );
+  }
+
+  setLabel(label: string | undefined): void {
+    if (label !== undefined && typeof label !== "string") {
+      throw new SessionError("ERR_SESSION_STATE", "setLabel() takes a string or undefined");
+    }
+    this.meta = { ...this.meta };
+    if (label === undefined) delete this.meta.label;
+    else this.meta.label = label.slice(0, LABEL_MAX_CHARS);
+    this.metaChanges.add("label");
+  }
+
+  async regenerate(options: { userId?: string | null } = {}): Promise<void> {
+    if (
+      options.userId !== undefined &&
+      options.userId !== null &&
+      typeof options.userId !== "string"
+    ) {
+      throw new SessionError("ERR_SESSION_STATE", "regenerate({ userId }) takes a string or null");
+    }
+    this.id = this.hooks.generateId();
+    this.meta = { ...this.meta, renewedAt: this.hooks.now() };
+    if (options.userId === null) delete this.meta.userId;
+    else if (options.userId !== undefined) this.meta.userId = options.userId;
+    this.replaced = true;
+    this.reissue = undefined;
+  }
+
+  destroy(): void {
+    if (this.origin && !this.destroyed) {
+      this.destroyed = true;
+      // Meta is reset below; the "destroyed" audit event still names the user.
+      this.destroyedUserId = this.meta.userId;
+    }
+    const now = this.hooks.now();
+    this.id = this.hooks.generateId();
+    this.data = {};
+    this.meta = { createdAt: now, touchedAt: now, renewedAt: now };
+    this.changes = new Map();
+    this.metaChanges = new Set();
+    this.replaced = false;
+    this.reissue = undefined;
+    this.isNew = true;
+  }
+
+  /** Forgets the change log after a successful commit, so a second commit writes only what is new. */
+  markCommitted(origin: SessionOrigin | undefined): void {
+    this.origin = origin;
+    this.changes = new Map();
+    this.metaChanges = new Set();
+    this.replaced = false;
+    this.destroyed = false;
+    this.destroyedUserId = undefined;
+    this.reissue = undefined;
+  }
+
+  /** The data changes as a store patch. */
+  dataPatch(): { set: SessionData; delete: string[] } {
+    const set: SessionData = {};
+    const deleted: string[] = [];
+    for (const [key, value] of this.changes) {
+      if (value === DELETED) deleted.push(key);
+      else set[key] = value;
+    }
+    return { set, delete: deleted };
+  }
+
+  private setFlash(flash: Record<string, string[]> | undefined): void {
+    this.meta = { ...this.meta };
+    if (flash) this.meta.flash = flash;
+    else delete this.meta.flash;
+    this.metaChanges.add("flash");
+  }
+
+  private apply(partial: SessionData): void {
+    const data = { ...this.data };
+    const previous = new Map<string, Change | undefined>();
+    for (const key of Object.keys(partial)) {
+      const value = partial[key];
+      previous.set(key, this.changes.has(key) ? this.changes.get(key) : undefined);
+      if (value === undefined) {
+        if (!Object.hasOwn(data, key)) continue;
+        delete data[key];
+        this.changes.set(key, DELETED);
+      } else {
+        // A "__proto__" key from parsed input must become data, not this object's prototype.
+        if (key === "__proto__")
+          Object.defineProperty(data, key, {
+            value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        else data[key] = value;
+        this.changes.set(key, value);
+      }
+    }
+    const before = this.data;
+    this.data = data;
+    this.guardSize(() => {
+      this.data = before;
+      for (const [key, change] of previous) {
+        if (change === undefined) this.changes.delete(key);
+        else this.changes.set(key, change);
+      }
+    });
+  }
+
+  private guardSize(undo: () => void): void {
+    if (!this.hooks.checkSize) return;
+    try {
+      this.hooks.checkSize(this);
+    } catch (err) {
+      undo();
+      throw err;
+    }
+  }
+}

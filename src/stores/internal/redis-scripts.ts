@@ -1,0 +1,105 @@
+/**
+ * The Lua scripts of the Redis store and the field names of a session hash they share with it.
+ * Each script touches one key only, so the same code runs on a single server and on a cluster.
+ */
+import { createHash } from "node:crypto";
+
+// Field names inside a session hash. Data and meta get a prefix each so that no user key can collide
+// with metadata (STYLE: "metadata sits beside data").
+export const DATA = "d:";
+export const META = "m:";
+export const EXPIRES = "e";
+export const INDEX_UNTIL = "i";
+export const USER_FIELD = `${META}userId`;
+
+/** A script's text and its SHA1, for EVALSHA with an EVAL fallback. */
+export interface Script {
+  source: string;
+  sha: string;
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+/** Replaces the whole hash. ARGV: expiresAt, then field/value pairs. */
+export const SET_SCRIPT = script(`
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1`);
+
+/**
+ * Applies a patch to an existing hash only: a destroyed or expired session is never revived.
+ * ARGV: expiresAt, pair count n, n field/value pairs, then fields to delete.
+ * Returns 0 when missing; the stored user id (JSON) when the user index must be kept alive longer
+ * than it is known to live; else 1.
+ */
+export const PATCH_SCRIPT = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local last = 2 + 2 * tonumber(ARGV[2])
+for i = 3, last, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = last + 1, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
+if user then
+  local covered = tonumber(redis.call('HGET', KEYS[1], '${INDEX_UNTIL}') or '0') or 0
+  if tonumber(ARGV[1]) > covered then return user end
+end
+return 1`);
+
+/**
+ * Adds a session to a user index (a score only ever grows) and makes the index outlive it by as long
+ * again as the session has left, so sliding sessions refresh the index rarely. Never shortens the
+ * index's life. ARGV: member, expiresAt. Returns the epoch ms until which the index lives.
+ */
+export const INDEX_ADD_SCRIPT = script(`
+local score = tonumber(ARGV[2])
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not old or tonumber(old) < score then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local target = score + math.max(score - now, 0)
+-- a session already past its deadline: keep a new index alive briefly, never expire it at once
+if target <= now then target = now + 1000 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= 0 and now + ttl >= target then return now + ttl end
+redis.call('PEXPIREAT', KEYS[1], target)
+return target`);
+
+/** Sets the index horizon of a live session. ARGV: epoch ms. */
+export const INDEX_UNTIL_SCRIPT = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], '${INDEX_UNTIL}', ARGV[1])
+return 1`);
+
+/** Deletes a session; returns its user id (JSON) so the index entry can go too, else 0. */
+export const DELETE_SCRIPT = script(`
+local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
+redis.call('DEL', KEYS[1])
+return user or 0`);
+
+/** Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, 0 other user, -1 missing. */
+export const DELETE_IF_USER_SCRIPT = script(`
+local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
+if not user then return -1 end
+if user ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`);
+
+/**
+ * Removes index members, but only those whose score is at or before ARGV[1]: a member whose score
+ * moved on meanwhile belongs to a session that is being (re)written right now. ARGV: now, members.
+ */
+export const PRUNE_SCRIPT = script(`
+local n = 0
+for i = 2, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[1]) then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n`);
+
+/** Compare-and-delete, so a lock that expired and was taken by another request is not released. */
+export const UNLOCK_SCRIPT = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`);

@@ -1,0 +1,293 @@
+/**
+ * The MySQL / MariaDB store: one row per session, data and meta as JSON text, the deadline as epoch ms.
+ * A patch is one `UPDATE` of JSON_SET / JSON_REMOVE calls, so concurrent requests never lose each
+ * other's keys.
+ */
+import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { ConfigError } from "../errors.js";
+import {
+  migrateOnce,
+  runQuery,
+  type SqlRow,
+  splitMeta,
+  toEntries,
+  toSession,
+} from "./internal/sql.js";
+import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } from "./store.js";
+
+/** Options of `mysqlStore`. */
+export interface MysqlStoreOptions {
+  /**
+   * Required. A `mysql2/promise` pool; the store never ends it. Keep mysql2's default `FOUND_ROWS`
+   * client flag (do not pass `flags: "-FOUND_ROWS"`): `patch` and `touch` read "rows matched" from it.
+   * Set `connectTimeout` to bound how long a call waits for an unreachable server.
+   */
+  pool: Pool;
+  /**
+   * Table name, optionally database-qualified (`"auth.sessions"`); letters, digits and `_` only.
+   * Default `"sessionkit_sessions"`.
+   */
+  table?: string;
+  /**
+   * Create the table on first use (idempotent, safe from many processes at once). Default true. Set
+   * false when the application's user may not run DDL, and call `migrate()` from a deploy step.
+   */
+  createTable?: boolean;
+  /** The clock deciding what has expired, epoch ms. Default `Date.now`; inject one in tests. */
+  now?: () => number;
+}
+
+/** The MySQL store, with `migrate()` for deploy scripts and the CLI. */
+export interface MysqlStore extends SessionStore {
+  /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
+  listByUser(userId: string): Promise<StoredSessionEntry[]>;
+  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  sweep(now: number): Promise<number>;
+  close(): Promise<void>;
+  /** Creates the table and its indexes if missing; idempotent and safe to run concurrently. */
+  migrate(): Promise<void>;
+}
+
+const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", createTable: true, now: Date.now });
+
+const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+// Error codes are safe to show (never data); anything else from the driver stays in `cause`.
+const SAFE_CODE = /^[A-Z0-9_]{1,64}$/;
+
+type Row = RowDataPacket & SqlRow;
+
+/**
+ * Creates a session store on MySQL 8 or MariaDB 10.5+ through a `mysql2/promise` pool you own.
+ *
+ * The table (`key` VARCHAR(64) ascii_bin, `data` and `meta` JSON, `user_id` VARCHAR(255),
+ * `expires_at` BIGINT epoch ms) is created on first use; on MariaDB, JSON is LONGTEXT with a
+ * JSON_VALID check. Expiry is decided by the `now` option, not the server clock. Expired rows are
+ * invisible at once and removed by `sweep(now)`, which you schedule (no timer runs here). A session's
+ * size is bounded by the server's `max_allowed_packet` (16 MB by default on current servers).
+ *
+ * @example
+ * ```ts
+ * import mysql from "mysql2/promise";
+ * import { createSessions } from "sessionkit";
+ * import { mysqlStore } from "sessionkit/stores/mysql";
+ *
+ * const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectTimeout: 5000 });
+ * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store: mysqlStore({ pool }) });
+ * setInterval(() => sessions.store?.sweep?.(Date.now()), 3_600_000).unref();
+ * ```
+ */
+export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
+  if (!options || typeof options.pool?.query !== "function") {
+    throw new ConfigError("mysqlStore needs { pool }: a mysql2/promise Pool");
+  }
+  // `??` rather than a spread, so an option passed as `undefined` still gets its default.
+  const pool = options.pool;
+  const table = options.table ?? DEFAULTS.table;
+  const createTable = options.createTable ?? DEFAULTS.createTable;
+  const now = options.now ?? DEFAULTS.now;
+  if (typeof table !== "string" || !TABLE_NAME.test(table)) {
+    throw new ConfigError(
+      'mysqlStore "table" must be a name of letters, digits and "_" (up to 64), optionally "database.table"',
+    );
+  }
+  const t = table
+    .split(".")
+    .map((part) => `\`${part}\``)
+    .join(".");
+
+  // One statement: concurrent CREATE TABLE IF NOT EXISTS is serialised by the server's metadata lock.
+  // `key` is ascii_bin so lookups compare bytes (keys are base64url, and case matters).
+  const migrationSql = `CREATE TABLE IF NOT EXISTS ${t} (
+  \`key\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  \`data\` JSON NOT NULL,
+  \`meta\` JSON NOT NULL,
+  \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  \`expires_at\` BIGINT NOT NULL,
+  PRIMARY KEY (\`key\`),
+  KEY \`user_id_idx\` (\`user_id\`),
+  KEY \`expires_at_idx\` (\`expires_at\`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+
+  async function migrate(): Promise<void> {
+    await run("migrate", migrationSql, () => pool.query(migrationSql));
+  }
+
+  /** Creates the table once per store; concurrent first calls share one attempt, a failed one is retried. */
+  const ensureTable = migrateOnce(migrate, createTable);
+
+  async function read(operation: string, sql: string, values: unknown[]): Promise<Row[]> {
+    await ensureTable();
+    const [rows] = await run(operation, sql, () => pool.query<Row[]>(sql, values));
+    return rows;
+  }
+
+  async function write(
+    operation: string,
+    sql: string,
+    values: unknown[],
+  ): Promise<ResultSetHeader> {
+    await ensureTable();
+    const [result] = await run(operation, sql, () => pool.query<ResultSetHeader>(sql, values));
+    return result;
+  }
+
+  async function get(key: string): Promise<StoredSession | undefined> {
+    const rows = await read(
+      "get",
+      `SELECT \`data\`, \`meta\` FROM ${t} WHERE \`key\` = ? AND \`expires_at\` > ?`,
+      [key, now()],
+    );
+    const row = rows[0];
+    return row ? toSession(row) : undefined;
+  }
+
+  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+    // VALUES() is deprecated in MySQL 8.0.20 but still works, and the row-alias syntax that replaces
+    // it does not exist in MariaDB.
+    await write(
+      "set",
+      `INSERT INTO ${t} (\`key\`, \`data\`, \`meta\`, \`user_id\`, \`expires_at\`) VALUES (?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`),
+  \`user_id\` = VALUES(\`user_id\`), \`expires_at\` = VALUES(\`expires_at\`)`,
+      [
+        key,
+        JSON.stringify(session.data),
+        JSON.stringify(session.meta),
+        session.meta.userId ?? null,
+        expiresAt,
+      ],
+    );
+  }
+
+  async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
+    const values: unknown[] = [];
+    const data = jsonEdit("`data`", changes.set, changes.delete, values);
+    const metaChanges = splitMeta(changes.meta);
+    const meta = jsonEdit("`meta`", metaChanges.set, metaChanges.remove, values);
+    // user_id is computed here, not from the new meta in SQL: whether a later SET sees an earlier
+    // one's result depends on MariaDB's SIMULTANEOUS_ASSIGNMENT mode.
+    let userId = "";
+    const newUserId = changes.meta?.userId;
+    if (newUserId !== undefined) {
+      userId = ", `user_id` = ?";
+      values.push(newUserId);
+    }
+    values.push(expiresAt, key, now());
+    const result = await write(
+      "patch",
+      `UPDATE ${t} SET \`data\` = ${data}, \`meta\` = ${meta}${userId}, \`expires_at\` = ?
+WHERE \`key\` = ? AND \`expires_at\` > ?`,
+      values,
+    );
+    return result.affectedRows > 0;
+  }
+
+  async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
+    const result = await write(
+      "touch",
+      `UPDATE ${t} SET \`meta\` = JSON_SET(\`meta\`, '$.touchedAt', ?), \`expires_at\` = ?
+WHERE \`key\` = ? AND \`expires_at\` > ?`,
+      [touchedAt, expiresAt, key, now()],
+    );
+    return result.affectedRows > 0;
+  }
+
+  async function remove(key: string): Promise<void> {
+    await write("delete", `DELETE FROM ${t} WHERE \`key\` = ?`, [key]);
+  }
+
+  async function listByUser(userId: string): Promise<StoredSessionEntry[]> {
+    const rows = await read(
+      "listByUser",
+      `SELECT \`key\`, \`data\`, \`meta\`, \`expires_at\` FROM ${t} WHERE \`user_id\` = ? AND \`expires_at\` > ?`,
+      [userId, now()],
+    );
+    return toEntries(rows);
+  }
+
+  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+    // mysql2 expands an array parameter to a list; an empty list would be a syntax error.
+    const except = exceptKeys.length > 0 ? " AND `key` NOT IN (?)" : "";
+    const values: unknown[] = exceptKeys.length > 0 ? [userId, [...exceptKeys]] : [userId];
+    const result = await write(
+      "deleteByUser",
+      `DELETE FROM ${t} WHERE \`user_id\` = ?${except}`,
+      values,
+    );
+    return result.affectedRows;
+  }
+
+  async function sweep(at: number): Promise<number> {
+    const result = await write("sweep", `DELETE FROM ${t} WHERE \`expires_at\` <= ?`, [at]);
+    return result.affectedRows;
+  }
+
+  async function close(): Promise<void> {
+    // Nothing to stop: no timers, and the pool belongs to the caller.
+  }
+
+  return {
+    name: "mysql",
+    get,
+    set,
+    patch,
+    touch,
+    delete: remove,
+    listByUser,
+    deleteByUser,
+    sweep,
+    close,
+    migrate,
+  };
+}
+
+/**
+ * The SQL expression that sets and removes top-level members of a JSON column, pushing its parameters.
+ *
+ * JSON_SET replaces a member's value whole and stores a JSON null as null, which is what a session
+ * patch means. JSON_MERGE_PATCH is not used: it deep-merges objects and treats null as "delete".
+ * Values go through JSON_EXTRACT(?, '$') so both servers insert them as JSON rather than as a string
+ * (MariaDB has no CAST(... AS JSON)).
+ */
+function jsonEdit(
+  column: string,
+  set: Record<string, unknown>,
+  remove: readonly string[],
+  values: unknown[],
+): string {
+  let expression = column;
+  const entries = Object.entries(set);
+  if (entries.length > 0) {
+    const args: string[] = [];
+    for (const [name, value] of entries) {
+      args.push("?, JSON_EXTRACT(?, '$')");
+      values.push(memberPath(name), JSON.stringify(value));
+    }
+    expression = `JSON_SET(${expression}, ${args.join(", ")})`;
+  }
+  if (remove.length > 0) {
+    expression = `JSON_REMOVE(${expression}, ${remove.map(() => "?").join(", ")})`;
+    for (const name of remove) values.push(memberPath(name));
+  }
+  return expression;
+}
+
+/**
+ * The JSON path of a top-level member. A double-quoted member name is a JSON string literal on both
+ * servers, and JSON.stringify writes exactly that, so dots, quotes, spaces and emoji need no special case.
+ */
+function memberPath(name: string): string {
+  return `$.${JSON.stringify(name)}`;
+}
+
+/** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
+function run<R>(operation: string, sql: string, call: () => Promise<R>): Promise<R> {
+  return runQuery("mysql", operation, call, SAFE_CODE, (err) => {
+    const driverError = err as { sql?: unknown } | null;
+    // mysql2 puts the statement with every value interpolated (session data, the key) on `err.sql`;
+    // keep the statement's shape for debugging and drop the values, so logging the cause leaks nothing.
+    if (driverError && typeof driverError === "object" && typeof driverError.sql === "string") {
+      driverError.sql = sql;
+    }
+  });
+}

@@ -1,0 +1,481 @@
+/**
+ * Redis store: one hash per session with native expiry, and a sorted set per user for "your devices"
+ * and "sign out everywhere". Works with ioredis (`Redis`, `Cluster`) and node-redis (`createClient`,
+ * `createCluster`), passed in by the user; this module imports no driver at run time.
+ *
+ * Key layout (`P` = `prefix`, `K` = the store key, `U` = the user id):
+ * - `P s:{K}` HASH. Field `d:<name>` = JSON of data key `<name>`; `m:<field>` = JSON of a meta field;
+ *   `e` = expiresAt (epoch ms); `i` = until when the user index is known to outlive this session.
+ *   The key carries PEXPIREAT expiresAt, so expiry follows the Redis server's clock.
+ * - `P u:{U}` ZSET of store keys scored by expiresAt, with a PEXPIREAT that outlives its sessions.
+ * - `P l:{K}` the per-session lock (SET NX PX).
+ * The `{...}` hash tags put every key of one session in one cluster slot and each user index in its
+ * own; no script ever spans two keys, so the same code runs on a single server and on a cluster.
+ */
+import { randomUUID } from "node:crypto";
+import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import { createRedisClient, type RedisClientLike } from "./internal/redis-client.js";
+import {
+  DATA,
+  DELETE_IF_USER_SCRIPT,
+  DELETE_SCRIPT,
+  EXPIRES,
+  INDEX_ADD_SCRIPT,
+  INDEX_UNTIL,
+  INDEX_UNTIL_SCRIPT,
+  META,
+  PATCH_SCRIPT,
+  PRUNE_SCRIPT,
+  SET_SCRIPT,
+  UNLOCK_SCRIPT,
+  USER_FIELD,
+} from "./internal/redis-scripts.js";
+import type {
+  SessionMeta,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  StoredSessionEntry,
+} from "./store.js";
+
+export type {
+  IoredisClientLike,
+  NodeRedisClientLike,
+  NodeRedisClusterLike,
+  RedisClientLike,
+} from "./internal/redis-client.js";
+
+export interface RedisStoreOptions {
+  /**
+   * A connected ioredis `Redis` or `Cluster`, or a node-redis `createClient()` / `createCluster()`
+   * after `await client.connect()`. The store never connects, quits or configures it.
+   *
+   * During an outage a client queues commands and retries by default. Bound that: with ioredis set
+   * `maxRetriesPerRequest` (e.g. 1) and `enableOfflineQueue: false`, with node-redis
+   * `disableOfflineQueue: true`, so a command that timed out here is not replayed when the server
+   * returns. node-redis throws an unhandled `error` event: attach `client.on("error", ...)`.
+   */
+  client: RedisClientLike;
+  /**
+   * Prepended to every key; default `"sk:"`. Must not contain `{` or `}` (they would move the
+   * cluster hash tag). Do not also set ioredis' `keyPrefix`: `sweep` scans by this prefix.
+   */
+  prefix?: string;
+  /**
+   * Clock in epoch ms, default `Date.now`. Expiry itself is Redis' native TTL on the server's clock;
+   * this clock only hides an entry whose recorded deadline has passed before the server removed it.
+   */
+  now?: () => number;
+  /**
+   * Milliseconds one Redis command may take before the call rejects with `StoreUnavailableError`;
+   * default 2000; `false` waits as long as the client does. A timed-out write may still be applied
+   * later if the client queued it (see `client`).
+   */
+  commandTimeout?: number | false;
+}
+
+const DEFAULTS = Object.freeze({
+  prefix: "sk:",
+  now: Date.now,
+  commandTimeout: 2000 as number | false,
+});
+const KNOWN_OPTIONS = new Set(["client", "prefix", "now", "commandTimeout"]);
+const LOCK_RETRY_MIN_MS = 5;
+const LOCK_RETRY_MAX_MS = 100;
+const SCAN_COUNT = 200;
+
+function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, "client">> {
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigError("redisStore: pass an options object with a client");
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) throw new ConfigError(`redisStore: unknown option "${name}"`);
+  }
+  const resolved = { ...DEFAULTS, ...options };
+  if (typeof resolved.prefix !== "string" || /[{}]/.test(resolved.prefix)) {
+    throw new ConfigError('redisStore: "prefix" must be a string without "{" or "}"');
+  }
+  if (typeof resolved.now !== "function")
+    throw new ConfigError('redisStore: "now" must be a function');
+  const timeout = resolved.commandTimeout;
+  if (
+    timeout !== false &&
+    !(typeof timeout === "number" && Number.isFinite(timeout) && timeout > 0)
+  ) {
+    throw new ConfigError(
+      'redisStore: "commandTimeout" must be a positive number of milliseconds or false',
+    );
+  }
+  return { prefix: resolved.prefix, now: resolved.now, commandTimeout: timeout };
+}
+
+/**
+ * Creates a Redis session store. Expiry is Redis' own (PEXPIREAT), so there is nothing to sweep
+ * but the user indexes. Round trips: `get` 1; `patch` and `touch` 1 (2 when the patch binds a user,
+ * 3 about once per session lifetime of activity, to keep the user index alive); `set` 1 (2 with a
+ * user); `delete` 1 (2 with a user). Any driver failure rejects with `StoreUnavailableError`.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "ioredis";
+ * import { createSessions } from "sessionkit";
+ * import { redisStore } from "sessionkit/stores/redis";
+ *
+ * const client = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+ * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store: redisStore({ client }) });
+ * ```
+ */
+export function redisStore(options: RedisStoreOptions): SessionStore {
+  const { prefix, now, commandTimeout } = validate(options);
+  const { send, evalScript, masters } = createRedisClient(options.client, commandTimeout);
+
+  const sessionKey = (key: string) => `${prefix}s:{${key}}`;
+  const indexKey = (userId: string) => `${prefix}u:{${userId}}`;
+  const lockKey = (key: string) => `${prefix}l:{${key}}`;
+  const indexPrefix = `${prefix}u:{`;
+
+  async function run<R>(operation: string, body: () => Promise<R>): Promise<R> {
+    try {
+      return await body();
+    } catch (err) {
+      if (isSessionError(err)) throw err;
+      throw new StoreUnavailableError(`the redis store failed during ${operation}`, { cause: err });
+    }
+  }
+
+  /** Adds `key` to the user's index; resolves until when the index is known to live. */
+  async function indexAdd(userId: string, key: string, expiresAt: number): Promise<number> {
+    return Number(await evalScript(INDEX_ADD_SCRIPT, indexKey(userId), [key, String(expiresAt)]));
+  }
+
+  async function prune(userId: string, members: string[], at: number): Promise<number> {
+    if (members.length === 0) return 0;
+    return Number(await evalScript(PRUNE_SCRIPT, indexKey(userId), [String(at), ...members]));
+  }
+
+  async function read(key: string): Promise<Parsed | undefined> {
+    const entry = parseHash(await send(["HGETALL", sessionKey(key)], sessionKey(key)));
+    return entry && entry.expiresAt > now() ? entry : undefined;
+  }
+
+  async function get(key: string): Promise<StoredSession | undefined> {
+    return run("get", async () => {
+      const entry = await read(key);
+      return entry && { data: entry.data, meta: entry.meta };
+    });
+  }
+
+  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+    return run("set", async () => {
+      const at = deadline(expiresAt);
+      const pairs: string[] = [EXPIRES, at];
+      for (const [name, value] of Object.entries(session.data)) {
+        if (value !== undefined) pairs.push(DATA + name, JSON.stringify(value));
+      }
+      for (const [field, value] of Object.entries(session.meta)) {
+        if (value !== undefined && value !== null) pairs.push(META + field, JSON.stringify(value));
+      }
+      const userId = session.meta.userId;
+      if (typeof userId === "string") {
+        // Index first: a crash between the two writes leaves a stale index entry (filtered out and
+        // pruned later), never a user session that "sign out everywhere" cannot find.
+        pairs.push(INDEX_UNTIL, String(await indexAdd(userId, key, Number(at))));
+      }
+      await evalScript(SET_SCRIPT, sessionKey(key), [at, ...pairs]);
+    });
+  }
+
+  async function applyChanges(
+    operation: string,
+    key: string,
+    patch: SessionPatch,
+    expiresAt: number,
+  ): Promise<boolean> {
+    return run(operation, async () => {
+      const at = deadline(expiresAt);
+      const pairs: string[] = [EXPIRES, at];
+      const removed: string[] = [];
+      for (const [name, value] of Object.entries(patch.set)) {
+        if (value === undefined) removed.push(DATA + name);
+        else pairs.push(DATA + name, JSON.stringify(value));
+      }
+      for (const name of patch.delete) removed.push(DATA + name);
+      for (const [field, value] of Object.entries(patch.meta ?? {})) {
+        if (value === null) removed.push(META + field);
+        else if (value !== undefined) pairs.push(META + field, JSON.stringify(value));
+      }
+      const newUser = patch.meta?.userId;
+      if (typeof newUser === "string") {
+        // Same order as `set`: the index entry exists before the session claims the user.
+        pairs.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
+      } else if (newUser === null) {
+        removed.push(INDEX_UNTIL);
+      }
+      const reply = await evalScript(PATCH_SCRIPT, sessionKey(key), [
+        at,
+        String(pairs.length / 2),
+        ...pairs,
+        ...removed,
+      ]);
+      if (Number(reply) === 0) {
+        // Nothing to patch: take back the index entry added above, if any.
+        if (typeof newUser === "string") await prune(newUser, [key], Number.MAX_SAFE_INTEGER);
+        return false;
+      }
+      if (typeof reply === "string") {
+        // The session outlives what its user index is known to: extend the index, then record it.
+        const userId = parseJson(reply);
+        if (typeof userId === "string") {
+          const until = await indexAdd(userId, key, Number(at));
+          await evalScript(INDEX_UNTIL_SCRIPT, sessionKey(key), [String(until)]);
+        }
+      }
+      return true;
+    });
+  }
+
+  function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
+    return applyChanges("patch", key, changes, expiresAt);
+  }
+
+  function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
+    return applyChanges("touch", key, { set: {}, delete: [], meta: { touchedAt } }, expiresAt);
+  }
+
+  async function remove(key: string): Promise<void> {
+    return run("delete", async () => {
+      const reply = await evalScript(DELETE_SCRIPT, sessionKey(key), []);
+      const userId = typeof reply === "string" ? parseJson(reply) : undefined;
+      if (typeof userId === "string") await send(["ZREM", indexKey(userId), key], indexKey(userId));
+    });
+  }
+
+  async function members(userId: string): Promise<Array<[string, number]>> {
+    const reply = await send(
+      ["ZRANGE", indexKey(userId), "0", "-1", "WITHSCORES"],
+      indexKey(userId),
+    );
+    return parseScored(reply);
+  }
+
+  async function listByUser(userId: string): Promise<StoredSessionEntry[]> {
+    return run("listByUser", async () => {
+      const at = now();
+      const indexed = await members(userId);
+      // Sent together: one client pipelines them, a cluster client groups them by node.
+      const entries = await Promise.all(indexed.map(([key]) => read(key)));
+      const found: StoredSessionEntry[] = [];
+      const stale: string[] = [];
+      indexed.forEach(([key], i) => {
+        const entry = entries[i];
+        if (entry && entry.meta.userId === userId) {
+          found.push({ key, expiresAt: entry.expiresAt, data: entry.data, meta: entry.meta });
+        } else {
+          stale.push(key);
+        }
+      });
+      await prune(userId, stale, at);
+      return found;
+    });
+  }
+
+  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+    return run("deleteByUser", async () => {
+      const at = now();
+      const except = new Set(exceptKeys);
+      const targets = (await members(userId)).map(([key]) => key).filter((key) => !except.has(key));
+      const owner = JSON.stringify(userId);
+      const replies = await Promise.all(
+        targets.map((key) => evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner])),
+      );
+      const deleted = targets.filter((_, i) => Number(replies[i]) === 1);
+      const stale = targets.filter((_, i) => Number(replies[i]) !== 1);
+      if (deleted.length > 0) await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
+      await prune(userId, stale, at);
+      return deleted.length;
+    });
+  }
+
+  /**
+   * Session hashes expire by themselves; this prunes user-index members whose recorded deadline is
+   * at or before `at` and whose session is gone (or belongs to someone else now). A member whose
+   * session lives on (its deadline slid) gets its current deadline as score instead.
+   */
+  async function sweep(at: number): Promise<number> {
+    return run("sweep", async () => {
+      let pruned = 0;
+      for (const scan of await masters()) {
+        let cursor = "0";
+        do {
+          const reply = (await scan([
+            "SCAN",
+            cursor,
+            "MATCH",
+            `${escapeGlob(indexPrefix)}*`,
+            "COUNT",
+            String(SCAN_COUNT),
+            "TYPE",
+            "zset",
+          ])) as [unknown, unknown[]];
+          cursor = String(reply[0]);
+          for (const name of reply[1] ?? []) pruned += await sweepIndex(decode(name), at);
+        } while (cursor !== "0");
+      }
+      return pruned;
+    });
+  }
+
+  async function sweepIndex(name: string, at: number): Promise<number> {
+    if (!name.startsWith(indexPrefix) || !name.endsWith("}")) return 0;
+    const userId = name.slice(indexPrefix.length, -1);
+    const due = parseScored(
+      await send(["ZRANGEBYSCORE", name, "-inf", String(at), "WITHSCORES"], name),
+    );
+    const owner = JSON.stringify(userId);
+    const gone: string[] = [];
+    for (const [key] of due) {
+      const [user, expires] = (await send(
+        ["HMGET", sessionKey(key), USER_FIELD, EXPIRES],
+        sessionKey(key),
+      )) as unknown[];
+      if (user != null && decode(user) === owner && Number(decode(expires)) > at) {
+        await indexAdd(userId, key, Number(decode(expires)));
+      } else {
+        gone.push(key);
+      }
+    }
+    return prune(userId, gone, at);
+  }
+
+  async function lock(
+    key: string,
+    ttlMs: number,
+    waitMs: number,
+  ): Promise<(() => Promise<void>) | null> {
+    const name = lockKey(key);
+    const token = randomUUID();
+    // Waiting is real time, whatever clock the store was given for deadlines.
+    const giveUpAt = Date.now() + waitMs;
+    let delay = LOCK_RETRY_MIN_MS;
+    for (;;) {
+      const reply = await run("lock", () =>
+        send(["SET", name, token, "NX", "PX", String(Math.max(1, Math.ceil(ttlMs)))], name),
+      );
+      if (reply === "OK") {
+        return () =>
+          run("unlock", async () => void (await evalScript(UNLOCK_SCRIPT, name, [token])));
+      }
+      const left = giveUpAt - Date.now();
+      if (left <= 0) return null;
+      // Jittered exponential backoff, so waiters on one session do not retry in lockstep.
+      await sleep(Math.min(left, delay / 2 + Math.random() * (delay / 2)));
+      delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS);
+    }
+  }
+
+  // Nothing to stop: the store starts no timers, and the client belongs to the caller.
+  async function close(): Promise<void> {}
+
+  return {
+    name: "redis",
+    get,
+    set,
+    patch,
+    touch,
+    delete: remove,
+    listByUser,
+    deleteByUser,
+    sweep,
+    lock,
+    close,
+  };
+}
+
+interface Parsed extends StoredSession {
+  expiresAt: number;
+}
+
+/** Reads a session hash; `undefined` for a missing or unreadable one ("not found", not an error). */
+function parseHash(reply: unknown): Parsed | undefined {
+  const pairs = toPairs(reply);
+  if (pairs.length === 0) return undefined;
+  const data: Record<string, unknown> = {};
+  const meta: Record<string, unknown> = {};
+  let expiresAt = Number.NaN;
+  for (const [field, raw] of pairs) {
+    if (field === EXPIRES) expiresAt = Number(raw);
+    else if (field.startsWith(DATA) || field.startsWith(META)) {
+      const value = parseJson(raw);
+      if (value === undefined) return undefined;
+      // defineProperty: a data key named "__proto__" stays a key and never becomes the prototype.
+      const [target, name] = field.startsWith(DATA)
+        ? [data, field.slice(DATA.length)]
+        : [meta, field.slice(META.length)];
+      Object.defineProperty(target, name, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  if (!Number.isFinite(expiresAt)) return undefined;
+  for (const time of ["createdAt", "touchedAt", "renewedAt"]) {
+    if (typeof meta[time] !== "number") return undefined;
+  }
+  return { data, meta: meta as unknown as SessionMeta, expiresAt };
+}
+
+/** HGETALL arrives as a flat array (RESP2), a plain object or a Map (RESP3), by client and protocol. */
+function toPairs(reply: unknown): Array<[string, string]> {
+  if (reply == null) return [];
+  if (reply instanceof Map) return [...reply].map(([f, v]) => [decode(f), decode(v)]);
+  if (Array.isArray(reply)) {
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2)
+      pairs.push([decode(reply[i]), decode(reply[i + 1])]);
+    return pairs;
+  }
+  if (typeof reply === "object") return Object.entries(reply).map(([f, v]) => [f, decode(v)]);
+  return [];
+}
+
+/** ZRANGE ... WITHSCORES: flat `[m, s, m, s]` or nested `[[m, s]]`, scores as strings or numbers. */
+function parseScored(reply: unknown): Array<[string, number]> {
+  if (!Array.isArray(reply)) return [];
+  if (reply.length > 0 && Array.isArray(reply[0])) {
+    return (reply as unknown[][]).map(([m, s]) => [decode(m), Number(decode(s))]);
+  }
+  const out: Array<[string, number]> = [];
+  for (let i = 0; i + 1 < reply.length; i += 2)
+    out.push([decode(reply[i]), Number(decode(reply[i + 1]))]);
+  return out;
+}
+
+const textDecoder = new TextDecoder();
+
+function decode(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return textDecoder.decode(value);
+  return String(value);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** PEXPIREAT takes whole milliseconds; rounding up never ends a session early. */
+function deadline(expiresAt: number): string {
+  return String(Math.ceil(expiresAt));
+}
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,247 @@
+import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import {
+  applyPatch,
+  type SessionPatch,
+  type SessionStore,
+  type StoredSession,
+  type StoredSessionEntry,
+} from "./store.js";
+
+/**
+ * The part of a synchronous SQLite driver this store uses. Both better-sqlite3's `Database` and
+ * `node:sqlite`'s `DatabaseSync` (Node 22.5+) fit it, so neither is imported at runtime.
+ */
+export interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement;
+  exec(sql: string): unknown;
+}
+
+/** A prepared statement, as both drivers shape it. */
+export interface SqliteStatement {
+  run(...params: unknown[]): { changes: number | bigint };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
+/** Options of `sqliteStore`. */
+export interface SqliteStoreOptions {
+  /** An open better-sqlite3 `Database` or `node:sqlite` `DatabaseSync`. The store never closes it. */
+  db: SqliteDatabase;
+  /** Table name: letters, digits and `_`. Default "sessionkit_sessions". Created on first use. */
+  table?: string;
+  /** The clock, epoch ms, for expiry on read. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** The SQLite store, with `migrate()` for deploy scripts and the CLI. */
+export interface SqliteStore extends SessionStore {
+  /** Creates the table and its indexes if they are missing. Idempotent; every operation runs it once. */
+  migrate(): Promise<void>;
+  sweep(now: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+// Date.now is looked up per call, so fake timers installed after import still govern the default clock.
+const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", now: () => Date.now() });
+// The name is spliced into SQL (identifiers cannot be bound), so only a plain identifier passes.
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+interface Row {
+  key?: string;
+  data: string;
+  meta: string;
+  expires_at?: number | bigint;
+}
+
+/**
+ * Sessions in a SQLite table, through the database you open. Patches run in one `BEGIN IMMEDIATE`
+ * transaction, so concurrent requests (and processes sharing the file) that change different keys
+ * all survive. Turn on WAL for a file database, so readers never wait for the writer:
+ * `db.pragma("journal_mode = WAL")` (better-sqlite3) or `db.exec("PRAGMA journal_mode = WAL")`.
+ * Expired rows are hidden on read; call `sweep(Date.now())` now and then to delete them.
+ *
+ * @example
+ * ```ts
+ * import Database from "better-sqlite3";
+ * import { createSessions } from "sessionkit";
+ * import { sqliteStore } from "sessionkit/stores/sqlite";
+ * const db = new Database("sessions.db");
+ * db.pragma("journal_mode = WAL");
+ * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store: sqliteStore({ db }) });
+ * ```
+ */
+export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  const { db, table, now } = { ...DEFAULTS, ...options };
+  if (typeof db?.prepare !== "function" || typeof db?.exec !== "function") {
+    throw new ConfigError(
+      `sqliteStore needs { db }: an open better-sqlite3 Database or node:sqlite DatabaseSync`,
+    );
+  }
+  if (typeof table !== "string" || !TABLE_NAME.test(table)) {
+    throw new ConfigError(
+      `sqliteStore "table" must be letters, digits and "_", starting with a letter or "_"`,
+    );
+  }
+  if (typeof now !== "function") throw new ConfigError(`sqliteStore "now" must be a function`);
+  const t = `"${table}"`;
+  let statements: ReturnType<typeof prepareAll> | undefined;
+
+  function migrateNow(): void {
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t} (
+      key TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, meta TEXT NOT NULL,
+      user_id TEXT, expires_at INTEGER NOT NULL)`);
+    // Partial: most sessions have no user, and "user_id = ?" implies NOT NULL, so the index still serves it.
+    db.exec(
+      `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON ${t} (user_id) WHERE user_id IS NOT NULL`,
+    );
+    db.exec(`CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at)`);
+  }
+
+  function prepareAll() {
+    return {
+      get: db.prepare(`SELECT data, meta FROM ${t} WHERE key = ? AND expires_at > ?`),
+      upsert: db.prepare(
+        `INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET data = excluded.data, meta = excluded.meta,
+         user_id = excluded.user_id, expires_at = excluded.expires_at`,
+      ),
+      update: db.prepare(
+        `UPDATE ${t} SET data = ?, meta = ?, user_id = ?, expires_at = ? WHERE key = ?`,
+      ),
+      touch: db.prepare(
+        `UPDATE ${t} SET meta = json_set(meta, '$.touchedAt', json(?)), expires_at = ?
+         WHERE key = ? AND expires_at > ? AND json_valid(meta)`,
+      ),
+      delete: db.prepare(`DELETE FROM ${t} WHERE key = ?`),
+      list: db.prepare(
+        `SELECT key, data, meta, expires_at FROM ${t} WHERE user_id = ? AND expires_at > ?`,
+      ),
+      deleteByUser: db.prepare(
+        `DELETE FROM ${t} WHERE user_id = ? AND expires_at > ? AND key NOT IN (SELECT value FROM json_each(?))`,
+      ),
+      sweep: db.prepare(`DELETE FROM ${t} WHERE expires_at <= ?`),
+      patch: immediate(db, patchRow),
+    };
+  }
+
+  /** Runs a driver call; any failure becomes StoreUnavailableError, and a failed migration is retried next time. */
+  async function run<R>(
+    operation: string,
+    call: (s: ReturnType<typeof prepareAll>) => R,
+  ): Promise<R> {
+    try {
+      if (!statements) {
+        migrateNow();
+        statements = prepareAll();
+      }
+      return call(statements);
+    } catch (err) {
+      if (isSessionError(err)) throw err;
+      throw new StoreUnavailableError(
+        `the sqlite store failed during ${operation}; is the database open?`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  function patchRow(key: string, patch: SessionPatch, expiresAt: number): boolean {
+    const s = statements as ReturnType<typeof prepareAll>;
+    const current = parse(s.get.get(key, now()) as Row | undefined);
+    if (!current) return false;
+    const next = applyPatch(current, patch);
+    s.update.run(
+      JSON.stringify(next.data),
+      JSON.stringify(next.meta),
+      next.meta.userId ?? null,
+      expiresAt,
+      key,
+    );
+    return true;
+  }
+
+  return {
+    name: "sqlite",
+    migrate: () => run("migrate", () => undefined),
+    get: (key) => run("get", (s) => parse(s.get.get(key, now()) as Row | undefined)),
+    set: (key, session, expiresAt) =>
+      run("set", (s) => {
+        const { data, meta } = session;
+        s.upsert.run(
+          key,
+          JSON.stringify(data),
+          JSON.stringify(meta),
+          meta.userId ?? null,
+          expiresAt,
+        );
+      }),
+    patch: (key, patch, expiresAt) => run("patch", (s) => s.patch(key, patch, expiresAt)),
+    touch: (key, touchedAt, expiresAt) =>
+      run(
+        "touch",
+        (s) => Number(s.touch.run(JSON.stringify(touchedAt), expiresAt, key, now()).changes) > 0,
+      ),
+    delete: (key) =>
+      run("delete", (s) => {
+        s.delete.run(key);
+      }),
+    listByUser: (userId) =>
+      run("listByUser", (s) =>
+        (s.list.all(userId, now()) as Row[]).flatMap((row): StoredSessionEntry[] => {
+          const session = parse(row);
+          return session
+            ? [{ key: String(row.key), expiresAt: Number(row.expires_at), ...session }]
+            : [];
+        }),
+      ),
+    deleteByUser: (userId, exceptKeys = []) =>
+      run("deleteByUser", (s) =>
+        Number(s.deleteByUser.run(userId, now(), JSON.stringify(exceptKeys)).changes),
+      ),
+    sweep: (at) => run("sweep", (s) => Number(s.sweep.run(at).changes)),
+    // Nothing to stop: no timers, and the database belongs to the caller.
+    close: async () => {},
+  };
+}
+
+/** A row as a session; unreadable JSON is "not found", as the store contract says. */
+function parse(row: Row | undefined): StoredSession | undefined {
+  if (!row) return undefined;
+  try {
+    return { data: JSON.parse(row.data), meta: JSON.parse(row.meta) };
+  } catch {
+    return undefined;
+  }
+}
+
+type Transactional<A extends unknown[], R> = (...args: A) => R;
+
+/**
+ * Wraps `fn` in a write transaction taken up front (BEGIN IMMEDIATE): a deferred one that reads
+ * first could fail to upgrade under a concurrent writer. better-sqlite3's `transaction()` also nests
+ * as a savepoint inside a caller's transaction; node:sqlite has none, so it is spelled out.
+ */
+function immediate<A extends unknown[], R>(
+  db: SqliteDatabase,
+  fn: (...args: A) => R,
+): Transactional<A, R> {
+  const native = (db as { transaction?: (f: typeof fn) => { immediate: Transactional<A, R> } })
+    .transaction;
+  if (typeof native === "function") return native.call(db, fn).immediate;
+  return (...args: A) => {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn(...args);
+      db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      try {
+        db.exec("ROLLBACK");
+      } catch {
+        // The first failure says more than a ROLLBACK that fails for the same reason: keep it.
+      }
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The store seam. Stores only move bytes: the manager owns every policy (deadlines, ids, hashing,
+ * clocks), and a store never sees a raw session id. `key` is base64url(SHA-256(id)), 43 characters.
+ *
+ * Edge cases, settled here once for every store:
+ * - A missing, expired (`expiresAt <= now` by the store's clock) or unreadable entry is "not found":
+ *   `get` resolves `undefined`, `patch` and `touch` resolve `false`. They are not errors.
+ * - A failure of the system behind the store (connection refused, timeout, server error) rejects with
+ *   `StoreUnavailableError`, with the driver's error as `cause`. Nothing partial is acknowledged.
+ * - `patch` is atomic per key: concurrent patches that touch different data keys all survive.
+ * - Stores start no timers unless asked to; `close()` stops whatever they started and does not close
+ *   the client the user passed in.
+ */
+export interface SessionStore {
+  /** A short name for error messages and logs, e.g. "redis". */
+  readonly name: string;
+  get(key: string): Promise<StoredSession | undefined>;
+  /** Writes the whole record, replacing any previous one. */
+  set(key: string, session: StoredSession, expiresAt: number): Promise<void>;
+  /**
+   * Applies data changes (set and delete of top-level keys) and meta changes (shallow merge)
+   * atomically, and moves the deadline. Resolves `false` when the entry does not exist: a destroyed
+   * or expired session is never revived by a late write.
+   */
+  patch(key: string, patch: SessionPatch, expiresAt: number): Promise<boolean>;
+  /** Moves the deadline and records `touchedAt` in meta; `false` when the entry does not exist. */
+  touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  /** Entries of one user (by `meta.userId`), for a "your devices" page. */
+  listByUser?(userId: string): Promise<StoredSessionEntry[]>;
+  /** Deletes every entry of one user except the keys in `exceptKeys`; resolves how many went. */
+  deleteByUser?(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  /** Removes entries whose deadline is at or before `now`; resolves how many went. */
+  sweep?(now: number): Promise<number>;
+  /** Takes a per-session lock; resolves a release function, or `null` when `waitMs` ran out. */
+  lock?(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
+  close?(): Promise<void>;
+}
+
+/** What a store keeps for one session: the user's data and, beside it, sessionkit's metadata. */
+export interface StoredSession {
+  data: Record<string, unknown>;
+  meta: SessionMeta;
+}
+
+/** One entry of `listByUser`. */
+export interface StoredSessionEntry extends StoredSession {
+  key: string;
+  expiresAt: number;
+}
+
+/** Metadata kept beside the data, never inside it, so it cannot collide with user keys. */
+export interface SessionMeta {
+  /** Epoch ms of creation; the absolute deadline counts from here and survives `regenerate`. */
+  createdAt: number;
+  /** Epoch ms of the last idle-deadline extension (the "last seen" of a devices page, +- touchInterval). */
+  touchedAt: number;
+  /** Epoch ms of the last id rotation, for `renewInterval`. */
+  renewedAt: number;
+  userId?: string;
+  /** Flash messages by level, read once. */
+  flash?: Record<string, string[]>;
+  userAgent?: string;
+  ip?: string;
+  label?: string;
+}
+
+/** The changes of one request, as `commit` hands them to `patch`. */
+export interface SessionPatch {
+  /** Top-level data keys to set, with their new values. */
+  set: Record<string, unknown>;
+  /** Top-level data keys to delete. */
+  delete: string[];
+  /** Meta fields to replace (shallow merge); a field set to `null` is removed. */
+  meta?: { [K in keyof SessionMeta]?: SessionMeta[K] | null };
+}
+
+/** Applies a patch to a plain record, for stores that patch in process (memory, SQLite). */
+export function applyPatch(session: StoredSession, patch: SessionPatch): StoredSession {
+  const data = { ...session.data, ...patch.set };
+  for (const key of patch.delete) delete data[key];
+  const meta: Record<string, unknown> = { ...session.meta };
+  if (patch.meta) {
+    for (const [field, value] of Object.entries(patch.meta)) {
+      if (value === null) delete meta[field];
+      else if (value !== undefined) meta[field] = value;
+    }
+  }
+  return { data, meta: meta as unknown as SessionMeta };
+}

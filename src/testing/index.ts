@@ -1,0 +1,16 @@
+/**
+ * `sessionkit/testing`: the conformance suite every session store runs, exported so third-party
+ * stores can prove they keep the same contract. Needs `vitest` (an optional peer dependency).
+ *
+ * @example
+ * ```ts
+ * import { testStore } from "sessionkit/testing";
+ * testStore("my-store", (ctx) => myStore({ client, now: ctx.now }), {
+ *   clock: "injected",
+ *   dumpRaw: async () => JSON.stringify(await client.dumpEverything()),
+ *   reset: () => client.wipe(),
+ * });
+ * ```
+ * @module
+ */
+export { type StoreSuiteContext, type StoreSuiteOptions, testStore } from "./store-suite.js";

@@ -1,0 +1,140 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { describe, expect, it } from "vitest";
+import { guard, requireSession, session, sessionErrors } from "../../src/adapters/express.js";
+import { StoreUnavailableError } from "../../src/errors.js";
+import { createSessions } from "../../src/manager.js";
+import type { Session } from "../../src/session.js";
+import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { Client } from "../helpers/http.js";
+
+function listen(app: express.Express): Promise<RunningApp> {
+  return new Promise((resolve) => {
+    const server: Server = app.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+// The matrix drives untyped sessions: widen whatever data type a type test registered.
+const untyped = (req: express.Request): Session => req.session;
+
+testAdapter("express", (sessions) => {
+  const app = express();
+  app.use(session(sessions));
+  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+
+  app.get("/read", (req, res) => {
+    res.type("text").send(JSON.stringify(req.session.data));
+  });
+  app.get("/count", (req, res) => {
+    const s = untyped(req);
+    const count = ((s.get("count") as number) ?? 0) + 1;
+    s.set("count", count);
+    res.type("text").send(String(count));
+  });
+  app.post("/login", async (req, res) => {
+    await req.session.regenerate({ userId: "ada" });
+    untyped(req).set("user", "ada");
+    res.send("ok");
+  });
+  app.post("/destroy", (req, res) => {
+    req.session.destroy();
+    res.send("bye");
+  });
+  app.post("/flash", (req, res) => {
+    req.session.flash("info", "saved");
+    res.send("ok");
+  });
+  app.get("/flashes", (req, res) => {
+    res.json(req.session.flashes("info"));
+  });
+  app.get("/private", guard(signedIn), (_req, res) => {
+    res.send("secret");
+  });
+  app.get("/large", (req, res) => {
+    untyped(req).set("blob", "x".repeat(9000));
+    res.send("ok");
+  });
+  app.get("/boom", (req) => {
+    const s = untyped(req);
+    s.set("count", ((s.get("count") as number) ?? 0) + 1);
+    throw new Error("boom");
+  });
+  app.get("/redirect", (req, res) => {
+    untyped(req).set("went", true);
+    res.redirect(302, "/read");
+  });
+  app.get("/stream", (req, res) => {
+    untyped(req).set("streamed", true);
+    res.write("chunk1");
+    setTimeout(() => res.end("chunk2"), 10);
+  });
+  return listen(app);
+});
+
+describe("sessionkit/express specifics", () => {
+  it("answers 503 in place of the response when the store fails while committing", async () => {
+    const store = switchableStore();
+    const app = express();
+    app.use(session(createSessions({ secret: SECRET, store })));
+    app.get("/write", (req, res) => {
+      untyped(req).set("n", 1);
+      store.down = true;
+      res.json({ saved: true });
+    });
+    const running = await listen(app);
+    try {
+      const reply = await new Client(running.url).get("/write");
+      expect(reply.status).toBe(503);
+      expect(reply.headers.get("retry-after")).toBe("5");
+      expect(reply.setCookies).toEqual([]);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("answers 503 through sessionErrors() for a store error a handler throws, and passes other errors on", async () => {
+    const app = express();
+    app.use(session(createSessions({ secret: SECRET, store: switchableStore() })));
+    app.get("/devices", () => {
+      throw new StoreUnavailableError("the store is down");
+    });
+    app.get("/other", () => {
+      throw new Error("other");
+    });
+    app.use(sessionErrors());
+    const running = await listen(app);
+    try {
+      const client = new Client(running.url);
+      const down = await client.get("/devices");
+      expect(down.status).toBe(503);
+      expect(down.headers.get("retry-after")).toBe("5");
+      expect((await client.get("/other")).status).toBe(500);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("runs the guards option for every request before the routes", async () => {
+    const app = express();
+    const closed = requireSession(() => false, { status: 403 });
+    app.use(session(createSessions({ secret: SECRET }), { guards: [closed] }));
+    app.get("/", (_req, res) => {
+      res.send("never");
+    });
+    const running = await listen(app);
+    try {
+      const reply = await new Client(running.url).get("/");
+      expect(reply.status).toBe(403);
+      expect(reply.text).toBe("Forbidden");
+    } finally {
+      await running.close();
+    }
+  });
+});

@@ -1,0 +1,239 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { H3, type H3Event, redirect } from "h3";
+import { toNodeHandler } from "h3/node";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  clearSession,
+  getSession,
+  requireSession,
+  sealSession,
+  sessionGuard,
+  sessionMiddleware,
+  unsealSession,
+  updateSession,
+  useSession,
+} from "../../src/adapters/h3.js";
+import { isSessionError } from "../../src/errors.js";
+import { createSessions } from "../../src/manager.js";
+import type { Session } from "../../src/session.js";
+import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+
+vi.mock("../../src/manager.js", async (importOriginal) => {
+  const original = await importOriginal<typeof import("../../src/manager.js")>();
+  return { ...original, createSessions: vi.fn(original.createSessions) };
+});
+
+function listen(app: H3): Promise<RunningApp> {
+  const server = createServer(toNodeHandler(app));
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+const sessionOf = (event: H3Event): Session => event.context.session as Session;
+
+testAdapter("h3", (sessions) => {
+  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  // silent: /boom's error is expected; h3 would print it.
+  const app = new H3({ silent: true }).use(sessionMiddleware(sessions));
+  app.get("/read", (event) => JSON.stringify(sessionOf(event).data));
+  app.get("/count", (event) => {
+    const session = sessionOf(event);
+    const count = ((session.get("count") as number) ?? 0) + 1;
+    session.set("count", count);
+    return String(count);
+  });
+  app.post("/login", async (event) => {
+    await sessionOf(event).regenerate({ userId: "ada" });
+    sessionOf(event).set("user", "ada");
+    return "ok";
+  });
+  app.post("/destroy", (event) => {
+    sessionOf(event).destroy();
+    return "bye";
+  });
+  app.post("/flash", (event) => {
+    sessionOf(event).flash("info", "saved");
+    return "ok";
+  });
+  app.get("/flashes", (event) => JSON.stringify(sessionOf(event).flashes("info")));
+  app.get("/private", () => "secret", { middleware: [sessionGuard(signedIn)] });
+  app.get("/large", (event) => {
+    sessionOf(event).set("blob", "x".repeat(9000));
+    return "ok";
+  });
+  app.get("/boom", (event) => {
+    const session = sessionOf(event);
+    session.set("count", ((session.get("count") as number) ?? 0) + 1);
+    throw new Error("boom");
+  });
+  app.get("/redirect", (event) => {
+    sessionOf(event).set("went", true);
+    return redirect("/read", 302);
+  });
+  app.get("/stream", (event) => {
+    sessionOf(event).set("streamed", true);
+    return new ReadableStream({
+      async start(controller) {
+        controller.enqueue(new TextEncoder().encode("chunk1"));
+        await new Promise((r) => setTimeout(r, 10));
+        controller.enqueue(new TextEncoder().encode("chunk2"));
+        controller.close();
+      },
+    });
+  });
+  return listen(app);
+});
+
+const password = "h3-adapter-password-0123456789abcdef";
+
+describe("h3 session utilities", () => {
+  it("shares one load between concurrent useSession calls on one event", async () => {
+    const app = new H3().get("/", async (event) => {
+      const [a, b] = await Promise.all([
+        useSession(event, { password }),
+        useSession(event, { password }),
+      ]);
+      await a.update({ x: 1 });
+      return { same: a.id === b.id, data: b.data };
+    });
+    const reply = await app.request("/");
+    expect(await reply.json()).toEqual({ same: true, data: { x: 1 } });
+    // One session, one cookie line, however often it was written.
+    expect(reply.headers.getSetCookie()).toHaveLength(1);
+  });
+
+  it("writes nothing for getSession until something is stored", async () => {
+    const app = new H3().get("/", async (event) => (await getSession(event, { password })).data);
+    const reply = await app.request("/");
+    expect(await reply.json()).toEqual({});
+    expect(reply.headers.getSetCookie()).toEqual([]);
+  });
+
+  it("merges a function update, including one that mutates the data and returns nothing", async () => {
+    const app = new H3().get("/", async (event) => {
+      await updateSession(event, { password }, { a: 1, b: 2 });
+      await updateSession<{ a?: number; b?: number }>(event, { password }, (data) => {
+        data.a = 10;
+        delete data.b;
+        return undefined;
+      });
+      const session = await updateSession(event, { password }, () => ({ c: 3 }));
+      return session.data;
+    });
+    const reply = await app.request("/");
+    expect(await reply.json()).toEqual({ a: 10, c: 3 });
+  });
+
+  it("seals a token that unsealSession opens and the session header carries back", async () => {
+    const config = { password, cookie: false as const };
+    const app = new H3()
+      .get("/token", async (event) => {
+        await updateSession(event, config, { user: "ada" });
+        return sealSession(event, config);
+      })
+      .get("/me", async (event) => (await getSession(event, config)).data);
+    const issued = await app.request("/token");
+    expect(issued.headers.getSetCookie()).toEqual([]);
+    const token = await issued.text();
+    const opened = await unsealSession({ req: new Request("http://x/") }, config, token);
+    expect(opened.data).toEqual({ user: "ada" });
+    const me = await app.request("/me", { headers: { "x-h3-session": token } });
+    expect(await me.json()).toEqual({ user: "ada" });
+  });
+
+  it("refuses a tampered token in unsealSession with a sessionkit error, as h3 throws", async () => {
+    const error = await unsealSession(
+      { req: new Request("http://x/") },
+      { password },
+      "e1.tampered",
+    ).catch((e) => e);
+    expect(isSessionError(error, "ERR_SESSION_STATE")).toBe(true);
+  });
+
+  it("keeps the session cookie on h3's error response", async () => {
+    const app = new H3({ silent: true }).get("/", async (event) => {
+      await updateSession(event, { password }, { a: 1 });
+      throw new Error("after the write");
+    });
+    const reply = await app.request("/");
+    expect(reply.status).toBe(500);
+    expect(reply.headers.getSetCookie().map((l) => l.split("=")[0])).toEqual(["h3"]);
+  });
+
+  it("clearSession empties the data and deletes the cookie; id is undefined until the next update", async () => {
+    const app = new H3().get("/", async (event) => {
+      const session = await useSession(event, { password });
+      await session.update({ a: 1 });
+      await clearSession(event, { password });
+      return { id: session.id ?? null, data: session.data };
+    });
+    const reply = await app.request("/");
+    expect(await reply.json()).toEqual({ id: null, data: {} });
+    const lines = reply.headers.getSetCookie();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^h3=; Max-Age=0/);
+  });
+
+  it("rejects a missing or short password and h3's iron options with ConfigError", async () => {
+    const event = { req: new Request("http://x/") };
+    for (const config of [
+      {},
+      { password: "short" },
+      { password, seal: {} },
+      { password, cookie: { encode: String } },
+    ]) {
+      const error = await getSession(event, config as never).catch((e) => e);
+      expect(isSessionError(error, "ERR_CONFIG")).toBe(true);
+      expect(String(error.message)).not.toContain(password);
+    }
+  });
+
+  it("creates one manager (one key derivation) per distinct config, not per request", async () => {
+    const app = new H3().get(
+      "/",
+      async (event) => (await useSession(event, { password, name: "once" })).id,
+    );
+    const before = vi.mocked(createSessions).mock.calls.length;
+    const first = await app.request("/");
+    const cookie = first.headers.getSetCookie()[0]?.split(";")[0] as string;
+    for (let i = 0; i < 3; i++) await app.request("/", { headers: { cookie } });
+    expect(vi.mocked(createSessions).mock.calls.length - before).toBe(1);
+  });
+});
+
+describe("h3 idleTimeout", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("slides on a read past half the window and expires after a whole idle window", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const config = { password, name: "idle", idleTimeout: 60 };
+    const app = new H3()
+      .get("/write", async (event) => (await updateSession(event, config, { a: 1 })).data)
+      .get("/read", async (event) => (await getSession(event, config)).data);
+    const first = await app.request("/write");
+    let cookie = first.headers.getSetCookie()[0]?.split(";")[0] as string;
+    vi.advanceTimersByTime(20_000);
+    const early = await app.request("/read", { headers: { cookie } });
+    expect(early.headers.getSetCookie()).toEqual([]);
+    vi.advanceTimersByTime(20_000);
+    const late = await app.request("/read", { headers: { cookie } });
+    expect(await late.json()).toEqual({ a: 1 });
+    expect(late.headers.getSetCookie()).toHaveLength(1);
+    cookie = late.headers.getSetCookie()[0]?.split(";")[0] as string;
+    // 40 s after the reseal: 80 s after the write, yet within the slid window.
+    vi.advanceTimersByTime(40_000);
+    expect(await (await app.request("/read", { headers: { cookie } })).json()).toEqual({ a: 1 });
+    vi.advanceTimersByTime(61_000);
+    expect(await (await app.request("/read", { headers: { cookie } })).json()).toEqual({});
+  });
+});

@@ -1,0 +1,77 @@
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { requireSession, withSession } from "../../src/adapters/node.js";
+import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+
+function listen(server: ReturnType<typeof createServer>): Promise<RunningApp> {
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+function send(res: ServerResponse, body: string, status = 200): void {
+  res.statusCode = status;
+  res.setHeader("content-type", "text/plain");
+  res.end(body);
+}
+
+testAdapter("node:http", (sessions) => {
+  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const app = withSession(sessions, async (req, res) => {
+    const { session } = req;
+    const path = req.url?.split("?")[0];
+    switch (`${req.method} ${path}`) {
+      case "GET /read":
+        return send(res, JSON.stringify(session.data));
+      case "GET /count": {
+        const count = ((session.get("count") as number) ?? 0) + 1;
+        session.set("count", count);
+        return send(res, String(count));
+      }
+      case "POST /login":
+        await session.regenerate({ userId: "ada" });
+        session.set("user", "ada");
+        return send(res, "ok");
+      case "POST /destroy":
+        session.destroy();
+        return send(res, "bye");
+      case "POST /flash":
+        session.flash("info", "saved");
+        return send(res, "ok");
+      case "GET /flashes":
+        return send(res, JSON.stringify(session.flashes("info")));
+      case "GET /private": {
+        const denied = await signedIn(session, undefined);
+        if (denied) {
+          res.writeHead(denied.status, { location: denied.headers.get("location") as string });
+          return res.end();
+        }
+        return send(res, "secret");
+      }
+      case "GET /large":
+        session.set("blob", "x".repeat(9000));
+        return send(res, "ok");
+      case "GET /boom":
+        session.set("count", ((session.get("count") as number) ?? 0) + 1);
+        throw new Error("boom");
+      case "GET /redirect":
+        session.set("went", true);
+        res.writeHead(302, { location: "/read" });
+        return res.end();
+      case "GET /stream":
+        session.set("streamed", true);
+        res.write("chunk1");
+        setTimeout(() => res.end("chunk2"), 10);
+        return;
+      default:
+        return send(res, "not found", 404);
+    }
+  });
+  return listen(createServer(app));
+});

@@ -1,0 +1,188 @@
+/**
+ * Id rotation (renewInterval, regenerate), the two deadlines across regenerate, and lifecycle events
+ * that never carry an id or a token.
+ */
+import { describe, expect, it } from "vitest";
+import type { SessionEvent } from "../../src/index.js";
+import { counterIds, DAY, HOUR, harness, jarToken, MINUTE, START } from "./harness.js";
+
+describe("renewInterval", () => {
+  it("rotates the id and token after the interval without sign-in, keeping the data", async () => {
+    const h = harness({ renewInterval: "2h", idleTimeout: "7d" });
+    const first = await h.request((s) => s.set("cart", [1, 2]));
+    const firstToken = jarToken(h.jar);
+
+    h.clock.advance(2 * HOUR - 1);
+    const before = await h.request((s) => s.set("cart", [1, 2, 3]));
+    expect(before.session.id).toBe(first.session.id);
+
+    h.clock.advance(1);
+    const renewed = await h.request();
+    expect(renewed.session.id).not.toBe(first.session.id);
+    expect(renewed.session.get("cart")).toEqual([1, 2, 3]);
+    expect(renewed.session.createdAt).toBe(START);
+    expect(renewed.setCookies).toHaveLength(1);
+    expect(jarToken(h.jar)).not.toBe(firstToken);
+    expect(h.events.map((e) => e.type)).toEqual(["created", "renewed"]);
+    expect(h.events[1]).toEqual({ type: "renewed", at: START + 2 * HOUR, userId: undefined });
+
+    // The clock of the interval restarted at the renewal (30 minutes: before the hourly touch too).
+    h.clock.advance(30 * MINUTE);
+    const after = await h.request();
+    expect(after.session.id).toBe(renewed.session.id);
+    expect(after.lines).toEqual([]);
+  });
+
+  it("does not rotate when renewInterval is off (the default)", async () => {
+    const h = harness({ idleTimeout: "30d", absoluteTimeout: "60d", generateId: counterIds() });
+    const first = await h.request((s) => s.set("n", 1));
+    h.clock.advance(20 * DAY);
+    const later = await h.request();
+    expect(later.session.id).toBe(first.session.id);
+    expect(h.events.map((e) => e.type)).toEqual(["created"]);
+  });
+});
+
+describe("regenerate", () => {
+  it("gives a new id but keeps the data and createdAt", async () => {
+    const h = harness();
+    const first = await h.request((s) => s.set("cart", ["book"]));
+    h.clock.advance(10 * MINUTE);
+    const signIn = await h.request(async (s) => {
+      await s.regenerate({ userId: "user-7" });
+    });
+    expect(signIn.session.id).not.toBe(first.session.id);
+    expect(signIn.session.createdAt).toBe(START);
+    expect(signIn.session.userId).toBe("user-7");
+    expect(signIn.setCookies).toHaveLength(1);
+    const next = await h.request();
+    expect(next.session.id).toBe(signIn.session.id);
+    expect(next.session.get("cart")).toEqual(["book"]);
+    expect(next.session.userId).toBe("user-7");
+    expect(next.session.createdAt).toBe(START);
+    expect(h.events.map((e) => e.type)).toEqual(["created", "regenerated"]);
+    expect(h.events[1]).toMatchObject({ userId: "user-7" });
+  });
+
+  it("keeps the absolute deadline across regenerate", async () => {
+    const h = harness({ idleTimeout: "30m", absoluteTimeout: "1h" });
+    await h.request((s) => s.set("n", 1));
+    h.clock.advance(25 * MINUTE);
+    await h.request((s) => s.regenerate({ userId: "u1" }));
+    h.clock.advance(25 * MINUTE);
+    const stillAlive = await h.request((s) => s.regenerate());
+    expect(stillAlive.session.get("n")).toBe(1);
+    // Max-Age is what remains of the absolute hour, not a fresh one.
+    expect(stillAlive.setCookies[0]?.maxAge).toBe(10 * 60);
+    h.clock.advance(10 * MINUTE);
+    const { session } = await h.request();
+    expect(session.isNew).toBe(true);
+    expect(h.invalid).toEqual(["expired-absolute"]);
+  });
+
+  it("unbinds the user with regenerate({ userId: null })", async () => {
+    const h = harness();
+    await h.request((s) => s.regenerate({ userId: "u1" }));
+    await h.request((s) => s.regenerate({ userId: null }));
+    expect((await h.request()).session.userId).toBeUndefined();
+  });
+
+  it("cannot revoke the previous cookie-mode token: it still opens until its own deadline", async () => {
+    // Cookie sessions have no server state, so a regenerate cannot revoke the old cookie: it is a
+    // different id, and the old one opens with the old data. This documents the limit.
+    const h = harness();
+    await h.request((s) => s.set("n", 1));
+    const before = jarToken(h.jar) as string;
+    await h.request((s) => s.regenerate());
+    const old = await h.request(() => {}, { cookie: `sid=${before}`, keepJar: true });
+    expect(old.session.isNew).toBe(false);
+    expect(old.session.get("n")).toBe(1);
+  });
+});
+
+describe("events", () => {
+  it("delivers created, regenerated, renewed, expired, invalid and destroyed, none carrying an id or a token", async () => {
+    const h = harness({ idleTimeout: "1h", absoluteTimeout: "1d", renewInterval: "45m" });
+    const ids = new Set<string>();
+    const tokens = new Set<string>();
+    const record = (result: {
+      session: { id: string };
+      setCookies: { value: string }[];
+      headers: Headers;
+    }) => {
+      ids.add(result.session.id);
+      for (const cookie of result.setCookies) if (cookie.value) tokens.add(cookie.value);
+    };
+
+    record(await h.request((s) => s.set("n", 1))); // created
+    h.clock.advance(10 * MINUTE);
+    record(await h.request((s) => s.regenerate({ userId: "u1" }))); // regenerated
+    h.clock.advance(50 * MINUTE);
+    record(await h.request()); // renewed
+    const live = jarToken(h.jar) as string;
+    record(await h.request(() => {}, { cookie: `sid=${live.slice(0, -4)}AAAA`, keepJar: true })); // invalid
+    h.clock.advance(2 * HOUR);
+    record(await h.request(() => {}, { keepJar: true })); // expired (idle)
+    h.clock.advance(-2 * HOUR);
+    record(await h.request((s) => s.destroy())); // destroyed
+
+    expect(h.events.map((e) => e.type)).toEqual([
+      "created",
+      "regenerated",
+      "renewed",
+      "invalid",
+      "expired",
+      "destroyed",
+    ]);
+    const byType = Object.fromEntries(h.events.map((e) => [e.type, e])) as Record<
+      SessionEvent["type"],
+      SessionEvent
+    >;
+    expect(byType.invalid).toMatchObject({ reason: expect.stringMatching(/tampered|malformed/) });
+    expect(byType.expired).toMatchObject({ reason: "idle", userId: "u1" });
+    expect(byType.regenerated).toMatchObject({ userId: "u1" });
+    for (const event of h.events) expect(typeof event.at).toBe("number");
+
+    expect(ids.size).toBeGreaterThanOrEqual(3);
+    expect(tokens.size).toBeGreaterThanOrEqual(3);
+    for (const event of h.events) {
+      const serialized = JSON.stringify(event);
+      for (const id of ids) expect(serialized).not.toContain(id);
+      for (const token of tokens) {
+        expect(serialized).not.toContain(token);
+        expect(serialized).not.toContain(token.split(".")[2] as string);
+      }
+    }
+  });
+
+  it("names the user a destroyed session was bound to in the destroyed event", async () => {
+    const h = harness();
+    await h.request((s) => s.regenerate({ userId: "user-9" }));
+    await h.request((s) => s.destroy());
+    expect(h.events.at(-1)).toEqual({ type: "destroyed", at: START, userId: "user-9" });
+  });
+
+  it("emits nothing for a visitor who never writes or a session read unchanged", async () => {
+    const h = harness();
+    await h.request();
+    expect(h.events).toEqual([]);
+    await h.request((s) => s.set("n", 1));
+    await h.request();
+    await h.request();
+    expect(h.events.map((e) => e.type)).toEqual(["created"]);
+  });
+
+  it("reports expiry by reason in onInvalid and as an expired event", async () => {
+    const h = harness({ idleTimeout: "1h" });
+    await h.request((s) => s.set("n", 1));
+    h.clock.advance(HOUR);
+    await h.request();
+    expect(h.invalid).toEqual(["expired-idle"]);
+    expect(h.events.at(-1)).toEqual({
+      type: "expired",
+      at: START + HOUR,
+      reason: "idle",
+      userId: undefined,
+    });
+  });
+});

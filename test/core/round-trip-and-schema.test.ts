@@ -1,0 +1,127 @@
+/**
+ * Any JSON object survives a cookie round trip in both modes, and a Standard Schema (Zod 4,
+ * Valibot 1, ArkType 2) applies defaults and refuses data that does not conform.
+ */
+import { type } from "arktype";
+import fc from "fast-check";
+import * as v from "valibot";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { harness, jarToken } from "./harness.js";
+
+/** Nested JSON objects with unicode keys and strings (any code point, lone surrogates included). */
+const jsonObject = fc.dictionary(
+  fc.string({ unit: "binary", maxLength: 12 }),
+  fc.jsonValue({ maxDepth: 4, stringUnit: "binary" }),
+  { maxKeys: 8 },
+);
+
+describe("round trip of JSON data", () => {
+  for (const mode of ["encrypted", "signed"] as const) {
+    it(`returns any JSON object unchanged through a ${mode} cookie`, async () => {
+      const h = harness({ mode, maxSize: 256_000 });
+      await fc.assert(
+        fc.asyncProperty(jsonObject, async (data) => {
+          h.jar.cookies.clear();
+          h.invalid.length = 0;
+          const written = await h.request((s) => s.update(data));
+          const keys = Object.keys(data);
+          expect(written.lines.length > 0).toBe(keys.length > 0);
+          const { session } = await h.request();
+          expect(h.invalid).toEqual([]);
+          expect(session.isNew).toBe(keys.length === 0);
+          expect(JSON.stringify(session.data)).toBe(JSON.stringify(data));
+          expect(session.data).toStrictEqual(JSON.parse(JSON.stringify(data)));
+        }),
+        { numRuns: 150 },
+      );
+    });
+  }
+
+  it("keeps a __proto__ key as data, not as the prototype", async () => {
+    const h = harness();
+    const data = JSON.parse('{"__proto__": {"isAdmin": true}, "plain": 1}') as Record<
+      string,
+      unknown
+    >;
+    await h.request((s) => s.update(data));
+    const { session } = await h.request();
+    expect(Object.keys(session.data)).toEqual(["__proto__", "plain"]);
+    expect((session.data as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+    expect(Object.getPrototypeOf(session.data)).toBe(Object.prototype);
+  });
+
+  it("a signed cookie is readable by the client, an encrypted one is not", async () => {
+    const signed = harness({ mode: "signed" });
+    await signed.request((s) => s.set("visible", "hello-there"));
+    const signedToken = jarToken(signed.jar) as string;
+    const payload = signedToken.split(".")[2] as string;
+    expect(Buffer.from(payload, "base64url").toString()).toContain('"visible":"hello-there"');
+
+    const sealed = harness();
+    await sealed.request((s) => s.set("visible", "hello-there"));
+    const sealedToken = jarToken(sealed.jar) as string;
+    expect(sealedToken.startsWith("e1.")).toBe(true);
+    expect(
+      Buffer.from(sealedToken.split(".")[2] as string, "base64url").toString("latin1"),
+    ).not.toContain("hello-there");
+  });
+});
+
+describe("schemas", () => {
+  const cases = [
+    ["Zod 4", z.object({ username: z.string().optional(), visits: z.number().default(0) })],
+    [
+      "Valibot 1",
+      v.object({ username: v.optional(v.string()), visits: v.optional(v.number(), 0) }),
+    ],
+    ["ArkType 2", type({ "username?": "string", visits: "number = 0" })],
+  ] as const;
+
+  for (const [name, schema] of cases) {
+    it(`applies ${name} defaults to a fresh session without writing a cookie`, async () => {
+      const h = harness({ schema });
+      const { session, lines } = await h.request();
+      expect(session.data).toEqual({ visits: 0 });
+      expect(lines).toEqual([]);
+    });
+
+    it(`round-trips ${name}-valid data`, async () => {
+      const h = harness({ schema });
+      await h.request((s) => {
+        s.set("username", "ada");
+        s.set("visits", ((s.get("visits") as number) ?? 0) + 1);
+      });
+      const { session } = await h.request();
+      expect(session.data).toEqual({ username: "ada", visits: 1 });
+      expect(h.invalid).toEqual([]);
+    });
+
+    it(`gives a fresh session and onInvalid("schema") for data that fails the ${name} schema`, async () => {
+      const writer = harness();
+      await writer.request((s) => s.set("visits", "many"));
+      const h = harness({ schema });
+      const { session, lines } = await h.request(() => {}, {
+        cookie: `sid=${jarToken(writer.jar)}`,
+      });
+      expect(session.isNew).toBe(true);
+      expect(session.data).toEqual({ visits: 0 });
+      expect(h.invalid).toEqual(["schema"]);
+      expect(h.events).toMatchObject([{ type: "invalid", reason: "schema" }]);
+      // The refused cookie is cleared so the browser stops sending it.
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^sid=; Max-Age=0;/);
+    });
+  }
+
+  it("fills a default the stored data lacks (a field added to the schema later)", async () => {
+    const writer = harness();
+    await writer.request((s) => s.set("username", "ada"));
+    const h = harness({
+      schema: z.object({ username: z.string().optional(), visits: z.number().default(0) }),
+    });
+    const { session } = await h.request(() => {}, { cookie: `sid=${jarToken(writer.jar)}` });
+    expect(session.isNew).toBe(false);
+    expect(session.data).toEqual({ username: "ada", visits: 0 });
+  });
+});

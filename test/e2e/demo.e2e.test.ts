@@ -1,0 +1,294 @@
+// The demo app (examples/demo) in a real browser: Chromium driven by playwright-core, the demo run
+// as a child process on a free port with its SQLite file and secret in a temporary directory.
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type Browser,
+  type BrowserContext,
+  type Cookie,
+  chromium,
+  type Page,
+} from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { DemoProcess, freePort } from "./demo-process.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+if (!HAVE_CHROMIUM) {
+  if (process.env.CI === "true") {
+    throw new Error(
+      `No Chromium at ${CHROMIUM}: CI must run the browser tests (apt-get install chromium)`,
+    );
+  }
+  console.warn(
+    `\n*** SKIPPING the browser end-to-end tests: no Chromium at ${CHROMIUM} ` +
+      "(apt-get install chromium, or set CHROMIUM_PATH). With CI=true this is a failure. ***\n",
+  );
+}
+
+const SHOTS = fileURLToPath(new URL("../../test-results/e2e/", import.meta.url));
+const COOKIE = "sid";
+
+describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
+  let browser: Browser;
+  let demo: DemoProcess;
+  let dataRoot: string;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    dataRoot = await mkdtemp(join(tmpdir(), "sessionkit-e2e-"));
+    await mkdir(SHOTS, { recursive: true });
+    demo = new DemoProcess(await freePort(), join(dataRoot, "data"));
+    await demo.start();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.stop();
+    if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
+  });
+
+  /** A fresh browser profile: its own cookies, as a separate device would have. */
+  async function device(): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    contexts.push(context);
+    return { context, page: await context.newPage() };
+  }
+
+  const at = (path: string) => `${demo.url}${path}`;
+  const pathOf = (page: Page) => new URL(page.url()).pathname;
+
+  /** Clicks a submit button and waits for the page the form's redirect lands on. */
+  async function submit(page: Page, button: string): Promise<void> {
+    await Promise.all([
+      page.waitForResponse((r) => r.request().isNavigationRequest() && r.status() === 200),
+      page.click(button),
+    ]);
+    await page.waitForLoadState("load");
+  }
+
+  async function signIn(page: Page, username: string, password: string): Promise<void> {
+    await page.goto(at("/login"));
+    await page.fill('input[name="username"]', username);
+    await page.fill('input[name="password"]', password);
+    await submit(page, 'form[action="/login"] button');
+  }
+
+  const flashes = (page: Page) => page.locator(".flash").allTextContents();
+  const visits = async (page: Page) => Number(await page.locator("#visits strong").textContent());
+  const signedInAs = async (page: Page) =>
+    (await page.locator("#user").count()) === 0 ? undefined : page.locator("#user").textContent();
+  const sessionCookie = (cookies: Cookie[]) => cookies.find((c) => c.name === COOKIE);
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+  test("signs in with a demo account and out again", async () => {
+    const { page } = await device();
+    await page.goto(at("/"));
+    expect(await page.textContent("main")).toContain("You are not signed in.");
+    // The stylesheet is served and applied: the header is dark.
+    const headerColour = await page.$eval("header", (h) => getComputedStyle(h).backgroundColor);
+    expect(headerColour).toBe("rgb(29, 35, 48)");
+    await shot(page, "home-signed-out");
+
+    await page.goto(at("/login"));
+    const login = await page.textContent("main");
+    expect(login).toContain("ada");
+    expect(login).toContain("lovelace");
+    expect(login).toContain("grace");
+    expect(login).toContain("hopper");
+    await shot(page, "login");
+
+    await page.fill('input[name="username"]', "ada");
+    await page.fill('input[name="password"]', "lovelace");
+    await submit(page, 'form[action="/login"] button');
+    expect(pathOf(page)).toBe("/");
+    expect(await signedInAs(page)).toBe("ada");
+    expect(await flashes(page)).toEqual(["Welcome, ada!"]);
+    expect(await page.textContent("footer")).toMatch(/30m idle or 12h in all/);
+    await shot(page, "home-signed-in");
+
+    await submit(page, 'form[action="/logout"] button');
+    expect(await signedInAs(page)).toBeUndefined();
+    expect(await flashes(page)).toEqual(["You are signed out."]);
+  });
+
+  test("the visit counter survives reloads", async () => {
+    const { page } = await device();
+    await page.goto(at("/"));
+    expect(await visits(page)).toBe(1);
+    await page.reload();
+    expect(await visits(page)).toBe(2);
+    await page.reload();
+    expect(await visits(page)).toBe(3);
+    await signIn(page, "grace", "hopper");
+    // Sign-in changes the id but keeps the data: the count goes on.
+    expect(await visits(page)).toBe(4);
+  });
+
+  test("a flash shows once: after the action, not after a reload", async () => {
+    const { page } = await device();
+    await signIn(page, "grace", "hopper");
+    await page.selectOption('select[name="theme"]', "dark");
+    await submit(page, 'form[action="/preference"] button');
+    expect(await flashes(page)).toEqual(["Theme set to dark."]);
+    expect(await page.locator(".flash-success").isVisible()).toBe(true);
+    expect(await page.textContent("#theme")).toBe("dark");
+    expect(await page.getAttribute("body", "class")).toBe("theme-dark");
+
+    await page.reload();
+    expect(await flashes(page)).toEqual([]);
+    // The preference itself stays.
+    expect(await page.textContent("#theme")).toBe("dark");
+    await shot(page, "home-dark-theme");
+  });
+
+  test("the members page redirects to /login when signed out", async () => {
+    const { page } = await device();
+    const response = await page.goto(at("/private"));
+    expect(pathOf(page)).toBe("/login");
+    expect(response?.request().redirectedFrom()?.url()).toBe(at("/private"));
+    expect(await flashes(page)).toEqual(["Sign in to see the members page."]);
+
+    await signIn(page, "grace", "hopper");
+    await page.goto(at("/private"));
+    expect(pathOf(page)).toBe("/private");
+    expect(await page.textContent("h1")).toBe("Members");
+    await shot(page, "members");
+  });
+
+  test("two devices of ada: 'sign out other devices' ends the other one", async () => {
+    const laptop = await device();
+    const phone = await device();
+    await signIn(laptop.page, "ada", "lovelace");
+    // Earlier tests left ada signed in elsewhere: start from this one device.
+    await laptop.page.goto(at("/devices"));
+    await submit(laptop.page, 'form[action="/devices/others"] button');
+
+    await signIn(phone.page, "ada", "lovelace");
+    expect(await signedInAs(phone.page)).toBe("ada");
+
+    await laptop.page.goto(at("/devices"));
+    const rows = laptop.page.locator("#devices tbody tr");
+    expect(await rows.count()).toBe(2);
+    expect(await rows.allTextContents()).toEqual([
+      expect.stringMatching(/Headless Chrome \d+.*\(this device\)/s),
+      expect.stringMatching(/Headless Chrome \d+/),
+    ]);
+    await shot(laptop.page, "devices");
+
+    await submit(laptop.page, 'form[action="/devices/others"] button');
+    expect(pathOf(laptop.page)).toBe("/devices");
+    expect(await flashes(laptop.page)).toEqual(["Signed out 1 other device."]);
+    expect(await rows.count()).toBe(1);
+
+    await phone.page.reload();
+    expect(await signedInAs(phone.page)).toBeUndefined();
+    expect(await phone.page.textContent("main")).toContain("You are not signed in.");
+    await laptop.page.goto(at("/"));
+    expect(await signedInAs(laptop.page)).toBe("ada");
+  });
+
+  test("'sign out everywhere' ends every session of the user", async () => {
+    const laptop = await device();
+    const phone = await device();
+    await signIn(laptop.page, "ada", "lovelace");
+    await signIn(phone.page, "ada", "lovelace");
+    await laptop.page.goto(at("/devices"));
+    expect(await laptop.page.locator("#devices tbody tr").count()).toBeGreaterThanOrEqual(2);
+
+    await submit(laptop.page, 'form[action="/devices/everywhere"] button');
+    expect(pathOf(laptop.page)).toBe("/login");
+    expect(await flashes(laptop.page)).toEqual(["Signed out everywhere."]);
+
+    await laptop.page.goto(at("/"));
+    expect(await signedInAs(laptop.page)).toBeUndefined();
+    await phone.page.reload();
+    expect(await signedInAs(phone.page)).toBeUndefined();
+    await phone.page.goto(at("/devices"));
+    expect(pathOf(phone.page)).toBe("/login");
+  });
+
+  test("the session cookie is HttpOnly and SameSite=Lax in the browser", async () => {
+    const { context, page } = await device();
+    await signIn(page, "ada", "lovelace");
+    const cookie = sessionCookie(await context.cookies(demo.url));
+    expect(cookie).toMatchObject({
+      name: COOKIE,
+      httpOnly: true,
+      sameSite: "Lax",
+      path: "/",
+      domain: "localhost",
+      // Plain http on localhost: no Secure, or the browser would not send it back.
+      secure: false,
+    });
+    // HttpOnly at work: page scripts cannot see it.
+    expect(await page.evaluate(() => document.cookie)).not.toContain(`${COOKIE}=`);
+  });
+
+  test("sign-in changes the session cookie, and the old value is dead (fixation)", async () => {
+    const victim = await device();
+    await victim.page.goto(at("/"));
+    const before = sessionCookie(await victim.context.cookies(demo.url))?.value;
+    expect(before).toBeTruthy();
+
+    await signIn(victim.page, "ada", "lovelace");
+    const after = sessionCookie(await victim.context.cookies(demo.url))?.value;
+    expect(after).toBeTruthy();
+    expect(after).not.toBe(before);
+
+    // An attacker who planted (or kept) the pre-sign-in value gets nothing with it.
+    const attacker = await device();
+    await attacker.context.addCookies([{ name: COOKIE, value: before as string, url: demo.url }]);
+    await attacker.page.goto(at("/"));
+    expect(await signedInAs(attacker.page)).toBeUndefined();
+    await attacker.page.goto(at("/private"));
+    expect(pathOf(attacker.page)).toBe("/login");
+  });
+
+  test("the session survives a restart of the demo (SQLite)", async () => {
+    const { page } = await device();
+    await signIn(page, "grace", "hopper");
+    await page.reload();
+    const count = await visits(page);
+    expect(count).toBeGreaterThanOrEqual(2);
+
+    await demo.restart();
+    await page.reload();
+    expect(await signedInAs(page)).toBe("grace");
+    expect(await visits(page)).toBe(count + 1);
+    await page.goto(at("/private"));
+    expect(pathOf(page)).toBe("/private");
+  });
+
+  test("a wrong password shows an error flash and does not sign in", async () => {
+    const { page } = await device();
+    await signIn(page, "ada", "not-the-password");
+    expect(pathOf(page)).toBe("/login");
+    expect(await flashes(page)).toEqual(["Wrong username or password."]);
+    expect(await page.locator(".flash-error").isVisible()).toBe(true);
+    await page.goto(at("/"));
+    expect(await signedInAs(page)).toBeUndefined();
+  });
+});

@@ -1,0 +1,50 @@
+/** A minimal cookie-jar HTTP client for wire-level adapter tests: it keeps what Set-Cookie says. */
+export interface Reply {
+  status: number;
+  text: string;
+  headers: Headers;
+  setCookies: string[];
+}
+
+export class Client {
+  readonly jar = new Map<string, string>();
+  constructor(readonly base: string) {}
+
+  cookieHeader(): string {
+    return [...this.jar].map(([name, value]) => `${name}=${value}`).join("; ");
+  }
+
+  async request(path: string, init: RequestInit = {}): Promise<Reply> {
+    const headers = new Headers(init.headers);
+    if (this.jar.size > 0 && !headers.has("cookie")) headers.set("cookie", this.cookieHeader());
+    const response = await fetch(new URL(path, this.base), {
+      ...init,
+      headers,
+      redirect: "manual",
+    });
+    const setCookies = response.headers.getSetCookie();
+    for (const line of setCookies) {
+      const [pair = "", ...attributes] = line.split(";");
+      const eq = pair.indexOf("=");
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
+      if (expired || value === "") this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+    return {
+      status: response.status,
+      text: await response.text(),
+      headers: response.headers,
+      setCookies,
+    };
+  }
+
+  get(path: string, init?: RequestInit): Promise<Reply> {
+    return this.request(path, init);
+  }
+
+  post(path: string, init?: RequestInit): Promise<Reply> {
+    return this.request(path, { ...init, method: "POST" });
+  }
+}

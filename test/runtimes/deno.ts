@@ -1,0 +1,18 @@
+// @ts-nocheck -- an entry for Deno, importing dist/ (which `tsc --noEmit` may run before); the checks are typed.
+// Run: node_modules/.bin/deno run -A test/runtimes/deno.ts
+import { backend } from "#crypto-backend";
+import { createHandler, withSession } from "../../dist/adapters/fetch.js";
+import { createSessions } from "../../dist/index.js";
+import { printReport, runChecks } from "./checks.ts";
+
+// Deno resolves package.json conditions with "node" set, so dist gets the node:crypto backend (Deno's
+// node compat); the check reports which one rather than insisting.
+const report = await runChecks({
+  createSessions,
+  withSession,
+  createHandler,
+  backendName: backend.name,
+  expectBackend: undefined,
+});
+printReport(`deno ${Deno.version.deno}`, report);
+Deno.exit(report.failed === 0 ? 0 : 1);

@@ -1,0 +1,19 @@
+// @ts-nocheck -- the Worker the workerd program bundles, importing dist/ (which `tsc --noEmit` may run before).
+import { backend } from "#crypto-backend";
+import { createHandler, withSession } from "../../dist/adapters/fetch.js";
+import { createSessions } from "../../dist/index.js";
+import { runChecks } from "./checks.ts";
+
+export default {
+  async fetch() {
+    // workerd has no "node" condition: the bundle must carry the Web Crypto backend.
+    const report = await runChecks({
+      createSessions,
+      withSession,
+      createHandler,
+      backendName: backend.name,
+      expectBackend: "web",
+    });
+    return Response.json(report);
+  },
+};
