@@ -20,11 +20,11 @@ import { sign as cookieSign, unsign as cookieUnsign } from "cookie-signature";
 import Fastify from "fastify";
 import { defaults as ironDefaults, seal as ironSeal, unseal as ironUnseal } from "iron-webcrypto";
 import { backend as nodeBackend } from "#crypto-backend";
-import type { CryptoBackend } from "../src/crypto/backend.js";
-import { backend as webBackend } from "../src/crypto/backend-web.js";
-import { createKeyring, normalizeSecrets } from "../src/crypto/keyring.js";
-import { encodeSignedPayload, openToken, sealToken, signToken } from "../src/crypto/token.js";
-import { createSessions, type Sessions } from "../src/index.js";
+import type { CryptoBackend } from "../dist/crypto/backend.js";
+import { backend as webBackend } from "../dist/crypto/backend-web.js";
+import { createKeyring, normalizeSecrets } from "../dist/crypto/keyring.js";
+import { encodeSignedPayload, openToken, sealToken, signToken } from "../dist/crypto/token.js";
+import { createSessions, type Sessions } from "../dist/index.js";
 import { type Case, measure, type Samples } from "./lib/measure.js";
 import {
   type Check,
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
   const wantJson = process.argv.includes("--json");
   if (nodeBackend.name !== "node") {
     throw new Error(
-      '#crypto-backend resolved to the web backend: run with "tsx --conditions=sessionkit-source" under Node',
+      '#crypto-backend resolved to the web backend: run "npm run bench:codec" under Node',
     );
   }
   const started = performance.now();

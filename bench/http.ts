@@ -38,7 +38,7 @@ type Route = (typeof ROUTES)[number];
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SERVER = fileURLToPath(new URL("./http/server.ts", import.meta.url));
 const LOADER = fileURLToPath(new URL("./http/loader.ts", import.meta.url));
-const NODE_ARGS = ["--import", "tsx", "--conditions=sessionkit-source"];
+const NODE_ARGS = ["--import", "tsx"];
 
 const hasTaskset = spawnSync("taskset", ["-c", "0", "true"]).status === 0;
 

@@ -33,15 +33,15 @@ import createMemoryStore from "memorystore";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { createClient as createNodeRedis } from "redis";
-import { session as sessionkitExpress } from "../src/adapters/express.js";
-import { createSessions, type Sessions } from "../src/index.js";
-import type { Session, SessionData } from "../src/session.js";
-import { memoryStore } from "../src/stores/memory.js";
-import { mysqlStore } from "../src/stores/mysql.js";
-import { postgresStore } from "../src/stores/postgres.js";
-import { redisStore } from "../src/stores/redis.js";
-import { sqliteStore } from "../src/stores/sqlite.js";
-import type { SessionStore } from "../src/stores/store.js";
+import { session as sessionkitExpress } from "../dist/adapters/express.js";
+import { createSessions, type Sessions } from "../dist/index.js";
+import type { Session, SessionData } from "../dist/session.js";
+import { memoryStore } from "../dist/stores/memory.js";
+import { mysqlStore } from "../dist/stores/mysql.js";
+import { postgresStore } from "../dist/stores/postgres.js";
+import { redisStore } from "../dist/stores/redis.js";
+import { sqliteStore } from "../dist/stores/sqlite.js";
+import type { SessionStore } from "../dist/stores/store.js";
 import { CpuMonitor, cpuShareLine } from "./lib/cpu.js";
 import { interleave } from "./lib/measure.js";
 import {
@@ -185,15 +185,7 @@ function runHeapChild(kind: HeapKind): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [
-        "--expose-gc",
-        "--import",
-        "tsx",
-        "--conditions=sessionkit-source",
-        SELF,
-        `--heap-child=${kind}`,
-        `--n=${HEAP_SESSIONS}`,
-      ],
+      ["--expose-gc", "--import", "tsx", SELF, `--heap-child=${kind}`, `--n=${HEAP_SESSIONS}`],
       { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );
     let out = "";

@@ -10,8 +10,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Hono } from "hono";
 import type { Session as HonoSession } from "hono-sessions";
-import type { Session, SessionData } from "../../src/session.js";
-import type { SessionStore } from "../../src/stores/store.js";
+import type { Session, SessionData } from "../../dist/session.js";
+import type { SessionStore } from "../../dist/stores/store.js";
 
 // Frameworks and peers load inside each app's start(), so a server process loads only its own.
 
@@ -60,11 +60,11 @@ async function nodeRedis() {
 }
 
 async function sessionkitSessions(store: Store) {
-  const { createSessions } = await import("../../src/index.js");
+  const { createSessions } = await import("../../dist/index.js");
   let target: SessionStore | undefined;
-  if (store === "memory") target = (await import("../../src/stores/memory.js")).memoryStore();
+  if (store === "memory") target = (await import("../../dist/stores/memory.js")).memoryStore();
   if (store === "redis") {
-    const { redisStore } = await import("../../src/stores/redis.js");
+    const { redisStore } = await import("../../dist/stores/redis.js");
     target = redisStore({ client: await nodeRedis(), prefix: `${REDIS_PREFIX}sk:` });
   }
   return createSessions({ secret: SECRET, store: target });
@@ -96,7 +96,7 @@ const nodeSessionkit: AppSpec = {
   store: "cookie",
   label: "sessionkit/node (cookie)",
   start: async () => {
-    const { withSession } = await import("../../src/adapters/node.js");
+    const { withSession } = await import("../../dist/adapters/node.js");
     const sessions = await sessionkitSessions("cookie");
     return listen(
       createServer(
@@ -147,7 +147,7 @@ function expressSessionkit(store: "cookie" | "memory" | "redis"): AppSpec {
     store,
     label: `sessionkit/express (${store})`,
     start: async () => {
-      const { session } = await import("../../src/adapters/express.js");
+      const { session } = await import("../../dist/adapters/express.js");
       const app = await expressApp();
       app.use(session(await sessionkitSessions(store)));
       app.get("/read", (req, res) => {
@@ -238,7 +238,7 @@ function fastifySessionkit(store: "cookie" | "memory"): AppSpec {
     store,
     label: `sessionkit/fastify (${store})`,
     start: async () => {
-      const { session } = await import("../../src/adapters/fastify.js");
+      const { session } = await import("../../dist/adapters/fastify.js");
       const app = await fastifyApp();
       await app.register(session(await sessionkitSessions(store)));
       app.get("/read", async (request) => String(sk(request.session).get("n")));
@@ -341,7 +341,9 @@ function h3Sessions(side: "sessionkit" | "peer"): AppSpec {
       const { H3, useSession: h3UseSession } = await import("h3");
       const { toNodeHandler } = await import("h3/node");
       const use = (
-        side === "sessionkit" ? (await import("../../src/adapters/h3.js")).useSession : h3UseSession
+        side === "sessionkit"
+          ? (await import("../../dist/adapters/h3.js")).useSession
+          : h3UseSession
       ) as (event: unknown, config: typeof H3_CONFIG) => Promise<UseSessionLike>;
       const app = new H3();
       app.get("/read", async (event) => String((await use(event, H3_CONFIG)).data.n));
@@ -391,7 +393,7 @@ function honoSessionkit(store: "cookie" | "memory"): AppSpec {
     label: `sessionkit/hono (${store})`,
     start: async () => {
       const { Hono } = await import("hono");
-      const { sessionMiddleware } = await import("../../src/adapters/hono.js");
+      const { sessionMiddleware } = await import("../../dist/adapters/hono.js");
       const sessions = await sessionkitSessions(store);
       const app = new Hono<{ Variables: { session: Session<SessionData> } }>();
       app.use(sessionMiddleware(sessions));

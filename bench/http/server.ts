@@ -1,5 +1,5 @@
 /**
- * One benchmark server in its own process: `node --import tsx --conditions=sessionkit-source
+ * One benchmark server in its own process: `node --import tsx
  * bench/http/server.ts <app name>`, started by bench/http.ts over IPC (pinned with taskset when
  * available). Reports `{ port }` once listening and exits when its parent goes away.
  */

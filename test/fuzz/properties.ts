@@ -1006,7 +1006,11 @@ export async function createFuzzSuite(): Promise<FuzzSuite> {
             payload,
             carried,
             // A record stamped a day ahead may be refused (clock skew): then either outcome is right.
-            expect: known ? (target.strictIds.has(payload) ? known : undefined) : ("fresh" as const),
+            expect: known
+              ? target.strictIds.has(payload)
+                ? known
+                : undefined
+              : ("fresh" as const),
             note: storedId === null ? "random id" : "known id",
           };
         }
