@@ -35,8 +35,11 @@ export interface CryptoBackend {
   /** `null` for bytes that are not valid UTF-8 (never a replacement character). */
   decodeUtf8(bytes: Uint8Array): string | null;
   encodeBase64Url(bytes: Uint8Array): string;
-  /** `null` for anything that is not canonical unpadded base64url. */
-  decodeBase64Url(text: string): Uint8Array | null;
+  /**
+   * `null` for anything that is not canonical unpadded base64url. `authenticated`: the text was just
+   * verified by a MAC over its exact characters, so a backend may skip the alphabet check.
+   */
+  decodeBase64Url(text: string, authenticated?: boolean): Uint8Array | null;
 }
 
 /** AES-GCM sizes (NIST SP 800-38D): 96-bit IV, 128-bit tag. */
