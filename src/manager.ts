@@ -484,7 +484,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       const idChanged = liveOrigin !== undefined && liveOrigin.id !== session.id;
       let key: string | undefined;
       if (store) {
-        key = await hashSessionId(backend, session.id);
+        // Same id as loaded: its key was hashed then, so a write costs no second SHA-256.
+        key =
+          liveOrigin?.key !== undefined && !idChanged
+            ? liveOrigin.key
+            : await hashSessionId(backend, session.id);
         if (!liveOrigin || session.replaced || idChanged) {
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;

@@ -1,4 +1,5 @@
 import { isUtf8 } from "node:buffer";
+import * as nodeCrypto from "node:crypto";
 import {
   createCipheriv,
   createDecipheriv,
@@ -14,6 +15,11 @@ import { promisify } from "node:util";
 import { type CryptoBackend, IV_BYTES, isBase64Url, TAG_BYTES } from "./backend.js";
 
 const hkdfAsync = promisify(hkdf);
+const oneShotHash = (
+  nodeCrypto as {
+    hash?: (algorithm: string, data: Uint8Array, encoding: "buffer") => Buffer;
+  }
+).hash;
 
 async function derive(ikm: Uint8Array, info: string): Promise<KeyObject> {
   // Salt-less HKDF is sound for high-entropy input key material (RFC 5869 section 3.1).
@@ -77,7 +83,10 @@ export const backend: CryptoBackend = {
     return given.length === expected.length && timingSafeEqual(given, expected);
   },
   sha256(data) {
-    return createHash("sha256").update(data).digest();
+    // The one-shot crypto.hash (Node 20.12+) skips building a Hash object; older 20.x fall back.
+    return oneShotHash
+      ? oneShotHash("sha256", data, "buffer")
+      : createHash("sha256").update(data).digest();
   },
   randomBytes(length) {
     return randomFillSync(Buffer.allocUnsafe(length));
