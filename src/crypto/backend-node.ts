@@ -33,6 +33,26 @@ function toBuffer(bytes: Uint8Array): Buffer {
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+// Small draws (12-byte IVs, 32-byte ids) come from a pool filled 4 KB at a time: each call into
+// OpenSSL's CSPRNG has a fixed cost that dominated a cookie write, and a pooled byte is as random as
+// a fresh one (Node's randomUUID pools the same way). No byte is handed out twice.
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+function fillRandom(target: Buffer, length: number): void {
+  if (length > POOL_BYTES / 4) {
+    randomFillSync(target, 0, length);
+    return;
+  }
+  if (poolOffset + length > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_BYTES));
+    poolOffset = 0;
+  }
+  pool.copy(target, 0, poolOffset, poolOffset + length);
+  poolOffset += length;
+}
+
 /** node:crypto backend: synchronous primitives, chosen by the "node" export condition. */
 export const backend: CryptoBackend = {
   name: "node",
@@ -41,7 +61,7 @@ export const backend: CryptoBackend = {
   seal(key, plaintext, aad) {
     const length = Buffer.byteLength(plaintext, "utf8");
     const out = Buffer.allocUnsafe(IV_BYTES + length + TAG_BYTES);
-    randomFillSync(out, 0, IV_BYTES);
+    fillRandom(out, IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", key as KeyObject, out.subarray(0, IV_BYTES));
     cipher.setAAD(aad);
     // The cipher encodes the text itself: no intermediate UTF-8 copy.
@@ -89,7 +109,9 @@ export const backend: CryptoBackend = {
       : createHash("sha256").update(data).digest();
   },
   randomBytes(length) {
-    return randomFillSync(Buffer.allocUnsafe(length));
+    const out = Buffer.allocUnsafe(length);
+    fillRandom(out, length);
+    return out;
   },
   encodeUtf8(text) {
     return Buffer.from(text, "utf8");

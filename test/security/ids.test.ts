@@ -45,8 +45,11 @@ describe("session ids", () => {
     expect(Buffer.from(bytes).toString("base64url")).toBe(session.id);
   });
 
-  it("the node backend draws them from node:crypto randomFillSync", () => {
-    expect(generateSessionId(nodeBackend)).toMatch(ID);
+  it("the node backend draws them from node:crypto randomFillSync, through a 4 KB pool", () => {
+    // 200 ids take 6 400 bytes, more than one pool holds: at least one refill must happen.
+    const ids = new Set(Array.from({ length: 200 }, () => generateSessionId(nodeBackend)));
+    expect(ids.size).toBe(200);
+    for (const id of ids) expect(id).toMatch(ID);
     expect(nodeCrypto.randomFillSync).toHaveBeenCalled();
   });
 
