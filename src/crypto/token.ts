@@ -1,4 +1,4 @@
-import type { CryptoBackend } from "./backend.js";
+import type { CryptoBackend, MaybePromise } from "./backend.js";
 import { HMAC_BASE64URL_CHARS, IV_BYTES, TAG_BYTES } from "./backend.js";
 import type { KeyEntry, Keyring } from "./keyring.js";
 
@@ -41,29 +41,32 @@ function aadOf(backend: CryptoBackend, key: KeyEntry, binding: string): Uint8Arr
 
 const AAD_BINDINGS_MAX = 16;
 
-export async function sealToken(
+export function sealToken(
   backend: CryptoBackend,
   keyring: Keyring,
   plaintext: string,
   binding: string,
-): Promise<string> {
+): MaybePromise<string> {
   const key = keyring.primary;
-  const sealed = await backend.seal(key.aes, plaintext, aadOf(backend, key, binding));
-  return `e1.${key.id}.${backend.encodeBase64Url(sealed)}`;
+  const sealed = backend.seal(key.aes, plaintext, aadOf(backend, key, binding));
+  const finish = (bytes: Uint8Array) => `e1.${key.id}.${backend.encodeBase64Url(bytes)}`;
+  // Not `async`, like openToken: no promise when the backend seals synchronously.
+  return sealed instanceof Promise ? sealed.then(finish) : finish(sealed);
 }
 
-export async function signToken(
+export function signToken(
   backend: CryptoBackend,
   keyring: Keyring,
   version: "s1" | "i1",
   payload: string,
   binding: string,
-): Promise<string> {
+): MaybePromise<string> {
   const body = `${version}.${keyring.primary.id}.${payload}`;
   // One string, not parts: node:crypto hashes a string in one call, and each extra update() costs more
   // than the concatenation (the binding is a few bytes).
   const mac = backend.sign(keyring.primary.hmac, `${body}\0${binding}`);
-  return `${body}.${typeof mac === "string" ? mac : await mac}`;
+  // Not `async`, like openToken: no promise when the backend signs synchronously.
+  return typeof mac === "string" ? `${body}.${mac}` : mac.then((text) => `${body}.${text}`);
 }
 
 /** Text encoded in a signed-cookie payload. */
@@ -79,13 +82,17 @@ export interface OpenedToken {
   stale: boolean;
 }
 
-/** Opens any token format; a failure is a reason, never a throw. */
-export async function openToken(
+/**
+ * Opens any token format; a failure is a reason, never a throw. Not `async`: with a synchronous
+ * backend (node:crypto) the answer comes back without a promise, which saves a microtask per request
+ * on the hot path; `await` works on either.
+ */
+export function openToken(
   backend: CryptoBackend,
   keyring: Keyring,
   token: string,
   binding: string,
-): Promise<OpenedToken | TokenFailure> {
+): MaybePromise<OpenedToken | TokenFailure> {
   const firstDot = token.indexOf(".");
   const secondDot = token.indexOf(".", firstDot + 1);
   if (firstDot !== 2 || secondDot < 0) return "malformed";
@@ -100,28 +107,30 @@ export async function openToken(
     // Too short to hold an IV and a tag is a format error, not a failed authentication.
     if (!sealed || sealed.length < IV_BYTES + TAG_BYTES) return "malformed";
     // The key id in the token is the entry's id (the map is keyed by it), so this is its prefix.
-    const plain = await backend.open(key.aes, sealed, aadOf(backend, key, binding));
-    if (!plain) return "tampered";
-    const text = backend.decodeUtf8(plain);
-    return text === null ? "malformed" : { version, text, stale };
+    const opened = backend.open(key.aes, sealed, aadOf(backend, key, binding));
+    const finish = (plain: Uint8Array | null): OpenedToken | TokenFailure => {
+      if (!plain) return "tampered";
+      const text = backend.decodeUtf8(plain);
+      return text === null ? "malformed" : { version, text, stale };
+    };
+    return opened instanceof Promise ? opened.then(finish) : finish(opened);
   }
 
   const lastDot = token.lastIndexOf(".");
   if (lastDot <= secondDot) return "malformed";
   const mac = token.slice(lastDot + 1);
   if (mac.length !== HMAC_BASE64URL_CHARS) return "malformed";
-  const body = token.slice(0, lastDot);
-  const verified = backend.verify(key.hmac, `${body}\0${binding}`, mac);
-  // No await when the backend answered synchronously (node:crypto): a microtask per request saved.
-  if (!(verified === true || (verified !== false && (await verified)))) {
+  const verified = backend.verify(key.hmac, `${token.slice(0, lastDot)}\0${binding}`, mac);
+  const finish = (valid: boolean): OpenedToken | TokenFailure => {
     // Classified on the failure path only, so a valid token pays for no extra parse.
-    return backend.decodeBase64Url(mac) ? "tampered" : "malformed";
-  }
-  const payload = token.slice(secondDot + 1, lastDot);
-  if (version === "i1") return { version, text: payload, stale };
-  // The MAC covers this exact text, so it needs no second alphabet check: the lenient decode of
-  // authenticated text is safe, and what it yields is still checked as UTF-8, JSON and a record.
-  const bytes = backend.decodeBase64Url(payload, true);
-  const text = bytes && backend.decodeUtf8(bytes);
-  return text === null ? "malformed" : { version, text, stale };
+    if (!valid) return backend.decodeBase64Url(mac) ? "tampered" : "malformed";
+    const payload = token.slice(secondDot + 1, lastDot);
+    if (version === "i1") return { version, text: payload, stale };
+    // The MAC covers this exact text, so it needs no second alphabet check: the lenient decode of
+    // authenticated text is safe, and what it yields is still checked as UTF-8, JSON and a record.
+    const bytes = backend.decodeBase64Url(payload, true);
+    const text = bytes && backend.decodeUtf8(bytes);
+    return text === null ? "malformed" : { version, text, stale };
+  };
+  return typeof verified === "boolean" ? finish(verified) : verified.then(finish);
 }
