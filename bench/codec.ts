@@ -154,38 +154,17 @@ async function bareCodecCase(
   name: string,
 ): Promise<CodecCase> {
   const ring = await createKeyring(normalizeSecrets(SECRET), backend);
+  const issue = () =>
+    mode === "encrypted"
+      ? sealToken(backend, ring, SESSION_JSON, COOKIE)
+      : signToken(backend, ring, "s1", encodeSignedPayload(backend, SESSION_JSON), COOKIE);
   // With a synchronous backend (node:crypto) the token functions return plain values and are called
   // bare, as the raw rows are; the Web Crypto backend's promises are awaited.
   const sync = backend.name === "node";
-  const fn =
-    mode === "encrypted"
-      ? sync
-        ? () =>
-            openToken(
-              backend,
-              ring,
-              sealToken(backend, ring, SESSION_JSON, COOKIE) as string,
-              COOKIE,
-            )
-        : async () => {
-            const token = await sealToken(backend, ring, SESSION_JSON, COOKIE);
-            return openToken(backend, ring, token, COOKIE);
-          }
-      : sync
-        ? () => {
-            const payload = encodeSignedPayload(backend, SESSION_JSON);
-            const token = signToken(backend, ring, "s1", payload, COOKIE) as string;
-            return openToken(backend, ring, token, COOKIE);
-          }
-        : async () => {
-            const payload = encodeSignedPayload(backend, SESSION_JSON);
-            const token = await signToken(backend, ring, "s1", payload, COOKIE);
-            return openToken(backend, ring, token, COOKIE);
-          };
-  const sample =
-    mode === "encrypted"
-      ? await sealToken(backend, ring, SESSION_JSON, COOKIE)
-      : await signToken(backend, ring, "s1", encodeSignedPayload(backend, SESSION_JSON), COOKIE);
+  const fn = sync
+    ? () => openToken(backend, ring, issue() as string, COOKIE)
+    : async () => openToken(backend, ring, await issue(), COOKIE);
+  const sample = await issue();
   return {
     name,
     group: "sessionkit",

@@ -6,6 +6,11 @@
  */
 export type MaybePromise<T> = T | Promise<T>;
 
+/** Applies `fn` to a value at once, or when its promise settles: no promise where there was none. */
+export function after<T, R>(value: MaybePromise<T>, fn: (value: T) => R): MaybePromise<R> {
+  return value instanceof Promise ? value.then(fn) : fn(value);
+}
+
 /** An opaque derived key: a `CryptoKey` on Web Crypto, a `KeyObject` on node:crypto. */
 export type BackendKey = unknown;
 

@@ -1,5 +1,5 @@
 import type { CryptoBackend, MaybePromise } from "./backend.js";
-import { HMAC_BASE64URL_CHARS, IV_BYTES, TAG_BYTES } from "./backend.js";
+import { after, HMAC_BASE64URL_CHARS, IV_BYTES, TAG_BYTES } from "./backend.js";
 import type { KeyEntry, Keyring } from "./keyring.js";
 
 /**
@@ -48,10 +48,11 @@ export function sealToken(
   binding: string,
 ): MaybePromise<string> {
   const key = keyring.primary;
-  const sealed = backend.seal(key.aes, plaintext, aadOf(backend, key, binding));
-  const finish = (bytes: Uint8Array) => `e1.${key.id}.${backend.encodeBase64Url(bytes)}`;
   // Not `async`, like openToken: no promise when the backend seals synchronously.
-  return sealed instanceof Promise ? sealed.then(finish) : finish(sealed);
+  return after(
+    backend.seal(key.aes, plaintext, aadOf(backend, key, binding)),
+    (sealed) => `e1.${key.id}.${backend.encodeBase64Url(sealed)}`,
+  );
 }
 
 export function signToken(
@@ -64,9 +65,11 @@ export function signToken(
   const body = `${version}.${keyring.primary.id}.${payload}`;
   // One string, not parts: node:crypto hashes a string in one call, and each extra update() costs more
   // than the concatenation (the binding is a few bytes).
-  const mac = backend.sign(keyring.primary.hmac, `${body}\0${binding}`);
   // Not `async`, like openToken: no promise when the backend signs synchronously.
-  return typeof mac === "string" ? `${body}.${mac}` : mac.then((text) => `${body}.${text}`);
+  return after(
+    backend.sign(keyring.primary.hmac, `${body}\0${binding}`),
+    (mac) => `${body}.${mac}`,
+  );
 }
 
 /** Text encoded in a signed-cookie payload. */
@@ -107,13 +110,14 @@ export function openToken(
     // Too short to hold an IV and a tag is a format error, not a failed authentication.
     if (!sealed || sealed.length < IV_BYTES + TAG_BYTES) return "malformed";
     // The key id in the token is the entry's id (the map is keyed by it), so this is its prefix.
-    const opened = backend.open(key.aes, sealed, aadOf(backend, key, binding));
-    const finish = (plain: Uint8Array | null): OpenedToken | TokenFailure => {
-      if (!plain) return "tampered";
-      const text = backend.decodeUtf8(plain);
-      return text === null ? "malformed" : { version, text, stale };
-    };
-    return opened instanceof Promise ? opened.then(finish) : finish(opened);
+    return after(
+      backend.open(key.aes, sealed, aadOf(backend, key, binding)),
+      (plain): OpenedToken | TokenFailure => {
+        if (!plain) return "tampered";
+        const text = backend.decodeUtf8(plain);
+        return text === null ? "malformed" : { version, text, stale };
+      },
+    );
   }
 
   const lastDot = token.lastIndexOf(".");
@@ -121,7 +125,7 @@ export function openToken(
   const mac = token.slice(lastDot + 1);
   if (mac.length !== HMAC_BASE64URL_CHARS) return "malformed";
   const verified = backend.verify(key.hmac, `${token.slice(0, lastDot)}\0${binding}`, mac);
-  const finish = (valid: boolean): OpenedToken | TokenFailure => {
+  return after(verified, (valid): OpenedToken | TokenFailure => {
     // Classified on the failure path only, so a valid token pays for no extra parse.
     if (!valid) return backend.decodeBase64Url(mac) ? "tampered" : "malformed";
     const payload = token.slice(secondDot + 1, lastDot);
@@ -131,6 +135,5 @@ export function openToken(
     const bytes = backend.decodeBase64Url(payload, true);
     const text = bytes && backend.decodeUtf8(bytes);
     return text === null ? "malformed" : { version, text, stale };
-  };
-  return typeof verified === "boolean" ? finish(verified) : verified.then(finish);
+  });
 }

@@ -14,6 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import { pollLock, type Release } from "./internal/poll-lock.js";
 import { createRedisClient, type RedisClientLike } from "./internal/redis-client.js";
 import {
   DATA,
@@ -347,30 +348,21 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return prune(userId, gone, at);
   }
 
-  async function lock(
-    key: string,
-    ttlMs: number,
-    waitMs: number,
-  ): Promise<(() => Promise<void>) | null> {
+  async function lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null> {
     const name = lockKey(key);
     const token = randomUUID();
-    // Waiting is real time, whatever clock the store was given for deadlines.
-    const giveUpAt = Date.now() + waitMs;
-    let delay = LOCK_RETRY_MIN_MS;
-    for (;;) {
-      const reply = await run("lock", () =>
-        send(["SET", name, token, "NX", "PX", String(Math.max(1, Math.ceil(ttlMs)))], name),
-      );
-      if (reply === "OK") {
+    const px = String(Math.max(1, Math.ceil(ttlMs)));
+    return pollLock(
+      async () => {
+        const reply = await run("lock", () => send(["SET", name, token, "NX", "PX", px], name));
+        if (reply !== "OK") return null;
         return () =>
           run("unlock", async () => void (await evalScript(UNLOCK_SCRIPT, name, [token])));
-      }
-      const left = giveUpAt - Date.now();
-      if (left <= 0) return null;
-      // Jittered exponential backoff, so waiters on one session do not retry in lockstep.
-      await sleep(Math.min(left, delay / 2 + Math.random() * (delay / 2)));
-      delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS);
-    }
+      },
+      waitMs,
+      LOCK_RETRY_MIN_MS,
+      LOCK_RETRY_MAX_MS,
+    );
   }
 
   // Nothing to stop: the store starts no timers, and the client belongs to the caller.
@@ -474,8 +466,4 @@ function deadline(expiresAt: number): string {
 }
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

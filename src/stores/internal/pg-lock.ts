@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { QueryResult } from "pg";
 import type { SessionStore } from "../store.js";
+import { pollLock } from "./poll-lock.js";
 
 const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 200;
@@ -36,25 +37,19 @@ ON CONFLICT (key) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.ex
 WHERE ${locks}.expires_at <= ${SERVER_NOW}`;
   const releaseSql = `DELETE FROM ${locks} WHERE key = $1 AND token = $2`;
 
-  return async (key, ttlMs, waitMs) => {
+  return (key, ttlMs, waitMs) => {
     const token = randomUUID();
     const ttl = Math.max(1, Math.ceil(ttlMs));
-    // Waiting is real time, whatever clock the store was given for session deadlines.
-    const giveUpAt = Date.now() + waitMs;
-    let delay = POLL_FIRST_MS;
-    for (;;) {
-      const result = await exec("lock", acquireSql, [key, token, ttl]);
-      if ((result.rowCount ?? 0) > 0) {
+    return pollLock(
+      async () => {
+        const result = await exec("lock", acquireSql, [key, token, ttl]);
+        if ((result.rowCount ?? 0) === 0) return null;
         // The token makes a late release (after the lease expired and passed on) a no-op.
         return async () => void (await exec("unlock", releaseSql, [key, token]));
-      }
-      const left = giveUpAt - Date.now();
-      if (left <= 0) return null;
-      // Jittered exponential backoff, so waiters on one session do not poll in lockstep.
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.min(left, delay / 2 + Math.random() * (delay / 2))),
-      );
-      delay = Math.min(delay * 2, POLL_MAX_MS);
-    }
+      },
+      waitMs,
+      POLL_FIRST_MS,
+      POLL_MAX_MS,
+    );
   };
 }
