@@ -31,8 +31,8 @@ import {
 const QUICK = process.argv.includes("--quick");
 const CONNECTIONS = 50;
 const ROUNDS = QUICK ? 2 : 5;
-const SECONDS = QUICK ? 0.15 : 0.8;
-const WARMUP_SECONDS = QUICK ? 0.1 : 0.5;
+const SECONDS = QUICK ? 0.15 : 2;
+const WARMUP_SECONDS = QUICK ? 0.1 : 1;
 const ROUTES = ["read", "write"] as const;
 type Route = (typeof ROUTES)[number];
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

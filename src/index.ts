@@ -22,6 +22,8 @@ export {
 export type { SessionEvent } from "./events.js";
 export {
   createSessions,
+  type HeaderReader,
+  type HeaderWriter,
   type InferSessionData,
   type SessionInput,
   type Sessions,

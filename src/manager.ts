@@ -2,11 +2,18 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { backend } from "#crypto-backend";
 import { generateSessionId, hashSessionId, isSessionId } from "./crypto/id.js";
 import { createKeyring, DERIVED_KEY_ID_CHARS, type Keyring } from "./crypto/keyring.js";
-import { encodeSignedPayload, openToken, sealToken, signToken } from "./crypto/token.js";
+import {
+  encodeSignedPayload,
+  type OpenedToken,
+  openToken,
+  sealToken,
+  signToken,
+} from "./crypto/token.js";
 import { isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { decodeRecord, encodeRecord, utf8Length } from "./internal/record.js";
 import { reportHookError } from "./internal/report.js";
+import { TokenCache } from "./internal/token-cache.js";
 import {
   type InvalidReason,
   type ResolvedOptions,
@@ -30,8 +37,29 @@ const USER_AGENT_MAX_CHARS = 256;
 /** How far ahead of this server's clock a record's timestamps may be (NTP-synced hosts agree to ms). */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
-/** What `load` reads: a Fetch `Request`, its `Headers`, or headers with the request's URL and IP. */
-export type SessionInput = Request | Headers | { headers: Headers; url?: string; ip?: string };
+/**
+ * The request headers `load` reads: a Fetch `Headers`, or anything with its `get` (an adapter can wrap
+ * its framework's header object instead of copying it).
+ */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
+/** Where `commit` writes response headers: a Fetch `Headers`, or anything with its `append` and `set`. */
+export interface HeaderWriter {
+  append(name: string, value: string): void;
+  set(name: string, value: string): void;
+}
+
+/**
+ * What `load` reads: a Fetch `Request`, its `Headers`, or headers with the request's URL and client IP.
+ * `ip` may be a function: it is called only when a server-store session records the address, so an
+ * adapter whose framework computes the IP on demand (Express's `req.ip`) pays for it only then.
+ */
+export type SessionInput =
+  | Request
+  | HeaderReader
+  | { headers: HeaderReader; url?: string; ip?: string | (() => string | undefined) };
 
 /** One session of a user, as a "your devices" page lists it. */
 export interface UserSession {
@@ -68,7 +96,7 @@ export interface Sessions<T extends SessionData = SessionData> {
    * Writes what the request changed (nothing, if nothing did) and appends `Set-Cookie` (and the
    * header transport) to `headers`. Safe to call again after further changes.
    */
-  commit(session: Session<T>, headers: Headers): Promise<void>;
+  commit(session: Session<T>, headers: HeaderWriter): Promise<void>;
   /** Store sessions: the live sessions of a user, for a "your devices" page. */
   listByUser(userId: string, options?: { current?: Session<T> }): Promise<UserSession[]>;
   /** Store sessions: ends every session of a user ("sign out everywhere"), but `except`. */
@@ -93,6 +121,13 @@ export type InferSessionData<S> = S extends StandardSchemaV1
     : SessionData
   : SessionData;
 
+/** A token that passed every check, as the token cache keeps it. */
+interface Verified {
+  opened: OpenedToken;
+  /** Store sessions: the SHA-256 key of the id. */
+  key: string | undefined;
+}
+
 /** Per-request transport facts, kept on the session for commit. */
 interface Transport {
   source: "cookie" | "header" | undefined;
@@ -102,7 +137,7 @@ interface Transport {
   secure: boolean | undefined;
   /** The request's URL and headers, for `secure: "auto"`. */
   url: string | undefined;
-  headers: Headers;
+  headers: HeaderReader;
   /** A token came in and was refused: clear it if nothing else is written. */
   refused: boolean;
   /** The token as received, reused when only the cookie's lifetime must move. */
@@ -143,6 +178,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return keyringPromise;
   };
   const cookieWriter = createCookieWriter(cookie);
+  /** Accepted tokens: the opened token and, with a store, the id's key (see TokenCache). */
+  const tokens = new TokenCache<Verified>(config.tokenCache, 4096);
   const generateId = config.generateId ?? (() => generateSessionId(backend));
   const primaryKeyIdLength = config.secrets[0]?.id?.length ?? DERIVED_KEY_ID_CHARS;
   const hooks: SessionHooks = {
@@ -227,7 +264,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     );
   }
 
-  function readTransport(input: SessionInput, headers: Headers): Transport {
+  function readTransport(input: SessionInput, headers: HeaderReader): Transport {
     const url = isHeaders(input) ? undefined : input.url;
     const transport: Transport = {
       source: undefined,
@@ -245,7 +282,9 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (store) {
       if (config.track.userAgent)
         transport.userAgent = headers.get("user-agent")?.slice(0, USER_AGENT_MAX_CHARS);
-      if (config.track.ip && !isHeaders(input) && "ip" in input) transport.ip = input.ip;
+      if (config.track.ip && !isHeaders(input) && "ip" in input) {
+        transport.ip = typeof input.ip === "function" ? input.ip() : input.ip;
+      }
     }
     return transport;
   }
@@ -276,31 +315,17 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
     transport.token = token;
 
-    const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
-    if (typeof opened === "string") {
-      refuse(transport, opened);
-      return freshSession(transport);
-    }
-    const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
-    // Any of our formats may arrive after a configuration change; only the configured one is accepted.
-    if (opened.version !== expected) {
-      refuse(transport, "malformed");
-      return freshSession(transport);
-    }
+    const verified = tokens.get(token) ?? (await verify(token, transport));
+    if (!verified) return freshSession(transport);
+    const { opened, key } = verified;
 
     let id: string;
     let stored: StoredSession | undefined;
-    let key: string | undefined;
-    if (store) {
-      if (!isSessionId(opened.text)) {
-        refuse(transport, "malformed");
-        return freshSession(transport);
-      }
+    if (store && key) {
       id = opened.text;
-      key = await hashSessionId(backend, id);
       if (config.lock) await acquireLock(store, key, transport);
       try {
-        stored = await guardStore(store, "get", () => store.get(key as string));
+        stored = await guardStore(store, "get", () => store.get(key));
       } catch (err) {
         await transport.release?.().catch(() => undefined);
         throw err;
@@ -351,19 +376,50 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return session;
   }
 
+  /** Opens a token not in the cache; refuses it (and answers undefined) unless it is ours and valid. */
+  async function verify(token: string, transport: Transport): Promise<Verified | undefined> {
+    const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
+    if (typeof opened === "string") {
+      refuse(transport, opened);
+      return undefined;
+    }
+    const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
+    // Any of our formats may arrive after a configuration change; only the configured one is accepted.
+    if (opened.version !== expected || (store && !isSessionId(opened.text))) {
+      refuse(transport, "malformed");
+      return undefined;
+    }
+    const verified: Verified = {
+      opened,
+      key: store ? await hashSessionId(backend, opened.text) : undefined,
+    };
+    tokens.set(token, verified);
+    return verified;
+  }
+
   function touchDue(session: SessionState, now: number): boolean {
     return (
       config.idleTimeoutMs !== undefined && now - session.meta.touchedAt >= config.touchIntervalMs
     );
   }
 
-  async function issueToken(session: SessionState): Promise<string> {
+  /** A new token for the session, remembered as accepted: the client sends it back next time. */
+  async function issueToken(session: SessionState, key?: string): Promise<string> {
     const keys = ring ?? (await keyring());
-    if (store) return signToken(backend, keys, "i1", session.id, cookie.name);
-    const json = encodeRecord(session.id, session.data, session.meta);
-    return config.mode === "signed"
-      ? signToken(backend, keys, "s1", encodeSignedPayload(backend, json), cookie.name)
-      : sealToken(backend, keys, json, cookie.name);
+    let token: string;
+    let opened: OpenedToken;
+    if (store) {
+      token = await signToken(backend, keys, "i1", session.id, cookie.name);
+      opened = { version: "i1", text: session.id, stale: false };
+    } else {
+      const json = encodeRecord(session.id, session.data, session.meta);
+      token = await (config.mode === "signed"
+        ? signToken(backend, keys, "s1", encodeSignedPayload(backend, json), cookie.name)
+        : sealToken(backend, keys, json, cookie.name));
+      opened = { version: config.mode === "signed" ? "s1" : "e1", text: json, stale: false };
+    }
+    if (!store || key !== undefined) tokens.set(token, { opened, key });
+    return token;
   }
 
   /** Exact token length for the session's current record, without sealing it. */
@@ -383,7 +439,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
   }
 
-  function sendToken(session: SessionState, headers: Headers, token: string, now: number): void {
+  function sendToken(
+    session: SessionState,
+    headers: HeaderWriter,
+    token: string,
+    now: number,
+  ): void {
     const transport = session.transport as Transport;
     const deadline = deadlineOf(session.meta);
     // One transport answers: the header to a request that used it, the cookie otherwise. Both would
@@ -417,7 +478,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       : Array.from({ length: count }, (_, i) => `${cookie.name}.${i}`);
   }
 
-  function sendClear(session: SessionState, headers: Headers): void {
+  function sendClear(session: SessionState, headers: HeaderWriter): void {
     const transport = session.transport as Transport;
     if (config.header && transport.source === "header")
       writeHeaderToken(headers, config.header, "");
@@ -444,7 +505,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     transport.release = release;
   }
 
-  async function commit(input: Session<SessionData>, headers: Headers): Promise<void> {
+  async function commit(input: Session<SessionData>, headers: HeaderWriter): Promise<void> {
     if (!(input instanceof SessionState)) {
       throw new SessionError("ERR_SESSION_STATE", "commit() takes a session that load() returned");
     }
@@ -459,7 +520,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
   }
 
-  async function commitSession(session: SessionState, headers: Headers): Promise<void> {
+  async function commitSession(session: SessionState, headers: HeaderWriter): Promise<void> {
     const transport = session.transport as Transport;
     const now = config.now();
     const hasWrites = session.changes.size > 0 || session.metaChanges.size > 0 || session.replaced;
@@ -532,7 +593,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         touchDue(session, now) ||
         session.reissue === "rotate"
       ) {
-        sendToken(session, headers, await issueToken(session), now);
+        sendToken(session, headers, await issueToken(session, key), now);
       }
       session.markCommitted({ id: session.id, key });
       return;
@@ -558,7 +619,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         sendToken(
           session,
           headers,
-          reuse ? (transport.token as string) : await issueToken(session),
+          reuse ? (transport.token as string) : await issueToken(session, liveOrigin.key),
           now,
         );
         session.markCommitted(liveOrigin);
@@ -672,27 +733,33 @@ async function guardStore<R>(
   }
 }
 
-function isHeaders(input: SessionInput): input is Headers {
+function isHeaders(input: SessionInput): input is HeaderReader {
   // Duck-typed: a Headers from another realm or polyfill is still headers.
-  return typeof (input as Headers).get === "function" && !("headers" in input);
+  return typeof (input as HeaderReader).get === "function" && !("headers" in input);
 }
 
 const LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 
 /** Plain http to localhost is the one place a Secure cookie would be dropped by some clients. */
-function isLocalPlainHttp(url: string | undefined, headers: Headers): boolean {
-  let protocol: string;
-  let host: string;
+function isLocalPlainHttp(url: string | undefined, headers: HeaderReader): boolean {
+  let origin: string;
   if (url?.includes("://")) {
-    const schemeEnd = url.indexOf("://");
-    protocol = url.slice(0, schemeEnd);
-    const hostEnd = url.indexOf("/", schemeEnd + 3);
-    host = url.slice(schemeEnd + 3, hostEnd < 0 ? undefined : hostEnd);
+    const hostEnd = url.indexOf("/", url.indexOf("://") + 3);
+    origin = hostEnd < 0 ? url : url.slice(0, hostEnd);
   } else {
-    protocol = headers.get("x-forwarded-proto") ?? "http";
-    host = headers.get("host") ?? "";
+    origin = `${headers.get("x-forwarded-proto") ?? "http"}://${headers.get("host") ?? ""}`;
   }
-  if (protocol !== "http") return false;
+  // A server answers a handful of origins: remember the last answer rather than parse per write.
+  if (origin !== lastOrigin.origin) lastOrigin = { origin, local: isLocalPlainOrigin(origin) };
+  return lastOrigin.local;
+}
+
+let lastOrigin = { origin: "", local: false };
+
+function isLocalPlainOrigin(origin: string): boolean {
+  const schemeEnd = origin.indexOf("://");
+  if (origin.slice(0, schemeEnd) !== "http") return false;
+  const host = origin.slice(schemeEnd + 3);
   const hostname = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
   return LOCAL_HOSTS.includes(hostname ?? "") || (hostname ?? "").endsWith(".localhost");
 }

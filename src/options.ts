@@ -64,6 +64,12 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   track?: { userAgent?: boolean; ip?: boolean } | false;
   /** Store sessions: serialise the requests of one session with a store lock. Default false. */
   lock?: { wait?: Duration; ttl?: Duration } | false;
+  /**
+   * How many accepted tokens to remember, so the same cookie on the next request skips its decryption
+   * (or, with a store, its HMAC check and id hash). Expiry and the store are still checked every time.
+   * Default 1000 (tokens up to 4 KB each); `false` or 0: off.
+   */
+  tokenCache?: number | false;
   /** Told of a refused token or data (tampered, expired, invalid). Never given the token. */
   onInvalid?: (reason: InvalidReason) => void;
   /** Told of every lifecycle event, for audit logs. Never given an id or a token. */
@@ -100,6 +106,7 @@ export interface ResolvedOptions {
   clearSiteData: boolean;
   track: { userAgent: boolean; ip: boolean };
   lock: { waitMs: number; ttlMs: number } | undefined;
+  tokenCache: number;
   onInvalid: ((reason: InvalidReason) => void) | undefined;
   onEvent: ((event: SessionEvent) => void) | undefined;
   now: () => number;
@@ -114,6 +121,7 @@ export const DEFAULTS = Object.freeze({
   maxSize: 4 * CHUNK_VALUE_BYTES,
   lockWait: "5s",
   lockTtl: "30s",
+  tokenCache: 1000,
 });
 
 const OPTION_NAMES = [
@@ -131,6 +139,7 @@ const OPTION_NAMES = [
   "clearSiteData",
   "track",
   "lock",
+  "tokenCache",
   "onInvalid",
   "onEvent",
   "now",
@@ -234,6 +243,13 @@ export function resolveOptions(
     };
   }
 
+  const tokenCache = input.tokenCache === undefined ? DEFAULTS.tokenCache : input.tokenCache || 0;
+  if (!Number.isInteger(tokenCache) || tokenCache < 0 || tokenCache > 1_000_000) {
+    throw new ConfigError(
+      `"tokenCache" must be a whole number of tokens from 0 to 1000000, or false`,
+    );
+  }
+
   for (const name of ["onInvalid", "onEvent", "now", "generateId"] as const) {
     if (input[name] !== undefined && typeof input[name] !== "function") {
       throw new ConfigError(`"${name}" must be a function`);
@@ -255,6 +271,7 @@ export function resolveOptions(
     clearSiteData: input.clearSiteData === true,
     track: { userAgent: track.userAgent !== false, ip: track.ip !== false },
     lock,
+    tokenCache,
     onInvalid: input.onInvalid,
     onEvent: input.onEvent,
     now: input.now ?? Date.now,

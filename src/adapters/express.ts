@@ -50,7 +50,7 @@ export function session(
   const guards = options.guards ?? [];
   return middleware(async (req, res) => {
     const held = await loadAndHold(sessions, req, res, {
-      ip: req.ip,
+      ip: () => req.ip,
       onError: (err) => {
         console.error(err); // past Express's error handler already: report, as Express does, and answer 500
         return new Response("Internal Server Error", { status: 500 });
@@ -61,7 +61,7 @@ export function session(
       return false;
     }
     req.session = held.session;
-    return allow(guards, req, res);
+    return guards.length === 0 || allow(guards, req, res);
   });
 }
 

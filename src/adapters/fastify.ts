@@ -8,6 +8,7 @@ import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { HeaderList } from "./internal/header-list.js";
 import { nodeSessionInput } from "./internal/node-request.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
 
@@ -52,18 +53,16 @@ export function session(
     app.decorateRequest("session"); // keeps every request the same shape; set in onRequest
     app.addHook("onRequest", async (request, reply) => {
       try {
-        request.session = await sessions.load(
-          nodeSessionInput(request.raw, sessions.headerName, request.ip),
-        );
+        request.session = await sessions.load(nodeSessionInput(request.raw, () => request.ip));
       } catch (err) {
         if (!isStoreUnavailable(err)) throw err;
         return send(reply, storeUnavailableResponse());
       }
-      return allow(guards, request, reply);
+      return guards.length === 0 ? undefined : allow(guards, request, reply);
     });
     app.addHook("onSend", async (request, reply, payload) => {
       if (!request.session) return payload; // the load failed: nothing to commit
-      const headers = new Headers();
+      const headers = new HeaderList();
       try {
         await sessions.commit(request.session, headers);
       } catch (err) {
@@ -72,7 +71,7 @@ export function session(
         for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
         return toReply(reply, storeUnavailableResponse());
       }
-      reply.headers(headerRecord(headers)); // Fastify appends set-cookie to any the route set
+      if (!headers.empty) reply.headers(listRecord(headers)); // Fastify appends set-cookie to any the route set
       return payload;
     });
   };
@@ -110,6 +109,12 @@ async function send(reply: FastifyReply, response: Response): Promise<FastifyRep
 function toReply(reply: FastifyReply, response: Response): Promise<string> {
   reply.code(response.status).headers(headerRecord(response.headers));
   return response.text();
+}
+
+function listRecord(headers: HeaderList): Record<string, string | string[]> {
+  const record: Record<string, string | string[]> = Object.fromEntries(headers.fields);
+  if (headers.cookies.length > 0) record["set-cookie"] = headers.cookies;
+  return record;
 }
 
 function headerRecord(headers: Headers): Record<string, string | string[]> {

@@ -46,7 +46,7 @@ export function session(
     // Holding the raw response, rather than committing after `next()`, also covers Koa's error
     // response (which clears headers set before it), `ctx.respond = false` and early flushes.
     const held = await loadAndHold(sessions, ctx.req, ctx.res, {
-      ip: ctx.ip,
+      ip: () => ctx.ip,
       onError: (err) => {
         ctx.app.emit("error", err, ctx);
         return new Response("Internal Server Error", { status: 500 });

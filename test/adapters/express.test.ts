@@ -121,6 +121,47 @@ describe("sessionkit/express specifics", () => {
     }
   });
 
+  it("commits before the headers behind another middleware that wrapped res.end, and beside a second session", async () => {
+    const app = express();
+    // What compression or on-headers do: own-property wrappers installed before the session's.
+    app.use((_req, res, next) => {
+      const end = res.end;
+      res.end = function (this: express.Response, ...args: unknown[]) {
+        res.setHeader("x-wrapped", "yes");
+        return (end as (...a: unknown[]) => express.Response).apply(this, args);
+      } as typeof res.end;
+      next();
+    });
+    app.use(session(createSessions({ secret: SECRET, store: switchableStore() })));
+    app.use((req, res, next) => {
+      res.locals.first = req.session;
+      next();
+    });
+    const other = createSessions({ secret: SECRET, cookie: { name: "other" } });
+    app.use((req, res, next) => {
+      // A second manager's session on the same response: both must commit before the headers.
+      session(other)(req, res, (err?: unknown) => {
+        if (err) return next(err);
+        res.locals.other = req.session;
+        next();
+      });
+    });
+    app.get("/write", (_req, res) => {
+      (res.locals.first as Session).set("a", 1);
+      (res.locals.other as Session).set("b", 2);
+      res.send("ok");
+    });
+    const running = await listen(app);
+    try {
+      const reply = await new Client(running.url).get("/write");
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get("x-wrapped")).toBe("yes");
+      expect(reply.setCookies.map((line) => line.split("=")[0]).sort()).toEqual(["other", "sid"]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it("runs the guards option for every request before the routes", async () => {
     const app = express();
     const closed = requireSession(() => false, { status: 403 });

@@ -1,7 +1,56 @@
 import type { ServerResponse } from "node:http";
+import type { HeaderList } from "./header-list.js";
 
 type Held = "writeHead" | "write" | "end" | "flushHeaders";
 const HELD: readonly Held[] = ["writeHead", "write", "end", "flushHeaders"];
+
+interface Queued {
+  method: Held;
+  args: unknown[];
+}
+
+/** One response's hold: what the handler wrote while the commit ran. */
+interface Hold {
+  queue: Queued[] | undefined;
+  released: boolean;
+  release: () => Promise<void>;
+}
+
+/**
+ * The response's hold, under a plain name: V8 turns an object with many properties into a slow
+ * dictionary when one is added by computed key (`res[symbol] = …`, `Object.assign`), but not by
+ * name, and node's responses have many. Every store on the response below is by name for that reason.
+ */
+type HoldingResponse = ServerResponse & { sessionkitHold?: Hold };
+type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
+
+/**
+ * The held methods, the same functions for every response, so response objects keep one shape from
+ * request to request. Once released, a method answers as the prototype's own.
+ */
+const HOLDING: Record<Held, Method> = {
+  writeHead: holding("writeHead"),
+  write: holding("write"),
+  end: holding("end"),
+  flushHeaders: holding("flushHeaders"),
+};
+
+function holding(method: Held): Method {
+  return function (this: HoldingResponse, ...args: unknown[]) {
+    const hold = this.sessionkitHold;
+    if (hold === undefined || hold.released) {
+      return (Object.getPrototypeOf(this)[method] as Method).apply(this, args);
+    }
+    if (hold.queue === undefined) {
+      hold.queue = [];
+      void hold.release();
+    }
+    hold.queue.push({ method, args });
+    // write() reports "no backpressure" while held; the queue is bounded by what the handler wrote
+    // synchronously before the commit settled.
+    return method === "write" ? true : this;
+  };
+}
 
 /**
  * Holds a node:http response at its first write until `commit` has run, then applies the headers it
@@ -13,67 +62,91 @@ const HELD: readonly Held[] = ["writeHead", "write", "end", "flushHeaders"];
  */
 export function commitBeforeHeaders(
   res: ServerResponse,
-  commit: () => Promise<Headers>,
+  commit: () => Promise<HeaderList>,
   fail: (err: unknown) => Response,
 ): () => boolean {
-  const original = {
-    writeHead: res.writeHead,
-    write: res.write,
-    end: res.end,
-    flushHeaders: res.flushHeaders,
-  };
-  let queue: Array<{ method: Held; args: unknown[] }> | undefined;
+  const response = res as HoldingResponse;
+  // Another middleware's own wrappers (compression, a second session) would bypass the shared
+  // methods' prototype lookup: wrap those where they are, the slower way.
+  const wrapped =
+    HELD.some((method) => Object.hasOwn(res, method)) || response.sessionkitHold !== undefined;
+  const original = wrapped
+    ? { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders }
+    : undefined;
 
-  const release = async () => {
-    let headers: Headers | undefined;
-    let failure: Response | undefined;
-    try {
-      headers = await commit();
-    } catch (err) {
-      failure = fail(err);
-    }
-    Object.assign(res, original);
-    if (failure) {
-      if (!res.headersSent) {
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        await sendWebResponse(res, failure);
+  const hold: Hold = {
+    queue: undefined,
+    released: false,
+    release: async () => {
+      let headers: HeaderList | undefined;
+      let failure: Response | undefined;
+      try {
+        headers = await commit();
+      } catch (err) {
+        failure = fail(err);
       }
-      return;
-    }
-    if (headers && !res.headersSent) applyHeaders(res, headers);
-    for (const { method, args } of queue ?? []) {
-      (original[method] as (...a: unknown[]) => unknown).apply(res, args);
-    }
+      hold.released = true;
+      if (original) install(res, original);
+      if (failure) {
+        if (!res.headersSent) {
+          for (const name of res.getHeaderNames()) res.removeHeader(name);
+          await sendWebResponse(res, failure);
+        }
+        return;
+      }
+      if (headers && !res.headersSent) applyHeaders(res, headers);
+      for (const { method, args } of hold.queue ?? []) {
+        ((original?.[method] as Method | undefined) ?? HOLDING[method]).apply(res, args);
+      }
+    },
   };
 
-  for (const method of HELD) {
-    (res as unknown as Record<Held, unknown>)[method] = (...args: unknown[]) => {
-      if (!queue) {
-        queue = [];
-        void release();
-      }
-      queue.push({ method, args });
-      // write() reports "no backpressure" while held; the queue is bounded by what the handler wrote
-      // synchronously before the commit settled.
-      return method === "write" ? true : res;
-    };
+  if (original) {
+    const wrap =
+      (method: Held) =>
+      (...args: unknown[]) => {
+        if (hold.queue === undefined) {
+          hold.queue = [];
+          void hold.release();
+        }
+        hold.queue.push({ method, args });
+        return method === "write" ? true : res;
+      };
+    install(res, {
+      writeHead: wrap("writeHead"),
+      write: wrap("write"),
+      end: wrap("end"),
+      flushHeaders: wrap("flushHeaders"),
+    });
+  } else {
+    response.sessionkitHold = hold;
+    install(res, HOLDING);
   }
   // Whether the handler has begun to respond (held or sent).
-  return () => queue !== undefined || res.headersSent;
+  return () => hold.queue !== undefined || res.headersSent;
+}
+
+/** Sets the four methods by name (see `HoldingResponse`). */
+function install(res: ServerResponse, methods: Record<Held, unknown>): void {
+  const target = res as unknown as Record<Held, unknown>;
+  target.writeHead = methods.writeHead;
+  target.write = methods.write;
+  target.end = methods.end;
+  target.flushHeaders = methods.flushHeaders;
 }
 
 /** Applies committed headers: Set-Cookie lines are added to any the handler set, the rest replace. */
-export function applyHeaders(res: ServerResponse, headers: Headers): void {
-  const cookies = headers.getSetCookie();
-  if (cookies.length > 0) {
+export function applyHeaders(res: ServerResponse, headers: HeaderList): void {
+  if (headers.cookies.length > 0) {
     const existing = res.getHeader("set-cookie");
-    const before =
-      existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-    res.setHeader("set-cookie", [...before, ...cookies]);
+    res.setHeader(
+      "set-cookie",
+      existing === undefined
+        ? headers.cookies
+        : [...(Array.isArray(existing) ? existing : [String(existing)]), ...headers.cookies],
+    );
   }
-  headers.forEach((value, name) => {
-    if (name !== "set-cookie") res.setHeader(name, value);
-  });
+  for (const [name, value] of headers.fields) res.setHeader(name, value);
 }
 
 /** Writes a Web Response (a guard's redirect, a 503) to a node:http response. */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
+import { HeaderList } from "./header-list.js";
 import { nodeSessionInput } from "./node-request.js";
 import { commitBeforeHeaders } from "./node-response.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
@@ -13,8 +14,11 @@ export interface HeldSession<T extends SessionData> {
 }
 
 export interface HoldOptions {
-  /** The client address as the framework resolved it (trusted proxies); default the socket's. */
-  ip?: string | undefined;
+  /**
+   * The client address as the framework resolves it (trusted proxies); default the socket's. Called
+   * only when a store session records it.
+   */
+  ip?: (() => string | undefined) | undefined;
   /** The answer when the commit fails for any reason but a store outage (that one is a 503). */
   onError: (err: unknown) => Response;
 }
@@ -33,13 +37,13 @@ export async function loadAndHold<T extends SessionData>(
 ): Promise<HeldSession<T> | Response> {
   let session: Session<T>;
   try {
-    session = await sessions.load(nodeSessionInput(req, sessions.headerName, options.ip));
+    session = await sessions.load(nodeSessionInput(req, options.ip));
   } catch (err) {
     if (isStoreUnavailable(err)) return storeUnavailableResponse();
     throw err;
   }
   const commit = async () => {
-    const headers = new Headers();
+    const headers = new HeaderList();
     await sessions.commit(session, headers);
     return headers;
   };

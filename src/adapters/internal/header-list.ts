@@ -1,0 +1,46 @@
+import type { HeaderReader, HeaderWriter } from "../../manager.js";
+
+/**
+ * The headers a commit writes, as plain lists for adapters that hand them to a framework's own
+ * response object: a Fetch `Headers` costs several microseconds a request to build and read back,
+ * which is most of what an unchanged session costs. Names come from the core, already lower-case.
+ */
+export class HeaderList implements HeaderWriter {
+  /** Set-Cookie lines, in order. */
+  readonly cookies: string[] = [];
+  /** Every other header, one value per name. */
+  readonly fields = new Map<string, string>();
+
+  append(name: string, value: string): void {
+    if (name === "set-cookie") this.cookies.push(value);
+    else {
+      const before = this.fields.get(name);
+      this.fields.set(name, before === undefined ? value : `${before}, ${value}`);
+    }
+  }
+
+  set(name: string, value: string): void {
+    if (name === "set-cookie") this.cookies.splice(0, this.cookies.length, value);
+    else this.fields.set(name, value);
+  }
+
+  get empty(): boolean {
+    return this.cookies.length === 0 && this.fields.size === 0;
+  }
+}
+
+/**
+ * A node:http header object (`req.headers`, lower-case keys) read in place, without a copy. A
+ * repeated header other than Cookie arrives as an array and is read as absent, as the core wants only
+ * single-valued ones.
+ */
+export function nodeHeaderReader(
+  headers: Record<string, string | string[] | undefined>,
+): HeaderReader {
+  return {
+    get: (name) => {
+      const value = headers[name];
+      return typeof value === "string" ? value : null;
+    },
+  };
+}
