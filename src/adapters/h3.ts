@@ -12,6 +12,7 @@ import {
   stateOf,
   view,
 } from "./internal/h3-session.js";
+import { HeaderList } from "./internal/header-list.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -271,7 +272,7 @@ export function sessionMiddleware<T extends SessionkitData>(
     }
     try {
       if (value instanceof Response) return await commitToResponse(sessions, session, value);
-      const headers = new Headers();
+      const headers = new HeaderList();
       await sessions.commit(session, headers);
       applyHeaders(event, headers);
     } catch (err) {

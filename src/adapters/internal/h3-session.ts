@@ -10,6 +10,7 @@ import type { CookieOptions } from "../../options.js";
 import type { Session as SessionkitSession } from "../../session.js";
 import { parseCookies, readCookieToken } from "../../transport/cookie.js";
 import type { Session, SessionConfig, SessionData } from "../h3.js";
+import { HeaderList } from "./header-list.js";
 
 /** h3's own `SessionDataT`. */
 export type DataT = Record<string, any>;
@@ -146,10 +147,13 @@ async function load(event: HTTPEvent, manager: Manager): Promise<State> {
   const cookie = fromHeader
     ? `${manager.cookieName}=${encodeURIComponent(fromHeader)}`
     : req.headers.get("cookie");
-  const headers = new Headers(cookie ? { cookie } : {});
-  const input: SessionInput = { headers, url: req.url };
+  // Only the cookie (or the header's token as one) and the URL reach the core.
+  const input: SessionInput = {
+    headers: { get: (name) => (name === "cookie" ? cookie : null) },
+    url: req.url,
+  };
   const session = await manager.sessions.load(input);
-  const token = session.isNew ? undefined : tokenOf(headers, manager.cookieName);
+  const token = session.isNew ? undefined : tokenOf(cookie, manager.cookieName);
   const state: State = { manager, session, token, cleared: false, queue: Promise.resolve() };
   // The core reseals only when a touch is due (half the idle window) or the key rotated.
   if (manager.slides && token !== undefined) await persist(event, state);
@@ -165,25 +169,22 @@ export async function begin(event: HTTPEvent, state: State): Promise<void> {
 export function persist(event: HTTPEvent, state: State): Promise<unknown> {
   const { manager, session } = state;
   state.queue = state.queue.then(async () => {
-    const headers = new Headers();
+    const headers = new HeaderList();
     await manager.sessions.commit(session, headers);
-    if (headers.getSetCookie().length === 0) return;
-    state.token = tokenOf(new Headers({ cookie: cookiePairs(headers) }), manager.cookieName);
+    if (headers.cookies.length === 0) return;
+    state.token = tokenOf(cookiePairs(headers.cookies), manager.cookieName);
     const res = (event as Partial<H3Event>).res;
     if (manager.sendCookie && res) applyHeaders(event as H3Event, headers);
   });
   return state.queue;
 }
 
-function tokenOf(headers: Headers, name: string): string | undefined {
-  return readCookieToken(parseCookies(headers.get("cookie")), name, Number.POSITIVE_INFINITY).token;
+function tokenOf(cookie: string | null, name: string): string | undefined {
+  return readCookieToken(parseCookies(cookie), name, Number.POSITIVE_INFINITY).token;
 }
 
-function cookiePairs(headers: Headers): string {
-  return headers
-    .getSetCookie()
-    .map((line) => line.split(";", 1)[0])
-    .join("; ");
+function cookiePairs(lines: readonly string[]): string {
+  return lines.map((line) => line.split(";", 1)[0]).join("; ");
 }
 
 function cookieName(line: string): string {
@@ -195,16 +196,14 @@ function cookieName(line: string): string {
  * session's cookie, as h3 stages it). A cookie written earlier in the request is replaced, not
  * repeated: the browser would apply both, and the last one wins anyway.
  */
-export function applyHeaders(event: H3Event, committed: Headers): void {
-  const lines = committed.getSetCookie();
+export function applyHeaders(event: H3Event, committed: HeaderList): void {
+  const lines = committed.cookies;
   const names = new Set(lines.map(cookieName));
   for (const target of [event.res.headers, event.res.errHeaders]) {
     const kept = target.getSetCookie().filter((line) => !names.has(cookieName(line)));
     target.delete("set-cookie");
     for (const line of [...kept, ...lines]) target.append("set-cookie", line);
-    committed.forEach((value, name) => {
-      if (name !== "set-cookie") target.set(name, value);
-    });
+    for (const [name, value] of committed.fields) target.set(name, value);
   }
 }
 

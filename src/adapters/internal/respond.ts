@@ -1,6 +1,7 @@
 import { isSessionError, STORE_RETRY_AFTER_SECONDS } from "../../errors.js";
 import type { Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
+import { HeaderList } from "./header-list.js";
 
 /** The response every adapter gives for an unhandled `StoreUnavailableError`. */
 export function storeUnavailableResponse(): Response {
@@ -41,17 +42,22 @@ export async function commitToResponse<T extends SessionData>(
   session: Session<T>,
   response: Response,
 ): Promise<Response> {
-  const headers = new Headers();
+  const headers = new HeaderList();
   await sessions.commit(session, headers);
-  if (isEmpty(headers)) return response;
+  if (headers.empty) return response;
   try {
-    mergeHeaders(response.headers, headers);
+    mergeList(response.headers, headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    mergeHeaders(copy.headers, headers);
+    mergeList(copy.headers, headers);
     return copy;
   }
+}
+
+function mergeList(target: Headers, source: HeaderList): void {
+  for (const line of source.cookies) target.append("set-cookie", line);
+  for (const [name, value] of source.fields) target.set(name, value);
 }
 
 /** Copies committed headers: Set-Cookie lines are appended, the rest replace. */
@@ -60,9 +66,4 @@ export function mergeHeaders(target: Headers, source: Headers): void {
   source.forEach((value, name) => {
     if (name !== "set-cookie") target.set(name, value);
   });
-}
-
-function isEmpty(headers: Headers): boolean {
-  for (const _ of headers.keys()) return false;
-  return true;
 }
