@@ -2,7 +2,8 @@
  * The PostgreSQL store: one row per session, data and meta as `jsonb`, the deadline as epoch ms.
  * A patch is one `UPDATE` merging `jsonb` values, so concurrent requests never lose each other's keys.
  */
-import type { Client, Pool, PoolClient, QueryResult } from "pg";
+import { createHash } from "node:crypto";
+import type { Client, Pool, PoolClient, QueryConfig, QueryResult } from "pg";
 import { ConfigError } from "../errors.js";
 import { createPgLock, pgLockSweepSql, pgLockTableSql } from "./internal/pg-lock.js";
 import {
@@ -38,6 +39,14 @@ export interface PostgresStoreOptions {
   createTable?: boolean;
   /** The clock deciding what has expired, epoch ms. Default `Date.now`; inject one in tests. */
   now?: () => number;
+  /**
+   * Send the per-request statements (get, set, patch, touch, delete) as named prepared statements,
+   * so each connection parses and plans each of them once instead of on every call. Default true.
+   * Set false behind a pooler that does not keep prepared statements across transactions (PgBouncer
+   * in transaction mode before 1.21, or without `max_prepared_statements`). Only applies to a `pg`
+   * Pool or Client: anything else with a `query(text, values)` method always gets plain text.
+   */
+  prepare?: boolean;
 }
 
 /** The PostgreSQL store, with `migrate()` for deploy scripts and the CLI. */
@@ -52,7 +61,12 @@ export interface PostgresStore extends SessionStore {
   migrate(): Promise<void>;
 }
 
-const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", createTable: true, now: Date.now });
+const DEFAULTS = Object.freeze({
+  table: "sessionkit_sessions",
+  createTable: true,
+  now: Date.now,
+  prepare: true,
+});
 
 // One or two plain identifiers: quoting them is then enough to make them safe in SQL text, and an
 // index name derived from them stays under PostgreSQL's 63-byte limit.
@@ -63,7 +77,10 @@ const MIGRATION_LOCK_PREFIX = "sessionkit:migrate:";
 const SAFE_CODE = /^[A-Z0-9_]{1,32}$/;
 
 type Row = SqlRow & { key?: string; expires_at?: string | number };
-type Query = (text: string, values?: unknown[]) => Promise<QueryResult<Row>>;
+type Query = (text: string | QueryConfig, values?: unknown[]) => Promise<QueryResult<Row>>;
+
+/** A statement as `exec` takes it: plain text, or text with the name it is prepared under. */
+type Statement = string | { readonly name: string; readonly text: string };
 
 /**
  * Creates a session store on PostgreSQL (9.5 or later) through a `pg` pool you own.
@@ -95,6 +112,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const table = options.table ?? DEFAULTS.table;
   const createTable = options.createTable ?? DEFAULTS.createTable;
   const now = options.now ?? DEFAULTS.now;
+  // Named statements need pg's config-object form of `query`, which pg's Pool and Client (both have
+  // `connect`) accept; a bare `{ query }` wrapper may only take `(text, values)`.
+  const prepare =
+    (options.prepare ?? DEFAULTS.prepare) &&
+    typeof (options.pool as { connect?: unknown }).connect === "function";
   if (typeof table !== "string" || !TABLE_NAME.test(table)) {
     throw new ConfigError(
       'postgresStore "table" must be a name of letters, digits and "_" (up to 50), optionally "schema.table"',
@@ -131,76 +153,88 @@ ${pgLockTableSql(locks)}`;
 
   async function exec(
     operation: string,
-    text: string,
+    statement: Statement,
     values: unknown[],
   ): Promise<QueryResult<Row>> {
     await ensureTable();
-    return run(operation, () => query(text, values));
+    return run(operation, () =>
+      typeof statement === "string"
+        ? query(statement, values)
+        : query({ name: statement.name, text: statement.text, values }),
+    );
   }
 
+  /** A per-request statement: named (prepared once per connection) unless `prepare` is off. */
+  function named(text: string): Statement {
+    if (!prepare) return text;
+    // The name follows from the text: the same text always gets the same name, so stores on
+    // different tables (or shapes of a patch) sharing one pool never claim one name twice.
+    return {
+      name: `sessionkit_${createHash("sha256").update(text).digest("hex").slice(0, 32)}`,
+      text,
+    };
+  }
+
+  const getSql = named(`SELECT data, meta FROM ${t} WHERE key = $1 AND expires_at > $2`);
+  const setSql =
+    named(`INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
+ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
+  user_id = EXCLUDED.user_id, expires_at = EXCLUDED.expires_at`);
+  const touchSql =
+    named(`UPDATE ${t} SET meta = meta || jsonb_build_object('touchedAt', $2::bigint), expires_at = $3
+WHERE key = $1 AND expires_at > $4`);
+  const deleteSql = named(`DELETE FROM ${t} WHERE key = $1`);
+  /** Patch statements by shape (see `patchText`), built on first use. */
+  const patchSql = new Map<number, Statement>();
+
   async function get(key: string): Promise<StoredSession | undefined> {
-    const result = await exec(
-      "get",
-      `SELECT data, meta FROM ${t} WHERE key = $1 AND expires_at > $2`,
-      [key, now()],
-    );
+    const result = await exec("get", getSql, [key, now()]);
     const row = result.rows[0];
     return row ? toSession(row) : undefined;
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
-    await exec(
-      "set",
-      `INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
-ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
-  user_id = EXCLUDED.user_id, expires_at = EXCLUDED.expires_at`,
-      [
-        key,
-        JSON.stringify(session.data),
-        JSON.stringify(session.meta),
-        session.meta.userId ?? null,
-        expiresAt,
-      ],
-    );
+    await exec("set", setSql, [
+      key,
+      JSON.stringify(session.data),
+      JSON.stringify(session.meta),
+      session.meta.userId ?? null,
+      expiresAt,
+    ]);
   }
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
     const meta = splitMeta(changes.meta);
-    // `||` replaces top-level keys whole (no deep merge) and keeps JSON nulls; `-` then deletes.
-    // Every right-hand side reads the row as it was, so user_id follows the merged meta.
-    const result = await exec(
-      "patch",
-      `UPDATE ${t} SET
-  data = (data || $2::jsonb) - $3::text[],
-  meta = (meta || $4::jsonb) - $5::text[],
-  user_id = ((meta || $4::jsonb) - $5::text[]) ->> 'userId',
-  expires_at = $6
-WHERE key = $1 AND expires_at > $7`,
-      [
-        key,
-        JSON.stringify(changes.set),
-        changes.delete,
-        JSON.stringify(meta.set),
-        meta.remove,
-        expiresAt,
-        now(),
-      ],
-    );
+    const dataSet = JSON.stringify(changes.set);
+    const metaSet = JSON.stringify(meta.set);
+    const shape =
+      (dataSet === "{}" ? 0 : DATA_SET) |
+      (changes.delete.length === 0 ? 0 : DATA_DELETE) |
+      (metaSet === "{}" ? 0 : META_SET) |
+      (meta.remove.length === 0 ? 0 : META_REMOVE) |
+      ("userId" in meta.set || meta.remove.includes("userId") ? USER : 0);
+    let statement = patchSql.get(shape);
+    if (statement === undefined) {
+      statement = named(patchText(t, shape));
+      patchSql.set(shape, statement);
+    }
+    // The same order as the $n of `patchText`.
+    const values: unknown[] = [key, expiresAt, now()];
+    if (shape & DATA_SET) values.push(dataSet);
+    if (shape & DATA_DELETE) values.push(changes.delete);
+    if (shape & META_SET) values.push(metaSet);
+    if (shape & META_REMOVE) values.push(meta.remove);
+    const result = await exec("patch", statement, values);
     return (result.rowCount ?? 0) > 0;
   }
 
   async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
-    const result = await exec(
-      "touch",
-      `UPDATE ${t} SET meta = meta || jsonb_build_object('touchedAt', $2::bigint), expires_at = $3
-WHERE key = $1 AND expires_at > $4`,
-      [key, touchedAt, expiresAt, now()],
-    );
+    const result = await exec("touch", touchSql, [key, touchedAt, expiresAt, now()]);
     return (result.rowCount ?? 0) > 0;
   }
 
   async function remove(key: string): Promise<void> {
-    await exec("delete", `DELETE FROM ${t} WHERE key = $1`, [key]);
+    await exec("delete", deleteSql, [key]);
   }
 
   async function listByUser(userId: string): Promise<StoredSessionEntry[]> {
@@ -246,6 +280,38 @@ WHERE key = $1 AND expires_at > $4`,
     close,
     migrate,
   };
+}
+
+// What a patch changes, as bits: each shape gets its own statement, with only the work it needs.
+const DATA_SET = 1;
+const DATA_DELETE = 2;
+const META_SET = 4;
+const META_REMOVE = 8;
+/** The patch sets or removes `meta.userId`, so the `user_id` column follows it. */
+const USER = 16;
+
+/**
+ * The UPDATE of one patch shape. `||` replaces top-level keys whole (no deep merge) and keeps JSON
+ * nulls; `-` then deletes. Every right-hand side reads the row as it was, so `user_id` follows the
+ * merged meta. A patch that leaves `userId` alone leaves `user_id` alone: it already matches.
+ * Parameters: $1 key, $2 expiresAt, $3 now, then the shape's values in bit order.
+ */
+function patchText(table: string, shape: number): string {
+  let n = 3;
+  const merge = (column: string, setBit: number, deleteBit: number): string | undefined => {
+    let expr = column;
+    if (shape & setBit) expr = `${expr} || $${++n}::jsonb`;
+    if (shape & deleteBit) expr = `(${expr}) - $${++n}::text[]`;
+    return expr === column ? undefined : expr;
+  };
+  const data = merge("data", DATA_SET, DATA_DELETE);
+  const meta = merge("meta", META_SET, META_REMOVE);
+  const sets: string[] = [];
+  if (data) sets.push(`data = ${data}`);
+  if (meta) sets.push(`meta = ${meta}`);
+  if (meta && shape & USER) sets.push(`user_id = (${meta}) ->> 'userId'`);
+  sets.push("expires_at = $2");
+  return `UPDATE ${table} SET ${sets.join(", ")} WHERE key = $1 AND expires_at > $3`;
 }
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */

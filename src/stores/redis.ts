@@ -54,7 +54,9 @@ export interface RedisStoreOptions {
    * During an outage a client queues commands and retries by default. Bound that: with ioredis set
    * `maxRetriesPerRequest` (e.g. 1) and `enableOfflineQueue: false`, with node-redis
    * `disableOfflineQueue: true`, so a command that timed out here is not replayed when the server
-   * returns. node-redis throws an unhandled `error` event: attach `client.on("error", ...)`.
+   * returns. (With node-redis 5+ the store also hands `commandTimeout` to each command sent while
+   * the client is not ready, so node-redis drops one it still holds when the store gives up on it.)
+   * node-redis throws an unhandled `error` event: attach `client.on("error", ...)`.
    */
   client: RedisClientLike;
   /**
@@ -139,8 +141,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     try {
       return await body();
     } catch (err) {
-      if (isSessionError(err)) throw err;
-      throw new StoreUnavailableError(`the redis store failed during ${operation}`, { cause: err });
+      throw unavailable(operation, err);
     }
   }
 
@@ -155,15 +156,22 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   }
 
   async function read(key: string): Promise<Parsed | undefined> {
-    const entry = parseHash(await send(["HGETALL", sessionKey(key)], sessionKey(key)));
+    const name = sessionKey(key);
+    const entry = parseHash(await send(["HGETALL", name], name));
     return entry && entry.expiresAt > now() ? entry : undefined;
   }
 
+  // get, patch and touch run on every request: one async frame each, no `run` closure around them.
   async function get(key: string): Promise<StoredSession | undefined> {
-    return run("get", async () => {
-      const entry = await read(key);
-      return entry && { data: entry.data, meta: entry.meta };
-    });
+    const name = sessionKey(key);
+    let reply: unknown;
+    try {
+      reply = await send(["HGETALL", name], name);
+    } catch (err) {
+      throw unavailable("get", err);
+    }
+    const entry = parseHash(reply);
+    return entry && entry.expiresAt > now() ? { data: entry.data, meta: entry.meta } : undefined;
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
@@ -192,32 +200,38 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     patch: SessionPatch,
     expiresAt: number,
   ): Promise<boolean> {
-    return run(operation, async () => {
+    try {
       const at = deadline(expiresAt);
-      const pairs: string[] = [EXPIRES, at];
+      // ARGV of PATCH_SCRIPT: expiresAt, pair count, pairs (EXPIRES first), then fields to delete.
+      const args: string[] = [at, "", EXPIRES, at];
       const removed: string[] = [];
-      for (const [name, value] of Object.entries(patch.set)) {
+      const set = patch.set;
+      for (const name in set) {
+        if (!Object.hasOwn(set, name)) continue;
+        const value = set[name];
         if (value === undefined) removed.push(DATA + name);
-        else pairs.push(DATA + name, JSON.stringify(value));
+        else args.push(DATA + name, JSON.stringify(value));
       }
       for (const name of patch.delete) removed.push(DATA + name);
-      for (const [field, value] of Object.entries(patch.meta ?? {})) {
-        if (value === null) removed.push(META + field);
-        else if (value !== undefined) pairs.push(META + field, JSON.stringify(value));
+      const meta = patch.meta;
+      if (meta) {
+        for (const field in meta) {
+          if (!Object.hasOwn(meta, field)) continue;
+          const value = meta[field as keyof SessionMeta];
+          if (value === null) removed.push(META + field);
+          else if (value !== undefined) args.push(META + field, JSON.stringify(value));
+        }
       }
-      const newUser = patch.meta?.userId;
+      const newUser = meta?.userId;
       if (typeof newUser === "string") {
         // Same order as `set`: the index entry exists before the session claims the user.
-        pairs.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
+        args.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
       } else if (newUser === null) {
         removed.push(INDEX_UNTIL);
       }
-      const reply = await evalScript(PATCH_SCRIPT, sessionKey(key), [
-        at,
-        String(pairs.length / 2),
-        ...pairs,
-        ...removed,
-      ]);
+      args[1] = String((args.length - 2) / 2);
+      for (const field of removed) args.push(field);
+      const reply = await evalScript(PATCH_SCRIPT, sessionKey(key), args);
       if (Number(reply) === 0) {
         // Nothing to patch: take back the index entry added above, if any.
         if (typeof newUser === "string") await prune(newUser, [key], Number.MAX_SAFE_INTEGER);
@@ -232,7 +246,9 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         }
       }
       return true;
-    });
+    } catch (err) {
+      throw unavailable(operation, err);
+    }
   }
 
   function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
@@ -383,53 +399,79 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   };
 }
 
+/** A driver failure as `StoreUnavailableError`; the store's own errors pass through unchanged. */
+function unavailable(operation: string, err: unknown): unknown {
+  if (isSessionError(err)) return err;
+  return new StoreUnavailableError(`the redis store failed during ${operation}`, { cause: err });
+}
+
 interface Parsed extends StoredSession {
   expiresAt: number;
 }
 
-/** Reads a session hash; `undefined` for a missing or unreadable one ("not found", not an error). */
+/** A session hash being read: what `readField` has collected so far. */
+interface Reading {
+  data: Record<string, unknown>;
+  meta: Record<string, unknown>;
+  expiresAt: number;
+}
+
+/**
+ * Reads a session hash; `undefined` for a missing or unreadable one ("not found", not an error).
+ * HGETALL arrives as a flat `[field, value, ...]` array (RESP2: ioredis `call`), a plain object
+ * (RESP3: node-redis 5+ `sendCommand`) or a Map, with strings or buffers; each is walked in place.
+ */
 function parseHash(reply: unknown): Parsed | undefined {
-  const pairs = toPairs(reply);
-  if (pairs.length === 0) return undefined;
-  const data: Record<string, unknown> = {};
-  const meta: Record<string, unknown> = {};
-  let expiresAt = Number.NaN;
-  for (const [field, raw] of pairs) {
-    if (field === EXPIRES) expiresAt = Number(raw);
-    else if (field.startsWith(DATA) || field.startsWith(META)) {
-      const value = parseJson(raw);
-      if (value === undefined) return undefined;
+  if (reply == null || typeof reply !== "object") return undefined;
+  const reading: Reading = { data: {}, meta: {}, expiresAt: Number.NaN };
+  try {
+    if (Array.isArray(reply)) {
+      for (let i = 0; i + 1 < reply.length; i += 2)
+        readField(reading, decode(reply[i]), reply[i + 1]);
+    } else if (reply instanceof Map) {
+      for (const [field, raw] of reply) readField(reading, decode(field), raw);
+    } else {
+      const fields = reply as Record<string, unknown>;
+      for (const field in fields) readField(reading, field, fields[field]);
+    }
+  } catch {
+    return undefined; // a value that is not JSON
+  }
+  const { data, meta, expiresAt } = reading;
+  if (!Number.isFinite(expiresAt)) return undefined; // also: no fields at all (missing key)
+  if (
+    typeof meta.createdAt !== "number" ||
+    typeof meta.touchedAt !== "number" ||
+    typeof meta.renewedAt !== "number"
+  ) {
+    return undefined;
+  }
+  return { data, meta: meta as unknown as SessionMeta, expiresAt };
+}
+
+/** One hash field: "d:<name>" and "m:<field>" hold JSON, "e" the deadline; others are skipped. */
+function readField(reading: Reading, field: string, raw: unknown): void {
+  if (field.charCodeAt(1) === 58 /* ":" */) {
+    const kind = field.charCodeAt(0);
+    const target =
+      kind === 100 /* "d" */ ? reading.data : kind === 109 /* "m" */ ? reading.meta : undefined;
+    if (target === undefined) return;
+    const name = field.slice(2);
+    const value: unknown = JSON.parse(decode(raw));
+    if (name === "__proto__") {
       // defineProperty: a data key named "__proto__" stays a key and never becomes the prototype.
-      const [target, name] = field.startsWith(DATA)
-        ? [data, field.slice(DATA.length)]
-        : [meta, field.slice(META.length)];
       Object.defineProperty(target, name, {
         value,
         enumerable: true,
         writable: true,
         configurable: true,
       });
+    } else {
+      target[name] = value;
     }
+  } else if (field === EXPIRES) {
+    reading.expiresAt = Number(decode(raw));
   }
-  if (!Number.isFinite(expiresAt)) return undefined;
-  for (const time of ["createdAt", "touchedAt", "renewedAt"]) {
-    if (typeof meta[time] !== "number") return undefined;
-  }
-  return { data, meta: meta as unknown as SessionMeta, expiresAt };
-}
-
-/** HGETALL arrives as a flat array (RESP2), a plain object or a Map (RESP3), by client and protocol. */
-function toPairs(reply: unknown): Array<[string, string]> {
-  if (reply == null) return [];
-  if (reply instanceof Map) return [...reply].map(([f, v]) => [decode(f), decode(v)]);
-  if (Array.isArray(reply)) {
-    const pairs: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < reply.length; i += 2)
-      pairs.push([decode(reply[i]), decode(reply[i + 1])]);
-    return pairs;
-  }
-  if (typeof reply === "object") return Object.entries(reply).map(([f, v]) => [f, decode(v)]);
-  return [];
 }
 
 /** ZRANGE ... WITHSCORES: flat `[m, s, m, s]` or nested `[[m, s]]`, scores as strings or numbers. */

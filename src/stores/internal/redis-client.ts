@@ -17,10 +17,20 @@ export interface IoredisClientLike {
   nodes?(role?: "master" | "slave" | "all"): IoredisClientLike[];
 }
 
+/**
+ * Per-command options passed to node-redis. `timeout` is node-redis' own bound on a command that
+ * waits in its queue (v5 and later; v4 ignores it).
+ */
+export interface NodeRedisCommandOptions {
+  timeout?: number;
+}
+
 /** The part of a node-redis client (`createClient`) the store uses. */
 export interface NodeRedisClientLike {
-  sendCommand(args: string[]): Promise<unknown>;
+  sendCommand(args: string[], options?: NodeRedisCommandOptions): Promise<unknown>;
   readonly isOpen: boolean;
+  /** Connected and past the handshake; absent on clients older than node-redis 4. */
+  readonly isReady?: boolean;
 }
 
 /** The part of a node-redis cluster (`createCluster`) the store uses. */
@@ -29,8 +39,10 @@ export interface NodeRedisClusterLike {
     firstKey: string | undefined,
     isReadonly: boolean | undefined,
     args: string[],
+    options?: NodeRedisCommandOptions,
   ): Promise<unknown>;
   readonly masters: readonly unknown[];
+  readonly isReady?: boolean;
   nodeClient(node: never): Promise<NodeRedisClientLike>;
 }
 
@@ -60,26 +72,19 @@ interface Commands {
  * client, or an ioredis client with a `keyPrefix`.
  */
 export function createRedisClient(client: unknown, commandTimeout: number | false): RedisClient {
-  const commands = commandsFor(client);
+  const commands = commandsFor(client, commandTimeout);
 
-  function withTimeout<R>(promise: Promise<R>): Promise<R> {
-    if (commandTimeout === false) return promise;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const cause = new Error(`no reply from Redis within ${commandTimeout} ms`);
-        cause.name = "TimeoutError";
-        reject(
-          new StoreUnavailableError(
+  const withTimeout =
+    commandTimeout === false
+      ? <R>(promise: Promise<R>) => promise
+      : createDeadlines(commandTimeout, () => {
+          const cause = new Error(`no reply from Redis within ${commandTimeout} ms`);
+          cause.name = "TimeoutError";
+          return new StoreUnavailableError(
             `the redis store got no reply within ${commandTimeout} ms; check the server or raise commandTimeout`,
             { cause },
-          ),
-        );
-      }, commandTimeout);
-    });
-    // Promise.race keeps a handler on the losing command, so its late rejection is not unhandled.
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-  }
+          );
+        });
 
   function send(args: string[], key: string | undefined): Promise<unknown> {
     let sent: Promise<unknown>;
@@ -110,9 +115,88 @@ export function createRedisClient(client: unknown, commandTimeout: number | fals
   return { send, evalScript, masters };
 }
 
+/** One pending command: when it times out, and how to fail it (`undefined` once settled). */
+interface Deadline {
+  readonly at: number;
+  reject: ((err: unknown) => void) | undefined;
+  next: Deadline | undefined;
+}
+
+/**
+ * Bounds each command's promise by `timeoutMs`. Every command gets the same bound, so deadlines come
+ * in the order commands are sent: one FIFO list and one timer for its oldest entry replace a
+ * `setTimeout` and `clearTimeout` per command. A connection answers in order, so settled entries
+ * leave from the front at once and the list stays as short as the commands in flight. The timer runs
+ * only while a command is pending. A command that timed out keeps its handlers, so its late
+ * rejection is never unhandled.
+ */
+function createDeadlines(
+  timeoutMs: number,
+  timedOut: () => Error,
+): <R>(promise: Promise<R>) => Promise<R> {
+  let head: Deadline | undefined;
+  let tail: Deadline | undefined;
+  let pending = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  function dropSettled(): void {
+    while (head !== undefined && head.reject === undefined) head = head.next;
+    if (head === undefined) tail = undefined;
+  }
+
+  function fire(): void {
+    timer = undefined;
+    const at = performance.now();
+    while (head !== undefined && head.at <= at) {
+      const reject = head.reject;
+      head.reject = undefined;
+      head = head.next;
+      if (reject) {
+        pending--;
+        reject(timedOut());
+      }
+    }
+    dropSettled();
+    if (head !== undefined) timer = setTimeout(fire, Math.max(1, head.at - at));
+  }
+
+  function settle(entry: Deadline): void {
+    entry.reject = undefined;
+    if (--pending === 0) {
+      clearTimeout(timer);
+      timer = undefined;
+      head = tail = undefined;
+    } else if (entry === head) {
+      dropSettled();
+    }
+  }
+
+  return <R>(promise: Promise<R>) =>
+    new Promise<R>((resolve, reject) => {
+      const entry: Deadline = { at: performance.now() + timeoutMs, reject, next: undefined };
+      if (tail === undefined) head = entry;
+      else tail.next = entry;
+      tail = entry;
+      pending++;
+      timer ??= setTimeout(fire, timeoutMs);
+      promise.then(
+        (value) => {
+          if (entry.reject === undefined) return; // timed out already
+          settle(entry);
+          resolve(value);
+        },
+        (err: unknown) => {
+          if (entry.reject === undefined) return;
+          settle(entry);
+          reject(err);
+        },
+      );
+    });
+}
+
 function ioredisCommands(client: IoredisClientLike): Commands {
   const call = (c: IoredisClientLike) => (args: string[]) =>
-    c.call(args[0] as string, ...args.slice(1));
+    c.call(...(args as [string, ...string[]]));
   return {
     // ioredis finds the key (EVALSHA's included) and the slot itself.
     send: (args) => call(client)(args),
@@ -121,26 +205,54 @@ function ioredisCommands(client: IoredisClientLike): Commands {
   };
 }
 
-function nodeRedisCommands(client: NodeRedisClientLike): Commands {
+/**
+ * The options node-redis gets with each command. node-redis 5+ bounds every command that waits in
+ * its queue with an `AbortSignal.timeout` of its own (5 s unless configured), made for every command:
+ * on Node that signal costs more client CPU than the rest of a GET round trip. Once the client is
+ * ready a command leaves the queue on the next write, so while ready the store's own (cheaper) timer
+ * is the bound and node-redis gets `timeout: 0` (none). While the client is not ready (reconnecting,
+ * commands held in its offline queue) node-redis gets the store's `commandTimeout`, so a command the
+ * store has given up on is also dropped from the queue instead of being replayed on reconnect. With
+ * `commandTimeout: false` the client's own settings apply unchanged.
+ */
+function nodeRedisOptions(
+  target: { readonly isReady?: boolean },
+  commandTimeout: number | false,
+): () => NodeRedisCommandOptions | undefined {
+  if (commandTimeout === false) return () => undefined;
+  const ready: NodeRedisCommandOptions = Object.freeze({ timeout: 0 });
+  const queued: NodeRedisCommandOptions = Object.freeze({ timeout: commandTimeout });
+  return () => (target.isReady === false ? queued : ready);
+}
+
+function nodeRedisCommands(client: NodeRedisClientLike, commandTimeout: number | false): Commands {
+  const options = nodeRedisOptions(client, commandTimeout);
   return {
-    send: (args) => client.sendCommand(args),
-    masters: async () => [(args) => client.sendCommand(args)],
+    send: (args) => client.sendCommand(args, options()),
+    masters: async () => [(args) => client.sendCommand(args, options())],
   };
 }
 
-function nodeRedisClusterCommands(cluster: NodeRedisClusterLike): Commands {
+function nodeRedisClusterCommands(
+  cluster: NodeRedisClusterLike,
+  commandTimeout: number | false,
+): Commands {
+  const options = nodeRedisOptions(cluster, commandTimeout);
   return {
     // Never "readonly": with `useReplicas` a lagging replica could still show a destroyed session.
-    send: (args, key) => cluster.sendCommand(key, false, args),
+    send: (args, key) => cluster.sendCommand(key, false, args, options()),
     masters: async () => {
       const clients = await Promise.all(cluster.masters.map((m) => cluster.nodeClient(m as never)));
-      return clients.map((c) => (args: string[]) => c.sendCommand(args));
+      return clients.map((c) => {
+        const nodeOptions = nodeRedisOptions(c, commandTimeout);
+        return (args: string[]) => c.sendCommand(args, nodeOptions());
+      });
     },
   };
 }
 
 /** Tells the four client kinds apart by shape, so no driver is imported to check `instanceof`. */
-function commandsFor(client: unknown): Commands {
+function commandsFor(client: unknown, commandTimeout: number | false): Commands {
   const c = client as Record<string, unknown> | null;
   if (c && typeof c.call === "function" && typeof c.status === "string") {
     const options = c.options as
@@ -155,9 +267,9 @@ function commandsFor(client: unknown): Commands {
   }
   if (c && typeof c.sendCommand === "function") {
     if (typeof c.nodeClient === "function" && "masters" in c) {
-      return nodeRedisClusterCommands(c as unknown as NodeRedisClusterLike);
+      return nodeRedisClusterCommands(c as unknown as NodeRedisClusterLike, commandTimeout);
     }
-    return nodeRedisCommands(c as unknown as NodeRedisClientLike);
+    return nodeRedisCommands(c as unknown as NodeRedisClientLike, commandTimeout);
   }
   throw new ConfigError(
     'redisStore: "client" must be an ioredis Redis or Cluster, or a node-redis client or cluster',
