@@ -126,7 +126,9 @@ async function heapChild(kind: HeapKind, n: number): Promise<void> {
   if (kind === "sessionkit memoryStore") {
     const make = () => {
       const store = memoryStore({ maxSessions: n });
-      const sessions = createSessions({ secret: SECRET, store });
+      // The store's heap, not the manager's: the token cache is a fixed cost (at most its 1000 tokens,
+      // whatever the number of sessions), so it is off here.
+      const sessions = createSessions({ secret: SECRET, store, tokenCache: false });
       return {
         store,
         insert: async (count: number) => {
