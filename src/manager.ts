@@ -1,5 +1,6 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { backend } from "#crypto-backend";
+import { after } from "./crypto/backend.js";
 import { generateSessionId, hashSessionId, isSessionId } from "./crypto/id.js";
 import { createKeyring, DERIVED_KEY_ID_CHARS, type Keyring } from "./crypto/keyring.js";
 import {
@@ -179,7 +180,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   };
   const cookieWriter = createCookieWriter(cookie);
   /** Accepted tokens: the opened token and, with a store, the id's key (see TokenCache). */
-  const tokens = new TokenCache<Verified>(config.tokenCache, 4096);
+  const tokens =
+    config.tokenCache > 0 ? new TokenCache<Verified>(config.tokenCache, 4096) : undefined;
   const generateId = config.generateId ?? (() => generateSessionId(backend));
   const primaryKeyIdLength = config.secrets[0]?.id?.length ?? DERIVED_KEY_ID_CHARS;
   const hooks: SessionHooks = {
@@ -315,7 +317,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
     transport.token = token;
 
-    let verified = tokens.get(token);
+    let verified = tokens?.get(token);
     if (verified === undefined) {
       // Inline rather than a helper: one async frame fewer on every first sight of a token.
       const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
@@ -330,7 +332,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         return freshSession(transport);
       }
       verified = { opened, key: store ? await hashSessionId(backend, opened.text) : undefined };
-      tokens.set(token, verified);
+      tokens?.set(token, verified);
     }
     const { opened, key } = verified;
 
@@ -400,20 +402,26 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   /** A new token for the session, remembered as accepted: the client sends it back next time. */
   async function issueToken(session: SessionState, key?: string): Promise<string> {
     const keys = ring ?? (await keyring());
-    let token: string;
-    let opened: OpenedToken;
+    // `after`, not `await`: a synchronous backend's token comes back without another microtask.
     if (store) {
-      token = await signToken(backend, keys, "i1", session.id, cookie.name);
-      opened = { version: "i1", text: session.id, stale: false };
-    } else {
-      const json = encodeRecord(session.id, session.data, session.meta);
-      token = await (config.mode === "signed"
-        ? signToken(backend, keys, "s1", encodeSignedPayload(backend, json), cookie.name)
-        : sealToken(backend, keys, json, cookie.name));
-      opened = { version: config.mode === "signed" ? "s1" : "e1", text: json, stale: false };
+      return after(signToken(backend, keys, "i1", session.id, cookie.name), (token) => {
+        if (key !== undefined)
+          tokens?.set(token, { opened: { version: "i1", text: session.id, stale: false }, key });
+        return token;
+      });
     }
-    if (!store || key !== undefined) tokens.set(token, { opened, key });
-    return token;
+    const json = encodeRecord(session.id, session.data, session.meta);
+    const signed = config.mode === "signed";
+    const sealed = signed
+      ? signToken(backend, keys, "s1", encodeSignedPayload(backend, json), cookie.name)
+      : sealToken(backend, keys, json, cookie.name);
+    return after(sealed, (token) => {
+      tokens?.set(token, {
+        opened: { version: signed ? "s1" : "e1", text: json, stale: false },
+        key: undefined,
+      });
+      return token;
+    });
   }
 
   /** Exact token length for the session's current record, without sealing it. */
