@@ -14,6 +14,7 @@ export class TokenCache<V> {
   readonly #max: number;
   readonly #maxTokenChars: number;
 
+  /** `max` is at least 1: a manager with the cache off makes none. */
   constructor(max: number, maxTokenChars: number) {
     this.#max = max;
     this.#maxTokenChars = maxTokenChars;
@@ -24,7 +25,7 @@ export class TokenCache<V> {
   }
 
   set(token: string, value: V): void {
-    if (this.#max === 0 || token.length > this.#maxTokenChars) return;
+    if (token.length > this.#maxTokenChars) return;
     if (this.#entries.size >= this.#max) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);

@@ -161,17 +161,15 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return entry && entry.expiresAt > now() ? entry : undefined;
   }
 
-  // get, patch and touch run on every request: one async frame each, no `run` closure around them.
+  // get, patch and touch run on every request: their own try/catch, no `run` closure around them.
   async function get(key: string): Promise<StoredSession | undefined> {
-    const name = sessionKey(key);
-    let reply: unknown;
+    let entry: Parsed | undefined;
     try {
-      reply = await send(["HGETALL", name], name);
+      entry = await read(key);
     } catch (err) {
       throw unavailable("get", err);
     }
-    const entry = parseHash(reply);
-    return entry && entry.expiresAt > now() ? { data: entry.data, meta: entry.meta } : undefined;
+    return entry && { data: entry.data, meta: entry.meta };
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
@@ -449,12 +447,17 @@ function parseHash(reply: unknown): Parsed | undefined {
   return { data, meta: meta as unknown as SessionMeta, expiresAt };
 }
 
+// DATA and META are one letter and ":": a field's kind is read from its first two characters.
+const DATA_KIND = DATA.charCodeAt(0);
+const META_KIND = META.charCodeAt(0);
+const PREFIX_END = DATA.charCodeAt(1);
+
 /** One hash field: "d:<name>" and "m:<field>" hold JSON, "e" the deadline; others are skipped. */
 function readField(reading: Reading, field: string, raw: unknown): void {
-  if (field.charCodeAt(1) === 58 /* ":" */) {
+  if (field.charCodeAt(1) === PREFIX_END) {
     const kind = field.charCodeAt(0);
     const target =
-      kind === 100 /* "d" */ ? reading.data : kind === 109 /* "m" */ ? reading.meta : undefined;
+      kind === DATA_KIND ? reading.data : kind === META_KIND ? reading.meta : undefined;
     if (target === undefined) return;
     const name = field.slice(2);
     const value: unknown = JSON.parse(decode(raw));

@@ -1,4 +1,4 @@
-import type { HeaderReader, HeaderWriter } from "../../manager.js";
+import type { HeaderWriter } from "../../manager.js";
 
 /**
  * The headers a commit writes, as plain lists for adapters that hand them to a framework's own
@@ -27,20 +27,10 @@ export class HeaderList implements HeaderWriter {
   get empty(): boolean {
     return this.cookies.length === 0 && this.fields.size === 0;
   }
-}
 
-/**
- * A node:http header object (`req.headers`, lower-case keys) read in place, without a copy. A
- * repeated header other than Cookie arrives as an array and is read as absent, as the core wants only
- * single-valued ones.
- */
-export function nodeHeaderReader(
-  headers: Record<string, string | string[] | undefined>,
-): HeaderReader {
-  return {
-    get: (name) => {
-      const value = headers[name];
-      return typeof value === "string" ? value : null;
-    },
-  };
+  /** Copies the headers onto another writer (a Fetch `Headers`): Set-Cookie lines appended, the rest set. */
+  appendTo(target: HeaderWriter): void {
+    for (const line of this.cookies) target.append("set-cookie", line);
+    for (const [name, value] of this.fields) target.set(name, value);
+  }
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { SessionInput } from "../../manager.js";
-import { nodeHeaderReader } from "./header-list.js";
+import type { HeaderReader, SessionInput } from "../../manager.js";
 
 /**
  * A node:http request as the core's input: its headers read in place, the URL (for the
@@ -18,5 +17,19 @@ export function nodeSessionInput(
     headers: nodeHeaderReader(req.headers),
     url,
     ip: ip ?? (() => req.socket?.remoteAddress),
+  };
+}
+
+/**
+ * A node:http header object (`req.headers`, lower-case keys) read in place, without a copy. A
+ * repeated header other than Cookie arrives as an array and is read as absent, as the core wants only
+ * single-valued ones.
+ */
+function nodeHeaderReader(headers: Record<string, string | string[] | undefined>): HeaderReader {
+  return {
+    get: (name) => {
+      const value = headers[name];
+      return typeof value === "string" ? value : null;
+    },
   };
 }

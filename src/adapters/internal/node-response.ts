@@ -41,15 +41,20 @@ function holding(method: Held): Method {
     if (hold === undefined || hold.released) {
       return (Object.getPrototypeOf(this)[method] as Method).apply(this, args);
     }
-    if (hold.queue === undefined) {
-      hold.queue = [];
-      void hold.release();
-    }
-    hold.queue.push({ method, args });
-    // write() reports "no backpressure" while held; the queue is bounded by what the handler wrote
-    // synchronously before the commit settled.
-    return method === "write" ? true : this;
+    return enqueue(hold, this, method, args);
   };
+}
+
+/** A held call: the first one starts the commit; the response goes out when it settles. */
+function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[]): unknown {
+  if (hold.queue === undefined) {
+    hold.queue = [];
+    void hold.release();
+  }
+  hold.queue.push({ method, args });
+  // write() reports "no backpressure" while held; the queue is bounded by what the handler wrote
+  // synchronously before the commit settled.
+  return method === "write" ? true : res;
 }
 
 /**
@@ -104,14 +109,8 @@ export function commitBeforeHeaders(
   if (original) {
     const wrap =
       (method: Held) =>
-      (...args: unknown[]) => {
-        if (hold.queue === undefined) {
-          hold.queue = [];
-          void hold.release();
-        }
-        hold.queue.push({ method, args });
-        return method === "write" ? true : res;
-      };
+      (...args: unknown[]) =>
+        enqueue(hold, res, method, args);
     install(res, {
       writeHead: wrap("writeHead"),
       write: wrap("write"),

@@ -46,18 +46,13 @@ export async function commitToResponse<T extends SessionData>(
   await sessions.commit(session, headers);
   if (headers.empty) return response;
   try {
-    mergeList(response.headers, headers);
+    headers.appendTo(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    mergeList(copy.headers, headers);
+    headers.appendTo(copy.headers);
     return copy;
   }
-}
-
-function mergeList(target: Headers, source: HeaderList): void {
-  for (const line of source.cookies) target.append("set-cookie", line);
-  for (const [name, value] of source.fields) target.set(name, value);
 }
 
 /** Copies committed headers: Set-Cookie lines are appended, the rest replace. */
