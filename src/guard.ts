@@ -3,7 +3,18 @@ import type { Session, SessionData } from "./session.js";
 /**
  * A guard runs before a handler: it returns a `Response` to stop the request (a redirect to the
  * sign-in page, a 401, a 403), or nothing to let it through. Every adapter runs guards the same way
- * and commits the session on the guard's response too.
+ * and commits the session on the guard's response too. `request` is the Fetch `Request` (method, URL,
+ * headers; in the node-based adapters without its body, which stays the framework's to read), e.g.
+ * to send the visitor back where they were after signing in.
+ *
+ * @example
+ * ```ts
+ * const signedIn: Guard = (session, request) => {
+ *   if (session.has("user") || !request) return undefined;
+ *   const here = new URL(request.url);
+ *   return Response.redirect(new URL(`/login?next=${encodeURIComponent(here.pathname)}`, here), 303);
+ * };
+ * ```
  */
 export type Guard<T extends SessionData = SessionData> = (
   session: Session<T>,

@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
@@ -96,7 +97,8 @@ export function sessionErrors(): ErrorRequestHandler {
 }
 
 async function allow(guards: readonly Guard<RegisteredSessionData>[], req: Request, res: Response) {
-  const denied = await runGuards(guards, req.session, undefined);
+  const url = `${req.protocol}://${req.headers.host ?? "localhost"}${req.originalUrl}`;
+  const denied = await runGuards(guards, req.session, guardRequest(req, url));
   if (denied) await sendWebResponse(res, denied);
   return !denied;
 }

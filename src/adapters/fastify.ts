@@ -9,7 +9,7 @@ import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { HeaderList } from "./internal/header-list.js";
-import { nodeSessionInput } from "./internal/node-request.js";
+import { guardRequest, nodeSessionInput } from "./internal/node-request.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
@@ -97,7 +97,8 @@ async function allow(
   request: FastifyRequest,
   reply: FastifyReply,
 ) {
-  const denied = await runGuards(guards, request.session, undefined);
+  const url = `${request.protocol}://${request.host}${request.raw.url ?? request.url}`;
+  const denied = await runGuards(guards, request.session, guardRequest(request.raw, url));
   return denied ? send(reply, denied) : undefined;
 }
 

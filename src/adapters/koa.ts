@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { guardRequest } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
@@ -78,7 +79,7 @@ export function guard(...guards: Guard<RegisteredSessionData>[]): Middleware {
 }
 
 async function allow(guards: readonly Guard<RegisteredSessionData>[], ctx: ParameterizedContext) {
-  const denied = await runGuards(guards, ctx.session, undefined);
+  const denied = await runGuards(guards, ctx.session, guardRequest(ctx.req, ctx.href));
   // Koa 3 takes a Web Response as the body: its status, headers and body.
   if (denied) ctx.body = denied;
   return !denied;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
+import { guardRequest, requestUrl } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
 import { errorResponse } from "./internal/respond.js";
@@ -52,7 +53,10 @@ export function withSession<T extends SessionData>(
     const { session, responding } = held;
     (req as SessionRequest<T>).session = session;
     try {
-      const denied = await runGuards(guards, session, undefined);
+      const denied =
+        guards.length === 0
+          ? undefined
+          : await runGuards(guards, session, guardRequest(req, requestUrl(req)));
       if (denied) await sendWebResponse(res, denied);
       else await handler(req as SessionRequest<T>, res);
     } catch (err) {

@@ -1,4 +1,4 @@
-import type { Application, Context, Middleware } from "@oakserver/oak";
+import type { Application, Context, Middleware, Request as OakRequest } from "@oakserver/oak";
 import type { SecretInput } from "../crypto/keyring.js";
 import { SessionError, StoreUnavailableError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
@@ -160,11 +160,24 @@ export function sessionGuard<T extends SessionData>(
         "sessionGuard needs OakSession: create it before the routes",
       );
     }
-    // Oak's request type comes from its own fetch implementation (undici on Node): the same shape.
-    const denied = await runGuards(guards, session.raw, ctx.request.source as Request | undefined);
+    const denied = await runGuards(guards, session.raw, fetchRequest(ctx.request));
     if (denied) return respondWith(ctx, denied);
     await next();
   };
+}
+
+/**
+ * The Fetch `Request` for guards: Oak's own `source` on Deno and Bun; on Node, where Oak has none,
+ * one with the method, URL and headers (the body stays Oak's to read).
+ */
+function fetchRequest(request: OakRequest): Request | undefined {
+  // Oak's request type comes from its own fetch implementation (undici on Node): the same shape.
+  if (request.source) return request.source as unknown as Request;
+  try {
+    return new Request(request.url, { method: request.method, headers: request.headers });
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { StoreUnavailableError } from "../../src/errors.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 
 function listen(app: express.Express): Promise<RunningApp> {
@@ -157,6 +158,55 @@ describe("sessionkit/express specifics", () => {
       expect(reply.status).toBe(200);
       expect(reply.headers.get("x-wrapped")).toBe("yes");
       expect(reply.setCookies.map((line) => line.split("=")[0]).sort()).toEqual(["other", "sid"]);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("holds through Express's shared response prototype: a parent app answering for a sub-app's session, an app without sessions untouched", async () => {
+    // The hold lives on express.response, below every app's own response prototype: a response
+    // that leaves a sub-app gets its parent's prototype back, and must still be held.
+    const sub = express();
+    sub.use(session(createSessions({ secret: SECRET, store: switchableStore() })));
+    sub.use((req, _res, next) => {
+      untyped(req).set("visited", true);
+      next();
+    });
+    const parent = express();
+    parent.use("/sub", sub);
+    parent.get("/sub/page", (_req, res) => {
+      res.send("parent answered");
+    });
+    const plain = express();
+    plain.get("/", (_req, res) => {
+      res.write("plain ");
+      res.end("app");
+    });
+    const [withSub, withoutSessions] = await Promise.all([listen(parent), listen(plain)]);
+    try {
+      const reply = await new Client(withSub.url).get("/sub/page");
+      expect(reply.status).toBe(200);
+      expect(reply.text).toBe("parent answered");
+      expect(reply.setCookies.map((line) => line.split("=")[0])).toEqual(["sid"]);
+      const again = await new Client(withoutSessions.url).get("/");
+      expect(again.text).toBe("plain app");
+      expect(again.setCookies).toEqual([]);
+    } finally {
+      await Promise.all([withSub.close(), withoutSessions.close()]);
+    }
+  });
+
+  it("hands guards the request: method, URL as the client asked it (under a mounted router), headers", async () => {
+    const app = express();
+    app.use(session(createSessions({ secret: SECRET })));
+    const area = express.Router();
+    area.delete("/item", guard(echoRequest), (_req, res) => {
+      res.send("never");
+    });
+    app.use("/area", area);
+    const running = await listen(app);
+    try {
+      await expectGuardSawRequest(running.url, "/area/item?x=1");
     } finally {
       await running.close();
     }

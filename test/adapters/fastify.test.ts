@@ -5,6 +5,7 @@ import { guard, requireSession, session } from "../../src/adapters/fastify.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 
 async function listen(app: FastifyInstance): Promise<RunningApp> {
@@ -102,6 +103,18 @@ describe("sessionkit/fastify specifics", () => {
     try {
       const reply = await new Client(running.url).get("/child");
       expect(reply.setCookies.map((l) => l.split("=")[0])).toEqual(["theme", "sid"]);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("hands guards the request: method, URL, headers", async () => {
+    const app = Fastify();
+    await app.register(session(createSessions({ secret: SECRET })));
+    app.delete("/area/item", { preHandler: guard(echoRequest) }, async () => "never");
+    const running = await listen(app);
+    try {
+      await expectGuardSawRequest(running.url, "/area/item?x=1");
     } finally {
       await running.close();
     }

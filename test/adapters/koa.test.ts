@@ -6,6 +6,7 @@ import { guard, requireSession, session } from "../../src/adapters/koa.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 
 function listen(app: Koa): Promise<RunningApp> {
@@ -139,6 +140,20 @@ describe("sessionkit/koa specifics", () => {
       const client = new Client(running.url);
       expect((await client.get("/")).text).toBe("{}");
       expect(JSON.parse((await client.get("/")).text)).toEqual({ after: 200 });
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("hands guards the request: method, URL, headers", async () => {
+    const running = await serve(
+      session(createSessions({ secret: SECRET }), { guards: [echoRequest] }),
+      (ctx) => {
+        ctx.body = "never";
+      },
+    );
+    try {
+      await expectGuardSawRequest(running.url, "/area/item?x=1");
     } finally {
       await running.close();
     }

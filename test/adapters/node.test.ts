@@ -1,7 +1,10 @@
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { describe, it } from "vitest";
 import { requireSession, withSession } from "../../src/adapters/node.js";
-import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+import { createSessions } from "../../src/manager.js";
+import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
+import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 
 function listen(server: ReturnType<typeof createServer>): Promise<RunningApp> {
   return new Promise((resolve) => {
@@ -74,4 +77,18 @@ testAdapter("node:http", (sessions) => {
     }
   });
   return listen(createServer(app));
+});
+
+describe("sessionkit/node specifics", () => {
+  it("hands guards the request: method, URL, headers", async () => {
+    const app = withSession(createSessions({ secret: SECRET }), (_req, res) => send(res, "never"), {
+      guards: [echoRequest],
+    });
+    const running = await listen(createServer(app));
+    try {
+      await expectGuardSawRequest(running.url, "/area/item?x=1");
+    } finally {
+      await running.close();
+    }
+  });
 });

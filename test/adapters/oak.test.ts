@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OakSession, requireSession, sessionGuard } from "../../src/adapters/oak.js";
 import { createSessions } from "../../src/manager.js";
 import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
+import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 import { freePort, waitForPort } from "../runtimes/net.js";
 
@@ -63,6 +64,9 @@ function matrixApp(sessions: any): Application {
     })
     .get("/private", sessionGuard(signedIn), (ctx) => {
       ctx.response.body = "secret";
+    })
+    .delete("/area/item", sessionGuard(echoRequest), (ctx) => {
+      ctx.response.body = "never";
     })
     .get("/large", async (ctx) => {
       await ctx.state.session.set("blob", "x".repeat(9000));
@@ -144,6 +148,10 @@ describe("oak on Oak's own Node server (app.listen on a fixed free port)", () =>
     expect(denied.status).toBe(303);
     expect(denied.headers.get("location")).toBe("/login");
     expect(JSON.parse((await client.get("/read")).text)).toEqual({ count: 1 });
+  });
+
+  it("hands guards the request: method, URL, headers (Oak on Node has no Fetch request of its own)", async () => {
+    await expectGuardSawRequest(app.url, "/area/item?x=1");
   });
 
   // Upstream: Oak 14's Node server copies headers with `setHeader` per line, so only the last

@@ -11,11 +11,9 @@ export function nodeSessionInput(
   req: IncomingMessage,
   ip?: () => string | undefined,
 ): SessionInput {
-  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  const url = `${encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}${req.url ?? "/"}`;
   return {
     headers: nodeHeaderReader(req.headers),
-    url,
+    url: requestUrl(req),
     ip: ip ?? (() => req.socket?.remoteAddress),
   };
 }
@@ -32,4 +30,33 @@ function nodeHeaderReader(headers: Record<string, string | string[] | undefined>
       return typeof value === "string" ? value : null;
     },
   };
+}
+
+/** The absolute URL of a node:http request as it reached this server (no proxy headers trusted). */
+export function requestUrl(req: IncomingMessage): string {
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return `${encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}${req.url ?? "/"}`;
+}
+
+/**
+ * The Fetch `Request` a guard receives in the node-based adapters: the method, `url` (absolute, as
+ * the framework resolved it) and the headers, without the body, which stays the framework's to read.
+ * Built only when a guard runs. `undefined` for what a Fetch `Request` cannot carry (a CONNECT
+ * request).
+ */
+export function guardRequest(req: IncomingMessage, url: string): Request | undefined {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    try {
+      headers.append(raw[i] as string, raw[i + 1] as string);
+    } catch {
+      // A name Fetch refuses (an HTTP/2 pseudo-header through the compatibility API): not a header.
+    }
+  }
+  try {
+    return new Request(url, { method: req.method ?? "GET", headers });
+  } catch {
+    return undefined;
+  }
 }
