@@ -7,24 +7,14 @@ import { ConfigError, isSessionError } from "../../src/errors.js";
 import { type SqliteDatabase, sqliteStore } from "../../src/stores/sqlite.js";
 import type { StoredSession } from "../../src/stores/store.js";
 import { testStore } from "../../src/testing/index.js";
+import { deleteRows, dumpRows, TABLE, tableExists } from "./sqlite-rows.js";
 
-const TABLE = "sessionkit_sessions";
 const HOUR_MS = 3_600_000;
 const KEY = "k".repeat(43);
 const session = (at: number): StoredSession => ({
   data: { a: 1 },
   meta: { createdAt: at, touchedAt: at, renewedAt: at },
 });
-const tableExists = (db: SqliteDatabase, name = TABLE) =>
-  db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
-  undefined;
-
-/** Every row, as the suite's check that no raw session id reaches storage reads it. */
-const dumpRows = async (db: SqliteDatabase) =>
-  tableExists(db) ? JSON.stringify(db.prepare(`SELECT * FROM ${TABLE}`).all()) : "";
-const deleteRows = async (db: SqliteDatabase) => {
-  if (tableExists(db)) db.exec(`DELETE FROM ${TABLE}`);
-};
 
 const shared = new Database(":memory:");
 afterAll(() => shared.close());
@@ -138,22 +128,3 @@ testStore("sqlite (better-sqlite3)", (ctx) => sqliteStore({ db: shared, now: ctx
     });
   },
 });
-
-// node:sqlite arrived in Node 22.5; a bare specifier keeps TypeScript (with Node 20's types) out of it.
-const NODE_SQLITE = "node:sqlite";
-const nodeSqlite = (await import(NODE_SQLITE).catch(() => undefined)) as
-  | { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } }
-  | undefined;
-if (nodeSqlite) {
-  const db = new nodeSqlite.DatabaseSync(":memory:");
-  afterAll(() => db.close());
-  testStore("sqlite (node:sqlite)", (ctx) => sqliteStore({ db, now: ctx.now }), {
-    clock: "injected",
-    dumpRaw: () => dumpRows(db),
-    reset: () => deleteRows(db),
-  });
-} else {
-  describe("sqlite (node:sqlite) store conformance", () => {
-    it.skip(`needs node:sqlite (Node >= 22.5); this is Node ${process.versions.node}`, () => {});
-  });
-}
