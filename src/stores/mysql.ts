@@ -3,8 +3,11 @@
  * A patch is one `UPDATE` of JSON_SET / JSON_REMOVE calls, so concurrent requests never lose each
  * other's keys.
  */
+
+import { randomUUID } from "node:crypto";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { ConfigError } from "../errors.js";
+import { pollLock, type Release } from "./internal/poll-lock.js";
 import {
   migrateOnce,
   runQuery,
@@ -42,15 +45,26 @@ export interface MysqlStore extends SessionStore {
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
+  /** The `lock` option's per-session lock: a lease row in `<table>_locks`, on the server's clock. */
+  lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null>;
   close(): Promise<void>;
-  /** Creates the table and its indexes if missing; idempotent and safe to run concurrently. */
+  /**
+   * Creates the table, its indexes and the `<table>_locks` lease table if missing; idempotent and
+   * safe to run concurrently.
+   */
   migrate(): Promise<void>;
 }
 
 const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", createTable: true, now: Date.now });
 
 const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+// Lease deadlines use the database server's clock (ms), so app servers whose clocks disagree still
+// agree on when an abandoned lock is free.
+const SERVER_NOW = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
+const POLL_FIRST_MS = 10;
+const POLL_MAX_MS = 200;
 // Error codes are safe to show (never data); anything else from the driver stays in `cause`.
 const SAFE_CODE = /^[A-Z0-9_]{1,64}$/;
 
@@ -108,8 +122,20 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
   KEY \`expires_at_idx\` (\`expires_at\`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
 
+  // The \`lock\` option's leases, beside the sessions (MySQL names stop at 64 characters).
+  const parts = table.split(".");
+  const bare = parts.pop() as string;
+  const locks = [...parts, `${bare.slice(0, 58)}_locks`].map((part) => `\`${part}\``).join(".");
+  const locksSql = `CREATE TABLE IF NOT EXISTS ${locks} (
+  \`key\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  \`token\` CHAR(36) CHARACTER SET ascii NOT NULL,
+  \`expires_at\` BIGINT NOT NULL,
+  PRIMARY KEY (\`key\`)
+) ENGINE=InnoDB`;
+
   async function migrate(): Promise<void> {
     await run("migrate", migrationSql, () => pool.query(migrationSql));
+    await run("migrate", locksSql, () => pool.query(locksSql));
   }
 
   /** Creates the table once per store; concurrent first calls share one attempt, a failed one is retried. */
@@ -218,8 +244,60 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
   }
 
   async function sweep(at: number): Promise<number> {
+    await write("sweep", `DELETE FROM ${locks} WHERE \`expires_at\` <= ${SERVER_NOW}`, []);
     const result = await write("sweep", `DELETE FROM ${t} WHERE \`expires_at\` <= ?`, [at]);
     return result.affectedRows;
+  }
+
+  /**
+   * The per-session lock: a lease row, taken by deleting the key's expired lease and then inserting
+   * with INSERT IGNORE (one row affected: ours). Two statements rather than one upsert, because what an
+   * upsert reports (affected rows under CLIENT_FOUND_ROWS) and the order its assignments see each
+   * other (MariaDB's SIMULTANEOUS_ASSIGNMENT) vary with the pool's flags and the server's modes. Like
+   * the PostgreSQL lock it pins no pool connection while held.
+   */
+  function lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null> {
+    const ttl = Math.max(1, Math.ceil(ttlMs));
+    return pollLock(
+      async () => {
+        const token = randomUUID();
+        try {
+          await write(
+            "lock",
+            `DELETE FROM ${locks} WHERE \`key\` = ? AND \`expires_at\` <= ${SERVER_NOW}`,
+            [key],
+          );
+          const taken = await write(
+            "lock",
+            `INSERT IGNORE INTO ${locks} (\`key\`, \`token\`, \`expires_at\`) VALUES (?, ?, ${SERVER_NOW} + ?)`,
+            [key, token, ttl],
+          );
+          if (taken.affectedRows !== 1) return null;
+        } catch (err) {
+          // Waiters racing on one key's row can deadlock in InnoDB (the DELETE's and the INSERT's
+          // record locks): that is contention, so wait and try again, as for a held lease.
+          if (isLockConflict(err)) return null;
+          throw err;
+        }
+        // The token makes a late release (after the lease expired and passed on) a no-op.
+        return async () => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await write("unlock", `DELETE FROM ${locks} WHERE \`key\` = ? AND \`token\` = ?`, [
+                key,
+                token,
+              ]);
+              return;
+            } catch (err) {
+              if (!isLockConflict(err) || attempt === 3) throw err;
+            }
+          }
+        };
+      },
+      waitMs,
+      POLL_FIRST_MS,
+      POLL_MAX_MS,
+    );
   }
 
   async function close(): Promise<void> {
@@ -236,6 +314,7 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
     listByUser,
     deleteByUser,
     sweep,
+    lock,
     close,
     migrate,
   };
@@ -281,6 +360,12 @@ function memberPath(name: string): string {
 }
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
+/** A deadlock or lock-wait timeout between statements on one row: contention, not an outage. */
+function isLockConflict(err: unknown): boolean {
+  const code = ((err as Error | null)?.cause as { code?: unknown } | undefined)?.code;
+  return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
+}
+
 function run<R>(operation: string, sql: string, call: () => Promise<R>): Promise<R> {
   return runQuery("mysql", operation, call, SAFE_CODE, (err) => {
     const driverError = err as { sql?: unknown } | null;

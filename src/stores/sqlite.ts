@@ -1,4 +1,5 @@
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import { pollLock, type Release } from "./internal/poll-lock.js";
 import {
   applyPatch,
   type SessionPatch,
@@ -35,14 +36,23 @@ export interface SqliteStoreOptions {
 
 /** The SQLite store, with `migrate()` for deploy scripts and the CLI. */
 export interface SqliteStore extends SessionStore {
-  /** Creates the table and its indexes if they are missing. Idempotent; every operation runs it once. */
+  /**
+   * Creates the table, its indexes and the `<table>_locks` lease table if they are missing.
+   * Idempotent; every operation runs it once.
+   */
   migrate(): Promise<void>;
+  /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
+  /** The `lock` option's per-session lock: a lease row, shared by every process on the file. */
+  lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null>;
   close(): Promise<void>;
 }
 
 // Date.now is looked up per call, so fake timers installed after import still govern the default clock.
 const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", now: () => Date.now() });
+// A waiter retries a held lease after 10 ms, doubling to 200 ms (with jitter).
+const POLL_FIRST_MS = 10;
+const POLL_MAX_MS = 200;
 // The name is spliced into SQL (identifiers cannot be bound), so only a plain identifier passes.
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -84,6 +94,8 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
   }
   if (typeof now !== "function") throw new ConfigError(`sqliteStore "now" must be a function`);
   const t = `"${table}"`;
+  // The \`lock\` option's leases, beside the sessions.
+  const locks = `"${table}_locks"`;
   let statements: ReturnType<typeof prepareAll> | undefined;
 
   function migrateNow(): void {
@@ -95,6 +107,8 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON ${t} (user_id) WHERE user_id IS NOT NULL`,
     );
     db.exec(`CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at)`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${locks} (
+      key TEXT PRIMARY KEY NOT NULL, token TEXT NOT NULL, expires_at INTEGER NOT NULL)`);
   }
 
   function prepareAll() {
@@ -120,6 +134,14 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
         `DELETE FROM ${t} WHERE user_id = ? AND expires_at > ? AND key NOT IN (SELECT value FROM json_each(?))`,
       ),
       sweep: db.prepare(`DELETE FROM ${t} WHERE expires_at <= ?`),
+      // Takes a free or expired lease; \`changes\` is 0 while another holder's lease runs.
+      lock: db.prepare(
+        `INSERT INTO ${locks} (key, token, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+         WHERE ${locks}.expires_at <= ?`,
+      ),
+      unlock: db.prepare(`DELETE FROM ${locks} WHERE key = ? AND token = ?`),
+      sweepLocks: db.prepare(`DELETE FROM ${locks} WHERE expires_at <= ?`),
       patch: immediate(db, patchRow),
     };
   }
@@ -161,6 +183,31 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     return true;
   }
 
+  /**
+   * A lease row per locked session, in the same database, so processes sharing the file exclude each
+   * other too. Leases run on \`Date.now\`, not the \`now\` option: a lease is a span of real time, and an
+   * injected clock may stand still.
+   */
+  function lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null> {
+    const ttl = Math.max(1, Math.ceil(ttlMs));
+    return pollLock(
+      () =>
+        run("lock", (s) => {
+          const token = crypto.randomUUID();
+          const at = Date.now();
+          if (Number(s.lock.run(key, token, at + ttl, at).changes) === 0) return null;
+          // The token makes a late release (after the lease expired and passed on) a no-op.
+          return () =>
+            run("unlock", (u) => {
+              u.unlock.run(key, token);
+            });
+        }),
+      waitMs,
+      POLL_FIRST_MS,
+      POLL_MAX_MS,
+    );
+  }
+
   return {
     name: "sqlite",
     migrate: () => run("migrate", () => undefined),
@@ -199,7 +246,12 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       run("deleteByUser", (s) =>
         Number(s.deleteByUser.run(userId, now(), JSON.stringify(exceptKeys)).changes),
       ),
-    sweep: (at) => run("sweep", (s) => Number(s.sweep.run(at).changes)),
+    sweep: (at) =>
+      run("sweep", (s) => {
+        s.sweepLocks.run(Date.now());
+        return Number(s.sweep.run(at).changes);
+      }),
+    lock,
     // Nothing to stop: no timers, and the database belongs to the caller.
     close: async () => {},
   };

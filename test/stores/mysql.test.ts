@@ -50,8 +50,10 @@ describe.skipIf(!available)("mysqlStore", () => {
     await admin.query(`DROP TABLE IF EXISTS ${TABLE}`);
   });
   afterAll(async () => {
-    await admin?.query(`DROP TABLE IF EXISTS ${TABLE}`);
-    await admin?.query(`DROP TABLE IF EXISTS ${MIGRATE_TABLE}`);
+    for (const name of [TABLE, MIGRATE_TABLE]) {
+      await admin?.query(`DROP TABLE IF EXISTS ${name}`);
+      await admin?.query(`DROP TABLE IF EXISTS ${name}_locks`);
+    }
     await admin?.end();
     await pool?.end();
   });
@@ -81,7 +83,12 @@ describe.skipIf(!available)("mysqlStore", () => {
           const s = mysqlStore({ pool: spy, table: MIGRATE_TABLE, now });
           const got = await Promise.all(Array.from({ length: 5 }, () => s.get(newKey())));
           expect(got).toEqual([undefined, undefined, undefined, undefined, undefined]);
-          expect(statements.filter((sql) => sql.includes("CREATE TABLE"))).toHaveLength(1);
+          // The sessions table and the lock leases' table, each once.
+          const created = statements.filter((sql) => sql.includes("CREATE TABLE"));
+          expect(created.map((sql) => sql.split("`")[1])).toEqual([
+            MIGRATE_TABLE,
+            `${MIGRATE_TABLE}_locks`,
+          ]);
           const [indexes] = await admin.query<mysql.RowDataPacket[]>(
             `SHOW INDEX FROM ${MIGRATE_TABLE}`,
           );
@@ -115,6 +122,50 @@ describe.skipIf(!available)("mysqlStore", () => {
           );
           expect(Number(count[0]?.n)).toBe(1);
         });
+
+        it("lock: a lease another pool holds blocks, and sweep deletes an abandoned one by the server's clock", async () => {
+          const other = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
+          try {
+            const a = mysqlStore({ pool, table: TABLE, now });
+            const b = mysqlStore({ pool: other, table: TABLE, now });
+            const key = newKey();
+            const release = await a.lock(key, 60_000, 0);
+            expect(release).toBeTypeOf("function");
+            expect(await b.lock(key, 60_000, 0)).toBeNull();
+            await release?.();
+            const abandoned = newKey();
+            expect(await b.lock(abandoned, 1, 0)).toBeTypeOf("function");
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            await a.sweep(now());
+            const [rows] = await admin.query<mysql.RowDataPacket[]>(
+              `SELECT \`key\` FROM ${TABLE}_locks WHERE \`key\` IN (?, ?)`,
+              [key, abandoned],
+            );
+            expect(rows).toEqual([]);
+          } finally {
+            await other.end();
+          }
+        });
+
+        it("lock: 200 parallel waiters on one key each get it in turn (InnoDB deadlocks between them are retried)", async () => {
+          const s = mysqlStore({ pool, table: TABLE, now });
+          const key = newKey();
+          let holders = 0;
+          let most = 0;
+          const got = await Promise.all(
+            Array.from({ length: 200 }, async () => {
+              const release = await s.lock(key, 30_000, 20_000);
+              if (!release) return false;
+              most = Math.max(most, ++holders);
+              await new Promise((resolve) => setTimeout(resolve, 1));
+              holders--;
+              await release();
+              return true;
+            }),
+          );
+          expect(got.filter(Boolean)).toHaveLength(200);
+          expect(most).toBe(1);
+        }, 30_000);
 
         it("with createTable: false issues no DDL and reports a missing table as unavailable", async () => {
           await admin.query(`DROP TABLE IF EXISTS ${MIGRATE_TABLE}`);

@@ -69,6 +69,37 @@ testStore("sqlite (better-sqlite3)", (ctx) => sqliteStore({ db: shared, now: ctx
       }
     });
 
+    it("lock: two connections to one file exclude each other, and sweep clears an abandoned lease", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "sessionkit-sqlite-"));
+      const file = join(dir, "sessions.db");
+      const first = new Database(file);
+      const second = new Database(file);
+      try {
+        const a = sqliteStore({ db: first });
+        const b = sqliteStore({ db: second });
+        const release = await a.lock(KEY, 60_000, 0);
+        expect(release).toBeTypeOf("function");
+        expect(await b.lock(KEY, 60_000, 0)).toBeNull();
+        const waiting = b.lock(KEY, 60_000, 5000);
+        await release?.();
+        const next = await waiting;
+        expect(next).toBeTypeOf("function");
+        // A holder that never releases: its lease row stays until it expires and a sweep takes it.
+        const abandoned = await a.lock("z".repeat(43), 1, 0);
+        expect(abandoned).toBeTypeOf("function");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        await b.sweep(Date.now());
+        const rows = first.prepare(`SELECT key FROM ${TABLE}_locks`).all() as { key: string }[];
+        expect(rows.map((row) => row.key)).toEqual([KEY]);
+        await next?.();
+        expect(first.prepare(`SELECT count(*) AS n FROM ${TABLE}_locks`).get()).toEqual({ n: 0 });
+      } finally {
+        first.close();
+        second.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("a closed database rejects with StoreUnavailableError carrying the driver's error", async () => {
       const db = new Database(":memory:");
       const store = sqliteStore({ db });
