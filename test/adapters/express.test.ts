@@ -1,83 +1,15 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import express from "express";
 import { describe, expect, it } from "vitest";
 import { guard, requireSession, session, sessionErrors } from "../../src/adapters/express.js";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
-import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
+import { listen, matrixApp, untyped } from "./express-app.js";
 
-function listen(app: express.Express): Promise<RunningApp> {
-  return new Promise((resolve) => {
-    const server: Server = app.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
-}
-
-// The matrix drives untyped sessions: widen whatever data type a type test registered.
-const untyped = (req: express.Request): Session => req.session;
-
-testAdapter("express", (sessions) => {
-  const app = express();
-  app.use(session(sessions));
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
-
-  app.get("/read", (req, res) => {
-    res.type("text").send(JSON.stringify(req.session.data));
-  });
-  app.get("/count", (req, res) => {
-    const s = untyped(req);
-    const count = ((s.get("count") as number) ?? 0) + 1;
-    s.set("count", count);
-    res.type("text").send(String(count));
-  });
-  app.post("/login", async (req, res) => {
-    await req.session.regenerate({ userId: "ada" });
-    untyped(req).set("user", "ada");
-    res.send("ok");
-  });
-  app.post("/destroy", (req, res) => {
-    req.session.destroy();
-    res.send("bye");
-  });
-  app.post("/flash", (req, res) => {
-    req.session.flash("info", "saved");
-    res.send("ok");
-  });
-  app.get("/flashes", (req, res) => {
-    res.json(req.session.flashes("info"));
-  });
-  app.get("/private", guard(signedIn), (_req, res) => {
-    res.send("secret");
-  });
-  app.get("/large", (req, res) => {
-    untyped(req).set("blob", "x".repeat(9000));
-    res.send("ok");
-  });
-  app.get("/boom", (req) => {
-    const s = untyped(req);
-    s.set("count", ((s.get("count") as number) ?? 0) + 1);
-    throw new Error("boom");
-  });
-  app.get("/redirect", (req, res) => {
-    untyped(req).set("went", true);
-    res.redirect(302, "/read");
-  });
-  app.get("/stream", (req, res) => {
-    untyped(req).set("streamed", true);
-    res.write("chunk1");
-    setTimeout(() => res.end("chunk2"), 10);
-  });
-  return listen(app);
-});
+testAdapter("express", (sessions) => matrixApp(express, sessions));
 
 describe("sessionkit/express specifics", () => {
   it("answers 503 in place of the response when the store fails while committing", async () => {
