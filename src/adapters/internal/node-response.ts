@@ -1,9 +1,8 @@
-import { ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import type { HeaderList } from "./header-list.js";
 
 type Held = "writeHead" | "write" | "end" | "flushHeaders";
 const HELD: readonly Held[] = ["writeHead", "write", "end", "flushHeaders"];
-type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
 
 interface Queued {
   method: Held;
@@ -18,17 +17,30 @@ interface Hold {
 }
 
 /**
- * The holds of responses in flight. A WeakMap rather than a property: adding a property to a response
- * costs a hidden-class change, and Express's responses share no hidden class from one request to the
- * next, so every added property copies one (about 2 µs and as much again in GC per property, measured).
+ * The response's hold, under a plain name: V8 turns an object with many properties into a slow
+ * dictionary when one is added by computed key (`res[symbol] = …`, `Object.assign`), but not by
+ * name, and node's responses have many. Every store on the response below is by name for that reason.
  */
-const holds = new WeakMap<ServerResponse, Hold>();
+type HoldingResponse = ServerResponse & { sessionkitHold?: Hold };
+type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
 
-/** A held method: queues the call while its response is held, and answers as `original` otherwise. */
-function holding(method: Held, original: (res: ServerResponse) => Method): Method {
-  return function (this: ServerResponse, ...args: unknown[]) {
-    const hold = holds.get(this);
-    if (hold === undefined || hold.released) return original(this).apply(this, args);
+/**
+ * The held methods, the same functions for every response, so response objects keep one shape from
+ * request to request. Once released, a method answers as the prototype's own.
+ */
+const HOLDING: Record<Held, Method> = {
+  writeHead: holding("writeHead"),
+  write: holding("write"),
+  end: holding("end"),
+  flushHeaders: holding("flushHeaders"),
+};
+
+function holding(method: Held): Method {
+  return function (this: HoldingResponse, ...args: unknown[]) {
+    const hold = this.sessionkitHold;
+    if (hold === undefined || hold.released) {
+      return (Object.getPrototypeOf(this)[method] as Method).apply(this, args);
+    }
     return enqueue(hold, this, method, args);
   };
 }
@@ -46,46 +58,6 @@ function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[])
 }
 
 /**
- * Framework prototypes whose methods hold their responses (see `holdingPrototype`), with the methods
- * they had before.
- */
-const patched = new WeakSet<object>();
-
-/**
- * Where a response's methods can be held without touching the response: the framework's own
- * prototype between the response and node's (Express's `express.response`, shared by every app and
- * sub-app). Patched once; its held methods answer as before for any response without a hold. A bare
- * node:http response has no such prototype; its methods are set on it by name, which is cheap there
- * (node's responses share hidden classes).
- */
-function holdingPrototype(res: ServerResponse): object | undefined {
-  let proto: object | null = Object.getPrototypeOf(res);
-  if (proto === ServerResponse.prototype || proto === null) return undefined;
-  for (let below = Object.getPrototypeOf(proto); below !== ServerResponse.prototype; ) {
-    if (below === null) return undefined; // not a node:http response underneath: hold per response
-    proto = below;
-    below = Object.getPrototypeOf(proto);
-  }
-  const target = proto as Record<Held, unknown>;
-  if (!patched.has(target)) {
-    for (const method of HELD) {
-      const original = target[method] as Method;
-      target[method] = holding(method, () => original);
-    }
-    patched.add(target);
-  }
-  return target;
-}
-
-/** The held methods set on a bare node:http response: once released, they answer as its prototype's. */
-const HOLDING: Record<Held, Method> = {
-  writeHead: holding("writeHead", (res) => Object.getPrototypeOf(res).writeHead),
-  write: holding("write", (res) => Object.getPrototypeOf(res).write),
-  end: holding("end", (res) => Object.getPrototypeOf(res).end),
-  flushHeaders: holding("flushHeaders", (res) => Object.getPrototypeOf(res).flushHeaders),
-};
-
-/**
  * Holds a node:http response at its first write until `commit` has run, then applies the headers it
  * returns and lets the response go. Session writes are asynchronous (a store round trip) while
  * `res.end()` is synchronous, so this is the one way to commit before the headers leave for every
@@ -98,9 +70,11 @@ export function commitBeforeHeaders(
   commit: () => Promise<HeaderList>,
   fail: (err: unknown) => Response,
 ): () => boolean {
-  // Another middleware's own wrappers (compression, on-headers) or a second session's hold would
-  // shadow or share the shared held methods: wrap what is there, per response, the slower way.
-  const wrapped = HELD.some((method) => Object.hasOwn(res, method)) || holds.has(res);
+  const response = res as HoldingResponse;
+  // Another middleware's own wrappers (compression, a second session) would bypass the shared
+  // methods' prototype lookup: wrap those where they are, the slower way.
+  const wrapped =
+    HELD.some((method) => Object.hasOwn(res, method)) || response.sessionkitHold !== undefined;
   const original = wrapped
     ? { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders }
     : undefined;
@@ -126,9 +100,9 @@ export function commitBeforeHeaders(
         return;
       }
       if (headers && !res.headersSent) applyHeaders(res, headers);
-      // Released: each method now answers as it did before the hold.
-      const target = res as unknown as Record<Held, Method>;
-      for (const { method, args } of hold.queue ?? []) target[method].apply(res, args);
+      for (const { method, args } of hold.queue ?? []) {
+        ((original?.[method] as Method | undefined) ?? HOLDING[method]).apply(res, args);
+      }
     },
   };
 
@@ -144,14 +118,14 @@ export function commitBeforeHeaders(
       flushHeaders: wrap("flushHeaders"),
     });
   } else {
-    holds.set(res, hold);
-    if (!holdingPrototype(res)) install(res, HOLDING);
+    response.sessionkitHold = hold;
+    install(res, HOLDING);
   }
   // Whether the handler has begun to respond (held or sent).
   return () => hold.queue !== undefined || res.headersSent;
 }
 
-/** Sets the four methods by name: by computed key, V8 would turn a response into a slow dictionary. */
+/** Sets the four methods by name (see `HoldingResponse`). */
 function install(res: ServerResponse, methods: Record<Held, unknown>): void {
   const target = res as unknown as Record<Held, unknown>;
   target.writeHead = methods.writeHead;
