@@ -120,7 +120,12 @@ describe("events", () => {
     h.clock.advance(50 * MINUTE);
     record(await h.request()); // renewed
     const live = jarToken(h.jar) as string;
-    record(await h.request(() => {}, { cookie: `sid=${live.slice(0, -4)}AAAA`, keepJar: true })); // invalid
+    record(
+      await h.request(() => {}, {
+        cookie: `sid=${live.slice(0, -4)}${live.endsWith("AAAA") ? "BBBB" : "AAAA"}`,
+        keepJar: true,
+      }),
+    ); // invalid
     h.clock.advance(2 * HOUR);
     record(await h.request(() => {}, { keepJar: true })); // expired (idle)
     h.clock.advance(-2 * HOUR);
