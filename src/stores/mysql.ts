@@ -244,7 +244,13 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
   }
 
   async function sweep(at: number): Promise<number> {
-    await write("sweep", `DELETE FROM ${locks} WHERE \`expires_at\` <= ${SERVER_NOW}`, []);
+    // Abandoned leases go too. A deployment that manages its own tables (createTable: false) and has
+    // not run migrate since the lease table arrived has none: its sessions are still swept.
+    await write("sweep", `DELETE FROM ${locks} WHERE \`expires_at\` <= ${SERVER_NOW}`, []).catch(
+      (err: unknown) => {
+        if (causeCode(err) !== "ER_NO_SUCH_TABLE") throw err;
+      },
+    );
     const result = await write("sweep", `DELETE FROM ${t} WHERE \`expires_at\` <= ?`, [at]);
     return result.affectedRows;
   }
@@ -360,9 +366,14 @@ function memberPath(name: string): string {
 }
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
+/** The driver's error code behind a store error. */
+function causeCode(err: unknown): unknown {
+  return ((err as Error | null)?.cause as { code?: unknown } | undefined)?.code;
+}
+
 /** A deadlock or lock-wait timeout between statements on one row: contention, not an outage. */
 function isLockConflict(err: unknown): boolean {
-  const code = ((err as Error | null)?.cause as { code?: unknown } | undefined)?.code;
+  const code = causeCode(err);
   return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
 }
 

@@ -167,6 +167,18 @@ describe.skipIf(!available)("mysqlStore", () => {
           expect(most).toBe(1);
         }, 30_000);
 
+        it("with createTable: false and no lease table yet (migrate not rerun), sweep still sweeps sessions", async () => {
+          await mysqlStore({ pool, table: MIGRATE_TABLE, now }).migrate();
+          await admin.query(`DROP TABLE IF EXISTS ${MIGRATE_TABLE}_locks`);
+          const s = mysqlStore({ pool, table: MIGRATE_TABLE, createTable: false, now });
+          const key = newKey();
+          await s.set(key, record({ a: 1 }), clock - 1);
+          expect(await s.sweep(now())).toBeGreaterThanOrEqual(1);
+          // The lock itself needs the table: it reports the missing table as the store being unavailable.
+          const err = await s.lock(newKey(), 1000, 0).catch((e: unknown) => e);
+          expect(isSessionError(err, "ERR_STORE_UNAVAILABLE")).toBe(true);
+        });
+
         it("with createTable: false issues no DDL and reports a missing table as unavailable", async () => {
           await admin.query(`DROP TABLE IF EXISTS ${MIGRATE_TABLE}`);
           const s = mysqlStore({ pool, table: MIGRATE_TABLE, createTable: false, now });
