@@ -141,7 +141,10 @@ interface Transport {
   headers: HeaderReader;
   /** A token came in and was refused: clear it if nothing else is written. */
   refused: boolean;
-  /** The token as received, reused when only the cookie's lifetime must move. */
+  /**
+   * The token the client holds: as received once accepted, then as last sent. Reused when only the
+   * cookie's lifetime must move; read by adapters through `heldToken`.
+   */
   token: string | undefined;
   userAgent: string | undefined;
   ip: string | undefined;
@@ -315,7 +318,6 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       refuse(transport, "oversized");
       return freshSession(transport);
     }
-    transport.token = token;
 
     let verified = tokens?.get(token);
     if (verified === undefined) {
@@ -380,6 +382,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       data = valid;
     }
 
+    transport.token = token;
     const session = new SessionState(id, data, stored.meta, { id, key }, hooks, transport);
     if (
       config.renewIntervalMs !== undefined &&
@@ -465,6 +468,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       for (const line of lines) headers.append("set-cookie", line);
       transport.present = token.length > 0 ? currentCookieNames(token) : [];
     }
+    transport.token = token;
     headers.set("cache-control", "no-store");
   }
 
@@ -490,6 +494,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       }
       transport.present = [];
     }
+    transport.token = undefined;
     headers.set("cache-control", "no-store");
   }
 
@@ -714,6 +719,16 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   };
   // The schema's type is a compile-time view of the same runtime object.
   return sessions as unknown as Sessions<InferSessionData<S>>;
+}
+
+/**
+ * The token the client holds for a session: as the request brought it (once accepted), or as
+ * `commit` last sent it; `undefined` for a new or cleared session. For adapters that hand the token
+ * out themselves (h3's `session.id` is its sealed cookie), so they need not parse the cookie again.
+ * @internal
+ */
+export function heldToken(session: Session<SessionData>): string | undefined {
+  return session instanceof SessionState ? (session.transport as Transport).token : undefined;
 }
 
 /**

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import type { SessionEvent } from "../../src/index.js";
-import { counterIds, DAY, HOUR, harness, jarToken, MINUTE, START } from "./harness.js";
+import { createSessions } from "../../src/manager.js";
+import { memoryStore } from "../../src/stores/memory.js";
+import { counterIds, DAY, HOUR, harness, jarToken, MINUTE, SECRET, START } from "./harness.js";
 
 describe("renewInterval", () => {
   it("rotates the id and token after the interval without sign-in, keeping the data", async () => {
@@ -97,6 +99,30 @@ describe("regenerate", () => {
     const old = await h.request(() => {}, { cookie: `sid=${before}`, keepJar: true });
     expect(old.session.isNew).toBe(false);
     expect(old.session.get("n")).toBe(1);
+  });
+
+  it("a later commit that only slides the deadline resends the token sent last, not the one the request brought", async () => {
+    let now = START;
+    const sessions = createSessions({
+      secret: SECRET,
+      store: memoryStore({ now: () => now }),
+      now: () => now,
+      idleTimeout: "1d",
+    });
+    const pair = (headers: Headers) => (headers.getSetCookie()[0] ?? "").split(";")[0] as string;
+    const first = await sessions.load(new Headers());
+    first.set("n", 1);
+    const created = new Headers();
+    await sessions.commit(first, created);
+    const session = await sessions.load(new Headers({ cookie: pair(created) }));
+    await session.regenerate();
+    const regenerated = new Headers();
+    await sessions.commit(session, regenerated);
+    now += DAY / 2; // past the touch interval (a quarter of the idle timeout)
+    const slid = new Headers();
+    await sessions.commit(session, slid);
+    expect(pair(slid)).toBe(pair(regenerated));
+    expect((await sessions.load(new Headers({ cookie: pair(slid) }))).get("n")).toBe(1);
   });
 });
 

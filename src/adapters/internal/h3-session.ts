@@ -5,10 +5,9 @@
  */
 import type { H3Event, HTTPEvent } from "h3";
 import { ConfigError } from "../../errors.js";
-import { createSessions, type SessionInput, type Sessions } from "../../manager.js";
+import { createSessions, heldToken, type SessionInput, type Sessions } from "../../manager.js";
 import type { CookieOptions } from "../../options.js";
 import type { Session as SessionkitSession } from "../../session.js";
-import { parseCookies, readCookieToken } from "../../transport/cookie.js";
 import type { Session, SessionConfig, SessionData } from "../h3.js";
 import { HeaderList } from "./header-list.js";
 
@@ -153,7 +152,7 @@ async function load(event: HTTPEvent, manager: Manager): Promise<State> {
     url: req.url,
   };
   const session = await manager.sessions.load(input);
-  const token = session.isNew ? undefined : tokenOf(cookie, manager.cookieName);
+  const token = heldToken(session);
   const state: State = { manager, session, token, cleared: false, queue: Promise.resolve() };
   // The core reseals only when a touch is due (half the idle window) or the key rotated.
   if (manager.slides && token !== undefined) await persist(event, state);
@@ -172,19 +171,11 @@ export function persist(event: HTTPEvent, state: State): Promise<unknown> {
     const headers = new HeaderList();
     await manager.sessions.commit(session, headers);
     if (headers.cookies.length === 0) return;
-    state.token = tokenOf(cookiePairs(headers.cookies), manager.cookieName);
+    state.token = heldToken(session);
     const res = (event as Partial<H3Event>).res;
     if (manager.sendCookie && res) applyHeaders(event as H3Event, headers);
   });
   return state.queue;
-}
-
-function tokenOf(cookie: string | null, name: string): string | undefined {
-  return readCookieToken(parseCookies(cookie), name, Number.POSITIVE_INFINITY).token;
-}
-
-function cookiePairs(lines: readonly string[]): string {
-  return lines.map((line) => line.split(";", 1)[0]).join("; ");
 }
 
 function cookieName(line: string): string {
