@@ -1,10 +1,12 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type express from "express";
+import { expect } from "vitest";
 import { guard, requireSession, session } from "../../src/adapters/express.js";
-import type { Sessions } from "../../src/manager.js";
+import { createSessions, type Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
-import type { RunningApp } from "../conformance/adapter.js";
+import { type RunningApp, SECRET, switchableStore } from "../conformance/adapter.js";
+import { Client } from "../helpers/http.js";
 
 /** Serves an Express app on a free loopback port. */
 export function listen(app: express.Express): Promise<RunningApp> {
@@ -75,4 +77,31 @@ export function matrixApp(createApp: typeof express, sessions: Sessions): Promis
     setTimeout(() => res.end("chunk2"), 10);
   });
   return listen(app);
+}
+
+/**
+ * A parent app answers for a session a mounted sub-app loaded. Express gives a response the parent's
+ * prototype back when it leaves the sub-app; the hold sits on the response itself, so it still holds.
+ */
+export async function expectParentAnswersForSubApp(createApp: typeof express): Promise<void> {
+  const sub = createApp();
+  sub.use(session(createSessions({ secret: SECRET, store: switchableStore() })));
+  sub.use((req, _res, next) => {
+    untyped(req).set("visited", true);
+    next();
+  });
+  const parent = createApp();
+  parent.use("/sub", sub);
+  parent.get("/sub/page", (_req, res) => {
+    res.send("parent answered");
+  });
+  const running = await listen(parent);
+  try {
+    const reply = await new Client(running.url).get("/sub/page");
+    expect(reply.status).toBe(200);
+    expect(reply.text).toBe("parent answered");
+    expect(reply.setCookies.map((line) => line.split("=")[0])).toEqual(["sid"]);
+  } finally {
+    await running.close();
+  }
 }

@@ -6,11 +6,8 @@
 import type express from "express";
 import express4 from "express4";
 import { describe, expect, it } from "vitest";
-import { session } from "../../src/adapters/express.js";
-import { createSessions } from "../../src/manager.js";
-import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
-import { Client } from "../helpers/http.js";
-import { listen, matrixApp, untyped } from "./express-app.js";
+import { testAdapter } from "../conformance/adapter.js";
+import { expectParentAnswersForSubApp, matrixApp } from "./express-app.js";
 
 const createApp = express4 as unknown as typeof express;
 
@@ -24,24 +21,6 @@ describe("sessionkit/express on Express 4", () => {
   });
 
   it("holds a response a parent app answers for a mounted sub-app's session", async () => {
-    const sub = createApp();
-    sub.use(session(createSessions({ secret: SECRET, store: switchableStore() })));
-    sub.use((req, _res, next) => {
-      untyped(req).set("visited", true);
-      next();
-    });
-    const parent = createApp();
-    parent.use("/sub", sub);
-    parent.get("/sub/page", (_req, res) => {
-      res.send("parent answered");
-    });
-    const running = await listen(parent);
-    try {
-      const reply = await new Client(running.url).get("/sub/page");
-      expect(reply.text).toBe("parent answered");
-      expect(reply.setCookies.map((line) => line.split("=")[0])).toEqual(["sid"]);
-    } finally {
-      await running.close();
-    }
+    await expectParentAnswersForSubApp(createApp);
   });
 });

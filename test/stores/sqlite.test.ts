@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { ConfigError, isSessionError } from "../../src/errors.js";
 import { type SqliteDatabase, sqliteStore } from "../../src/stores/sqlite.js";
 import type { StoredSession } from "../../src/stores/store.js";
