@@ -5,6 +5,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionsOptions } from "../options.js";
 import type { FlashEntry, FlashLevel, Session, SessionData } from "../session.js";
+import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite-file.js";
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
@@ -264,9 +265,10 @@ export class MemoryStore extends StoreWrapper {
 }
 
 /**
- * The seed's SQLite store: opens a better-sqlite3 database at `path` (created if missing, WAL
- * journal) on first use, or uses an open database you pass. A class over `sqliteStore`; `close()`
- * closes a database it opened. An unopenable file answers 503 (`StoreUnavailableError`).
+ * The seed's SQLite store: opens the database file at `path` (created if missing, WAL journal) with
+ * better-sqlite3, or with `node:sqlite` where better-sqlite3 cannot load (Deno, Bun), or uses an open
+ * database you pass. A class over `sqliteStore`; `close()` closes a database it opened. An
+ * unopenable file answers 503 (`StoreUnavailableError`).
  *
  * @example
  * ```ts
@@ -279,22 +281,20 @@ export class SqliteStore extends StoreWrapper {
       super("sqlite", sqliteStore({ ...options, db: pathOrDb }));
       return;
     }
-    let db: { close(): void } | undefined;
-    const opening = import("better-sqlite3").then(
-      ({ default: Database }) => {
-        const opened = new Database(pathOrDb);
-        db = opened;
-        opened.pragma("journal_mode = WAL");
-        return sqliteStore({ ...options, db: opened });
+    let opened: OpenedSqliteFile | undefined;
+    const opening = openSqliteFile(pathOrDb, { wal: true }).then(
+      (file) => {
+        opened = file;
+        return sqliteStore({ ...options, db: file.db });
       },
       (cause: unknown) => {
-        throw new StoreUnavailableError("could not load better-sqlite3 to open the SQLite store", {
+        throw new StoreUnavailableError(`could not open the SQLite store at ${pathOrDb}`, {
           cause,
         });
       },
     );
     opening.catch(() => {}); // reported to each request that needs the store, not as an unhandled rejection
-    super("sqlite", opening, async () => db?.close());
+    super("sqlite", opening, async () => opened?.close());
   }
 }
 

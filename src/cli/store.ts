@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { openSqliteFile } from "../stores/internal/sqlite-file.js";
 import { type CliIo, describeError, EXIT, parseCommandArgs, UsageError } from "./io.js";
 
 const STORE_HELP = `  --store <url>        sqlite:./path.db (or a path ending .db, .sqlite, .sqlite3),
@@ -158,23 +159,20 @@ async function openStore(
     if (command === "purge" && !existsSync(target.location)) {
       throw new Error(`no SQLite database at ${target.location}`);
     }
-    const { default: Database } = await loadDriver(
-      "better-sqlite3",
-      "sqlite",
-      () => import("better-sqlite3"),
-    );
+    // better-sqlite3, or node:sqlite where it cannot load: the CLI runs under Deno and Bun too. The
+    // journal mode is the application's choice, so the CLI leaves it as it is.
+    const file = await openSqliteFile(target.location, { wal: false });
     const { sqliteStore } = await import("../stores/sqlite.js");
-    const db = new Database(target.location);
     try {
       return {
         kind: "sqlite",
-        store: sqliteStore({ db, ...tableOption }),
+        store: sqliteStore({ db: file.db, ...tableOption }),
         close: async () => {
-          db.close();
+          file.close();
         },
       };
     } catch (err) {
-      db.close();
+      file.close();
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -13,7 +13,8 @@ import { mysqlStore } from "../../src/stores/mysql.js";
 import { postgresStore } from "../../src/stores/postgres.js";
 import { sqliteStore } from "../../src/stores/sqlite.js";
 import type { SessionMeta } from "../../src/stores/store.js";
-import { DATABASE_URL, MYSQL_URL, serviceAvailable } from "../helpers/services.js";
+import { DATABASE_URL, IN_CI, MYSQL_URL, serviceAvailable } from "../helpers/services.js";
+import { ensureDist } from "../runtimes/dist.js";
 
 const SECRET = "cli-test-secret-0123456789-abcdefghijklmnop";
 const OLD_SECRET = "cli-test-old-secret-0123456789-abcdefghijkl";
@@ -367,6 +368,50 @@ describe("sessionkit purge and migrate on SQLite", () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("no SQLite database");
   });
+
+  // Deno and Bun cannot load better-sqlite3's addon: the CLI opens the file with node:sqlite there.
+  for (const runtime of [
+    { name: "Deno", command: join(ROOT, "node_modules/.bin/deno"), args: ["run", "-A"] },
+    { name: "Bun", command: join(ROOT, "node_modules/.bin/bun"), args: [] },
+  ]) {
+    const present = existsSync(runtime.command);
+    if (!present && !IN_CI) {
+      console.warn(
+        `SKIPPED: the CLI on ${runtime.name}: ${runtime.command} is missing (npm install)`,
+      );
+    }
+    it.skipIf(!present && !IN_CI)(
+      `migrate and purge run on ${runtime.name} (built package, node:sqlite)`,
+      async () => {
+        await ensureDist();
+        const file = join(dir, `${runtime.name}.db`);
+        const run = (argv: string[]) =>
+          new Promise<Run>((resolve) => {
+            execFile(
+              runtime.command,
+              [...runtime.args, join(ROOT, "dist/cli/index.js"), ...argv],
+              { cwd: dir, env: { ...process.env, NO_COLOR: "1" } },
+              (err, stdout, stderr) => {
+                const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+                resolve({ code: typeof code === "number" ? code : 1, stdout, stderr });
+              },
+            );
+          });
+        const migrated = await run(["migrate", "--store", `sqlite:${file}`]);
+        expect(migrated.code, migrated.stderr).toBe(0);
+        const db = new Database(file);
+        try {
+          await seed(sqliteStore({ db }), 2, 1);
+        } finally {
+          db.close();
+        }
+        const purged = await run(["purge", "--store", `sqlite:${file}`]);
+        expect(purged.code, purged.stderr).toBe(0);
+        expect(purged.stdout).toMatch(/^purged 2 expired sessions from the sqlite table/);
+      },
+      120_000,
+    );
+  }
 });
 
 const serverCases = [
