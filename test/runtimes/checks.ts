@@ -1,14 +1,22 @@
 /**
- * The checks every runtime program runs (Deno, Bun, workerd) against the BUILT package. Each program
- * passes in what it imported from dist, so this file imports nothing at runtime and runs anywhere
- * with Web APIs. `runChecks` resolves one line per check and the totals.
+ * The checks every runtime program runs (Deno, Bun, workerd) against the BUILT package: the core,
+ * `sessionkit/fetch`, and `sessionkit/hono` inside a Hono app. Each program passes in what it
+ * imported from dist, so this file imports nothing at runtime and runs anywhere with Web APIs. `runChecks` resolves one line per check and the totals.
  */
 
+import type { Hono as HonoClass } from "hono";
 import type {
   createHandler as CreateHandler,
   withSession as WithSession,
 } from "../../src/adapters/fetch.js";
+import type {
+  requireSession as RequireSession,
+  SessionEnv,
+  sessionGuard as SessionGuard,
+  sessionMiddleware as SessionMiddleware,
+} from "../../src/adapters/hono.js";
 import type { createSessions as CreateSessions } from "../../src/manager.js";
+import type { memoryStore as MemoryStore } from "../../src/stores/memory.js";
 
 export interface Built {
   createSessions: typeof CreateSessions;
@@ -18,6 +26,14 @@ export interface Built {
   backendName: "node" | "web";
   /** The backend this runtime must get, or undefined to only report it. */
   expectBackend: "node" | "web" | undefined;
+  /** Hono (the framework most used on these runtimes) with `sessionkit/hono`, driven by `app.fetch`. */
+  hono: {
+    Hono: typeof HonoClass;
+    sessionMiddleware: typeof SessionMiddleware;
+    sessionGuard: typeof SessionGuard;
+    requireSession: typeof RequireSession;
+    memoryStore: typeof MemoryStore;
+  };
 }
 
 export interface Report {
@@ -203,6 +219,63 @@ export async function runChecks(built: Built): Promise<Report> {
         assert(
           allowed.status === 200 && (await allowed.text()) === "username: ada",
           "rendered for ada",
+        );
+      },
+    ],
+    [
+      "Hono app.fetch with sessionkit/hono: a counter on a cookie session and on the memory store",
+      async () => {
+        const { Hono, sessionMiddleware, memoryStore } = built.hono;
+        for (const store of [undefined, memoryStore()]) {
+          const app = new Hono<SessionEnv>();
+          app.use(sessionMiddleware(createSessions({ secret: SECRET, store })));
+          app.get("/count", (c) => {
+            const session = c.get("session");
+            const count = ((session.get("count") as number) ?? 0) + 1;
+            session.set("count", count);
+            return c.text(String(count));
+          });
+          app.get("/read", (c) => c.text(String(c.get("session").get("count"))));
+          const kind = store ? "memory" : "cookie";
+          const jar = new Jar();
+          const first = await app.fetch(jar.request("/count"));
+          assert(jar.take(first).length === 1, `${kind}: a cookie on the first write`);
+          const second = await app.fetch(jar.request("/count"));
+          jar.take(second);
+          assert((await second.text()) === "2", `${kind}: count 2 on the second request`);
+          const read = await app.fetch(jar.request("/read"));
+          assert((await read.text()) === "2", `${kind}: read 2`);
+          assert(read.headers.getSetCookie().length === 0, `${kind}: no cookie when unchanged`);
+        }
+      },
+    ],
+    [
+      "Hono sessionGuard(requireSession(..., { redirect })) answers 303 before the route, then lets it run",
+      async () => {
+        const { Hono, sessionMiddleware, sessionGuard, requireSession } = built.hono;
+        const app = new Hono<SessionEnv>();
+        app.use(sessionMiddleware(createSessions({ secret: SECRET })));
+        const signedIn = requireSession((s) => s.get("username") !== undefined, {
+          redirect: "/login",
+        });
+        app.get("/login", (c) => {
+          c.get("session").set("username", "ada");
+          return c.text("ok");
+        });
+        app.get("/account", sessionGuard(signedIn), (c) =>
+          c.text(`account of ${c.get("session").get("username") as string}`),
+        );
+        const jar = new Jar();
+        const denied = await app.fetch(jar.request("/account"));
+        assert(
+          denied.status === 303 && denied.headers.get("location") === "/login",
+          `303 to /login, got ${denied.status}`,
+        );
+        jar.take(await app.fetch(jar.request("/login")));
+        const allowed = await app.fetch(jar.request("/account"));
+        assert(
+          allowed.status === 200 && (await allowed.text()) === "account of ada",
+          `200 for ada, got ${allowed.status}`,
         );
       },
     ],

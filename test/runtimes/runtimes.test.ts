@@ -1,7 +1,8 @@
 /**
  * Runs the runtime programs (Deno, Bun, workerd through miniflare) against the built package, so
- * `npm test` covers the core and `sessionkit/fetch` beyond Node, and the sqlite store's suite on Node
- * 22 (node:sqlite). A missing runtime fails under CI=true and is skipped loudly elsewhere.
+ * `npm test` covers the core, `sessionkit/fetch` and `sessionkit/hono` beyond Node, and the sqlite
+ * store's suite on Node 22 (node:sqlite). A missing runtime fails under CI=true and is skipped loudly
+ * elsewhere.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
