@@ -108,19 +108,13 @@ async function send(reply: FastifyReply, response: Response): Promise<FastifyRep
 
 /** Puts a Web Response's status and headers on the reply; returns its body. */
 function toReply(reply: FastifyReply, response: Response): Promise<string> {
-  reply.code(response.status).headers(headerRecord(response.headers));
+  reply.code(response.status).headers(listRecord(HeaderList.from(response.headers)));
   return response.text();
 }
 
+/** Headers as `reply.headers` takes them: Set-Cookie as its list of lines, the rest one value each. */
 function listRecord(headers: HeaderList): Record<string, string | string[]> {
   const record: Record<string, string | string[]> = Object.fromEntries(headers.fields);
   if (headers.cookies.length > 0) record["set-cookie"] = headers.cookies;
-  return record;
-}
-
-function headerRecord(headers: Headers): Record<string, string | string[]> {
-  const record: Record<string, string | string[]> = Object.fromEntries(headers);
-  const cookies = headers.getSetCookie();
-  if (cookies.length > 0) record["set-cookie"] = cookies;
   return record;
 }

@@ -63,8 +63,6 @@ const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]{0,6
 // Lease deadlines use the database server's clock (ms), so app servers whose clocks disagree still
 // agree on when an abandoned lock is free.
 const SERVER_NOW = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
-const POLL_FIRST_MS = 10;
-const POLL_MAX_MS = 200;
 // Error codes are safe to show (never data); anything else from the driver stays in `cause`.
 const SAFE_CODE = /^[A-Z0-9_]{1,64}$/;
 
@@ -264,46 +262,41 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
    */
   function lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null> {
     const ttl = Math.max(1, Math.ceil(ttlMs));
-    return pollLock(
-      async () => {
-        const token = randomUUID();
-        try {
-          await write(
-            "lock",
-            `DELETE FROM ${locks} WHERE \`key\` = ? AND \`expires_at\` <= ${SERVER_NOW}`,
-            [key],
-          );
-          const taken = await write(
-            "lock",
-            `INSERT IGNORE INTO ${locks} (\`key\`, \`token\`, \`expires_at\`) VALUES (?, ?, ${SERVER_NOW} + ?)`,
-            [key, token, ttl],
-          );
-          if (taken.affectedRows !== 1) return null;
-        } catch (err) {
-          // Waiters racing on one key's row can deadlock in InnoDB (the DELETE's and the INSERT's
-          // record locks): that is contention, so wait and try again, as for a held lease.
-          if (isLockConflict(err)) return null;
-          throw err;
-        }
-        // The token makes a late release (after the lease expired and passed on) a no-op.
-        return async () => {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await write("unlock", `DELETE FROM ${locks} WHERE \`key\` = ? AND \`token\` = ?`, [
-                key,
-                token,
-              ]);
-              return;
-            } catch (err) {
-              if (!isLockConflict(err) || attempt === 3) throw err;
-            }
+    return pollLock(async () => {
+      const token = randomUUID();
+      try {
+        await write(
+          "lock",
+          `DELETE FROM ${locks} WHERE \`key\` = ? AND \`expires_at\` <= ${SERVER_NOW}`,
+          [key],
+        );
+        const taken = await write(
+          "lock",
+          `INSERT IGNORE INTO ${locks} (\`key\`, \`token\`, \`expires_at\`) VALUES (?, ?, ${SERVER_NOW} + ?)`,
+          [key, token, ttl],
+        );
+        if (taken.affectedRows !== 1) return null;
+      } catch (err) {
+        // Waiters racing on one key's row can deadlock in InnoDB (the DELETE's and the INSERT's
+        // record locks): that is contention, so wait and try again, as for a held lease.
+        if (isLockConflict(err)) return null;
+        throw err;
+      }
+      // The token makes a late release (after the lease expired and passed on) a no-op.
+      return async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await write("unlock", `DELETE FROM ${locks} WHERE \`key\` = ? AND \`token\` = ?`, [
+              key,
+              token,
+            ]);
+            return;
+          } catch (err) {
+            if (!isLockConflict(err) || attempt === 3) throw err;
           }
-        };
-      },
-      waitMs,
-      POLL_FIRST_MS,
-      POLL_MAX_MS,
-    );
+        }
+      };
+    }, waitMs);
   }
 
   async function close(): Promise<void> {
@@ -365,7 +358,6 @@ function memberPath(name: string): string {
   return `$.${JSON.stringify(name)}`;
 }
 
-/** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
 /** The driver's error code behind a store error. */
 function causeCode(err: unknown): unknown {
   return ((err as Error | null)?.cause as { code?: unknown } | undefined)?.code;
@@ -377,6 +369,7 @@ function isLockConflict(err: unknown): boolean {
   return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
 }
 
+/** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
 function run<R>(operation: string, sql: string, call: () => Promise<R>): Promise<R> {
   return runQuery("mysql", operation, call, SAFE_CODE, (err) => {
     const driverError = err as { sql?: unknown } | null;

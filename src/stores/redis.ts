@@ -374,8 +374,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
           run("unlock", async () => void (await evalScript(UNLOCK_SCRIPT, name, [token])));
       },
       waitMs,
-      LOCK_RETRY_MIN_MS,
-      LOCK_RETRY_MAX_MS,
+      { firstMs: LOCK_RETRY_MIN_MS, maxMs: LOCK_RETRY_MAX_MS },
     );
   }
 

@@ -50,9 +50,6 @@ export interface SqliteStore extends SessionStore {
 
 // Date.now is looked up per call, so fake timers installed after import still govern the default clock.
 const DEFAULTS = Object.freeze({ table: "sessionkit_sessions", now: () => Date.now() });
-// A waiter retries a held lease after 10 ms, doubling to 200 ms (with jitter).
-const POLL_FIRST_MS = 10;
-const POLL_MAX_MS = 200;
 // The name is spliced into SQL (identifiers cannot be bound), so only a plain identifier passes.
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -203,8 +200,6 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
             });
         }),
       waitMs,
-      POLL_FIRST_MS,
-      POLL_MAX_MS,
     );
   }
 

@@ -6,6 +6,13 @@ import type { HeaderWriter } from "../../manager.js";
  * which is most of what an unchanged session costs. Names come from the core, already lower-case.
  */
 export class HeaderList implements HeaderWriter {
+  /** A Fetch `Headers` as lists: its iteration gives each Set-Cookie line on its own. */
+  static from(headers: Headers): HeaderList {
+    const list = new HeaderList();
+    for (const [name, value] of headers) list.append(name, value);
+    return list;
+  }
+
   /** Set-Cookie lines, in order. */
   readonly cookies: string[] = [];
   /** Every other header, one value per name. */

@@ -3,8 +3,6 @@ import type { QueryResult } from "pg";
 import type { SessionStore } from "../store.js";
 import { pollLock } from "./poll-lock.js";
 
-const POLL_FIRST_MS = 10;
-const POLL_MAX_MS = 200;
 // The lease deadlines use the database server's clock, so app servers whose clocks disagree still
 // agree on when an abandoned lock is free.
 const SERVER_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -40,16 +38,11 @@ WHERE ${locks}.expires_at <= ${SERVER_NOW}`;
   return (key, ttlMs, waitMs) => {
     const token = randomUUID();
     const ttl = Math.max(1, Math.ceil(ttlMs));
-    return pollLock(
-      async () => {
-        const result = await exec("lock", acquireSql, [key, token, ttl]);
-        if ((result.rowCount ?? 0) === 0) return null;
-        // The token makes a late release (after the lease expired and passed on) a no-op.
-        return async () => void (await exec("unlock", releaseSql, [key, token]));
-      },
-      waitMs,
-      POLL_FIRST_MS,
-      POLL_MAX_MS,
-    );
+    return pollLock(async () => {
+      const result = await exec("lock", acquireSql, [key, token, ttl]);
+      if ((result.rowCount ?? 0) === 0) return null;
+      // The token makes a late release (after the lease expired and passed on) a no-op.
+      return async () => void (await exec("unlock", releaseSql, [key, token]));
+    }, waitMs);
   };
 }

@@ -4,14 +4,14 @@ export type Release = () => Promise<void>;
 /**
  * Retries `attempt` (one try at a lease-style lock, resolving its release or `null` when held) until it
  * succeeds or `waitMs` of real time has passed, whatever clock the store uses for deadlines. The delay
- * doubles from `firstMs` to `maxMs` with jitter, so waiters on one session do not retry in lockstep.
- * The lock of every store that takes a lease on a server (Redis, PostgreSQL) waits this way.
+ * doubles from `firstMs` to `maxMs` (default 10 to 200 ms) with jitter, so waiters on one session do
+ * not retry in lockstep. The lock of every store that takes a lease (SQLite, PostgreSQL, MySQL, Redis)
+ * waits this way.
  */
 export async function pollLock(
   attempt: () => Promise<Release | null>,
   waitMs: number,
-  firstMs: number,
-  maxMs: number,
+  { firstMs = 10, maxMs = 200 }: { firstMs?: number; maxMs?: number } = {},
 ): Promise<Release | null> {
   const giveUpAt = Date.now() + waitMs;
   let delay = firstMs;
