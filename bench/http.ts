@@ -109,7 +109,7 @@ async function prepare(spec: AppSpec, child: ChildProcess, port: number): Promis
       throw new Error(`${spec.name} ${path}: HTTP ${response.status} ${body}`);
     return { response, body };
   };
-  if (spec.side === "bare") {
+  if (spec.side === "bare" || spec.side === "probe") {
     await get("/read");
     await get("/write");
     return { spec, child, url, cookie: "", readSetsCookie: false };

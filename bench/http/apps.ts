@@ -6,7 +6,7 @@
  * Every app is built the way its documentation shows, with defaults, cookies not `Secure` (plain http).
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Hono } from "hono";
 import type { Session as HonoSession } from "hono-sessions";
@@ -31,7 +31,8 @@ export const REDIS_PREFIX = "skbench:http:";
 
 export type Framework = "node:http" | "express" | "fastify" | "h3" | "hono";
 export type Store = "none" | "cookie" | "memory" | "redis";
-export type Side = "bare" | "sessionkit" | "peer";
+/** "probe": no session and no peer, a row that isolates one cost of a framework (see its app). */
+export type Side = "bare" | "sessionkit" | "peer" | "probe";
 
 export interface AppSpec {
   name: string;
@@ -110,6 +111,32 @@ const nodeSessionkit: AppSpec = {
           } else res.end(String(session.get("n")));
         }),
       ),
+    );
+  },
+};
+
+/**
+ * Bare node:http plus the one thing Express's `app.handle` does to every request before any
+ * middleware runs: it swaps the request's and the response's prototype for its app's own
+ * (`Object.setPrototypeOf`). Compared with bare node:http in the same run, this row shows what that
+ * alone costs, a cost every Express row carries and that no middleware can avoid (bench/README.md).
+ */
+const nodeSetPrototype: AppSpec = {
+  name: "node-set-prototype",
+  framework: "node:http",
+  side: "probe",
+  store: "none",
+  label: "node:http + setPrototypeOf (as Express)",
+  start: () => {
+    const request = Object.create(IncomingMessage.prototype) as object;
+    const response = Object.create(ServerResponse.prototype) as object;
+    return listen(
+      createServer((req, res) => {
+        Object.setPrototypeOf(req, request);
+        Object.setPrototypeOf(res, response);
+        res.setHeader("content-type", "text/plain; charset=utf-8");
+        res.end(req.url === "/write" ? String(++bareCounter) : "1");
+      }),
     );
   },
 };
@@ -446,6 +473,7 @@ function honoSessionsPeer(store: "cookie" | "memory"): AppSpec {
 export const APPS: readonly AppSpec[] = [
   nodeBare,
   nodeSessionkit,
+  nodeSetPrototype,
   expressBare,
   expressSessionkit("cookie"),
   expressSessionkit("memory"),
