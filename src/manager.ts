@@ -457,11 +457,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (transport.source === "header" && config.header)
       writeHeaderToken(headers, config.header, token);
     else {
-      // No idle or absolute timeout: a browser-session cookie, gone when the browser closes.
-      // Rounded to the nearest second, so a new session shows the configured lifetime (604800 for
-      // "7d", not 604799); the sealed deadline, not Max-Age, is what the server enforces.
+      // No idle or absolute timeout, or a session not to be remembered: a browser-session cookie, gone
+      // when the browser closes. Rounded to the nearest second, so a new session shows the configured
+      // lifetime (604800 for "7d", not 604799); the sealed deadline, not Max-Age, is what the server
+      // enforces.
       const maxAge =
-        config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined
+        (config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined) ||
+        !(session.meta.persistent ?? cookie.persistent)
           ? undefined
           : Math.max(1, Math.round((deadline - now) / 1000));
       const lines = cookieWriter.write(isSecure(transport), token, maxAge, transport.present);
@@ -592,12 +594,14 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           userId: session.meta.userId,
         });
       }
-      // Store sessions: the cookie holds only the id, so it changes only with the id (or to slide).
+      // Store sessions: the cookie holds only the id, so it changes only with the id, to slide, or to
+      // gain or lose its Max-Age (`rememberMe`).
       if (
         !store ||
         !liveOrigin ||
         idChanged ||
         touchDue(session, now) ||
+        session.metaChanges.has("persistent") ||
         session.reissue === "rotate"
       ) {
         sendToken(session, headers, await issueToken(session, key), now);

@@ -27,6 +27,12 @@ export interface CookieOptions {
   partitioned?: boolean;
   /** Chrome's `Priority` attribute. Default: not sent. */
   priority?: "low" | "medium" | "high";
+  /**
+   * Default true: the cookie carries `Max-Age` (the time left to the session's earlier deadline), so it
+   * outlives the browser. false: browser-session cookies, except for sessions that
+   * `session.rememberMe()` opts in. Either way the server enforces the idle and absolute deadlines.
+   */
+  persistent?: boolean;
 }
 
 /**
@@ -154,6 +160,7 @@ const COOKIE_OPTION_NAMES = [
   "sameSite",
   "partitioned",
   "priority",
+  "persistent",
 ] as const;
 
 // RFC 6265 section 4.1.1: a cookie name is an HTTP token.
@@ -330,6 +337,9 @@ function resolveCookie(input: CookieOptions): CookieSettings {
   ) {
     throw new ConfigError(`cookie.priority must be "low", "medium" or "high"`);
   }
+  if (input.persistent !== undefined && typeof input.persistent !== "boolean") {
+    throw new ConfigError(`cookie.persistent must be true or false`);
+  }
   if (name.startsWith("__Host-") && (path !== "/" || domain !== undefined)) {
     throw new ConfigError(`a __Host- cookie name requires path "/" and no domain`);
   }
@@ -342,6 +352,7 @@ function resolveCookie(input: CookieOptions): CookieSettings {
     sameSite,
     partitioned: input.partitioned === true,
     priority,
+    persistent: input.persistent !== false,
   };
 }
 

@@ -54,6 +54,20 @@ export interface Session<T extends SessionData = SessionData> {
   flashes(level: FlashLevel): string[];
   /** Every pending message with its level, removed as they are read. */
   flashEntries(): FlashEntry[];
+  /**
+   * "Remember me": whether this session's cookie outlives the browser. `true` gives it a `Max-Age` (the
+   * time left to its idle or absolute deadline), `false` makes it a browser-session cookie, gone when the
+   * browser closes; unset, the `cookie.persistent` option decides. The server-side deadlines hold either
+   * way. The choice travels with the session: it survives `regenerate` and `clear`, not `destroy`.
+   *
+   * @example
+   * ```ts
+   * // createSessions({ secret, cookie: { persistent: false } }): browser-session cookies by default
+   * await session.regenerate({ userId: user.id });
+   * session.rememberMe(form.get("remember") === "on");
+   * ```
+   */
+  rememberMe(remember?: boolean): void;
   /** A name for this session on a "your devices" page ("Work laptop"); `undefined` removes it. Store sessions list it. */
   setLabel(label: string | undefined): void;
   /**
@@ -220,6 +234,21 @@ export class SessionState implements Session<SessionData> {
     return Object.entries(flash).flatMap(([level, messages]) =>
       messages.map((message) => ({ level, message })),
     );
+  }
+
+  rememberMe(remember = true): void {
+    if (typeof remember !== "boolean") {
+      throw new SessionError("ERR_SESSION_STATE", "rememberMe() takes true or false");
+    }
+    if (this.meta.persistent === remember) return;
+    const meta = this.meta;
+    const changed = this.metaChanges.has("persistent");
+    this.meta = { ...meta, persistent: remember };
+    this.metaChanges.add("persistent");
+    this.guardSize(() => {
+      this.meta = meta;
+      if (!changed) this.metaChanges.delete("persistent");
+    });
   }
 
   setLabel(label: string | undefined): void {

@@ -1,5 +1,5 @@
-// The demo's routes on sessionkit/node: sign-in with regenerate, a counter, a preference, flash
-// messages, a guarded page and "your devices" with revoke.
+// The demo's routes on sessionkit/node: sign-in with regenerate and "Remember me", a counter, a
+// preference, flash messages, a guarded page and "your devices" with revoke.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { requireSession, type SessionRequest, withSession } from "../../src/adapters/node.js";
@@ -29,6 +29,8 @@ export function createDemoSessions(options: DemoOptions): Sessions<DemoData> {
     store: options.store,
     idleTimeout: options.idleTimeout ?? "30m",
     absoluteTimeout: options.absoluteTimeout ?? "12h",
+    // Browser-session cookies, gone when the browser closes, unless "Remember me" was ticked at sign-in.
+    cookie: { persistent: false },
     ...(options.now ? { now: options.now } : {}),
   });
 }
@@ -115,6 +117,7 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
         }
         // A new id at sign-in: an id planted before it is dead from here on (session fixation).
         await session.regenerate({ userId: username });
+        session.rememberMe(form.get("remember") === "on");
         session.set("user", username);
         session.flash("success", `Welcome, ${username}!`);
         return redirect(res, "/");

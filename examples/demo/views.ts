@@ -66,6 +66,7 @@ export function loginBody(error: string | undefined): string {
 <form method="post" action="/login" class="stack">
   <label>Username <input name="username" autocomplete="username" required></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+  <label><input name="remember" type="checkbox"> Remember me on this device</label>
   <button>Sign in</button>
 </form>
 <p>Demo accounts:</p><ul>${accounts}</ul>`;

@@ -9,6 +9,7 @@ interface WireRecord {
   r: number;
   u?: string;
   f?: Record<string, string[]>;
+  p?: boolean;
 }
 
 export interface CookieRecord {
@@ -27,6 +28,7 @@ export function encodeRecord(id: string, data: Record<string, unknown>, meta: Se
   };
   if (meta.userId !== undefined) wire.u = meta.userId;
   if (meta.flash !== undefined) wire.f = meta.flash;
+  if (meta.persistent !== undefined) wire.p = meta.persistent;
   return JSON.stringify(wire);
 }
 
@@ -42,15 +44,17 @@ export function decodeRecord(text: string): CookieRecord | undefined {
     return undefined;
   }
   if (!isPlainObject(wire)) return undefined;
-  const { i, d, c, t, r, u, f } = wire as Partial<WireRecord>;
+  const { i, d, c, t, r, u, f, p } = wire as Partial<WireRecord>;
   if (typeof i !== "string" || !isPlainObject(d) || !isTime(c) || !isTime(t) || !isTime(r)) {
     return undefined;
   }
   if (u !== undefined && typeof u !== "string") return undefined;
   if (f !== undefined && !isFlash(f)) return undefined;
+  if (p !== undefined && typeof p !== "boolean") return undefined;
   const meta: SessionMeta = { createdAt: c, touchedAt: t, renewedAt: r };
   if (u !== undefined) meta.userId = u;
   if (f !== undefined) meta.flash = f;
+  if (p !== undefined) meta.persistent = p;
   return { id: i, data: d, meta };
 }
 

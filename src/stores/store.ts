@@ -63,6 +63,11 @@ export interface SessionMeta {
   userAgent?: string;
   ip?: string;
   label?: string;
+  /**
+   * Whether the cookie outlives the browser (`Max-Age`), chosen for this session by
+   * `session.rememberMe`; absent, the `cookie.persistent` option decides.
+   */
+  persistent?: boolean;
 }
 
 /** The changes of one request, as `commit` hands them to `patch`. */

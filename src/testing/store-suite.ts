@@ -89,7 +89,7 @@ export function testStore(
         expect(await store.get(randomKey())).toBeUndefined();
       });
 
-      it("round-trips data and meta, including userId and flash", async () => {
+      it("round-trips data and meta, including userId, flash and the remember-me flag", async () => {
         const key = randomKey();
         const session: StoredSession = {
           data: { count: 3, nested: { list: [1, "two", null, true] }, empty: {} },
@@ -100,6 +100,7 @@ export function testStore(
             userAgent: "Mozilla/5.0",
             ip: "203.0.113.7",
             label: "laptop",
+            persistent: false,
           },
         };
         await store.set(key, session, later());
@@ -149,7 +150,12 @@ export function testStore(
         const key = randomKey();
         const meta = { ...metaAt(clock), userId: "u", label: "phone", flash: { info: ["a"] } };
         await store.set(key, { data: {}, meta }, later());
-        const metaPatch = { touchedAt: clock + 7, label: null, flash: { success: ["b"] } };
+        const metaPatch = {
+          touchedAt: clock + 7,
+          label: null,
+          flash: { success: ["b"] },
+          persistent: true,
+        };
         expect(await store.patch(key, { set: {}, delete: [], meta: metaPatch }, later())).toBe(
           true,
         );
@@ -159,6 +165,7 @@ export function testStore(
           touchedAt: clock + 7,
           userId: "u",
           flash: { success: ["b"] },
+          persistent: true,
         });
         expect(got?.meta).not.toHaveProperty("label");
       });

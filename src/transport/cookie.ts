@@ -19,6 +19,8 @@ export interface CookieSettings {
   sameSite: "lax" | "strict" | "none";
   partitioned: boolean;
   priority: "low" | "medium" | "high" | undefined;
+  /** Whether cookies carry Max-Age unless the session chose (`SessionMeta.persistent`). */
+  persistent: boolean;
 }
 
 export interface CookieRead {

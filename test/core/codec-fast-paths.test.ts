@@ -18,6 +18,7 @@ const settingsArb: fc.Arbitrary<CookieSettings> = fc.record({
   sameSite: fc.constantFrom("lax" as const, "strict" as const, "none" as const),
   partitioned: fc.boolean(),
   priority: fc.constantFrom(undefined, "low" as const, "medium" as const, "high" as const),
+  persistent: fc.boolean(),
 });
 
 function reference(

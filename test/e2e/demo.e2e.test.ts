@@ -88,10 +88,16 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     await page.waitForLoadState("load");
   }
 
-  async function signIn(page: Page, username: string, password: string): Promise<void> {
+  async function signIn(
+    page: Page,
+    username: string,
+    password: string,
+    remember = false,
+  ): Promise<void> {
     await page.goto(at("/login"));
     await page.fill('input[name="username"]', username);
     await page.fill('input[name="password"]', password);
+    if (remember) await page.check('input[name="remember"]');
     await submit(page, 'form[action="/login"] button');
   }
 
@@ -245,6 +251,28 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     });
     // HttpOnly at work: page scripts cannot see it.
     expect(await page.evaluate(() => document.cookie)).not.toContain(`${COOKIE}=`);
+  });
+
+  test("without Remember me the cookie ends with the browser; with it, it lasts to the idle deadline", async () => {
+    const plain = await device();
+    await signIn(plain.page, "ada", "lovelace");
+    expect(await signedInAs(plain.page)).toBe("ada");
+    // Playwright reports a browser-session cookie (no Max-Age, no Expires) as expires -1.
+    expect(sessionCookie(await plain.context.cookies(demo.url))?.expires).toBe(-1);
+
+    const remembered = await device();
+    const before = Date.now() / 1000;
+    await signIn(remembered.page, "grace", "hopper", true);
+    expect(await signedInAs(remembered.page)).toBe("grace");
+    const expires = sessionCookie(await remembered.context.cookies(demo.url))?.expires ?? -1;
+    // The demo's idle timeout is 30 minutes, earlier than its 12-hour absolute one.
+    expect(expires).toBeGreaterThan(before + 29 * 60);
+    expect(expires).toBeLessThan(Date.now() / 1000 + 31 * 60);
+    // Still remembered after the next write (the choice travels with the session).
+    await remembered.page.reload();
+    expect(sessionCookie(await remembered.context.cookies(demo.url))?.expires).toBeGreaterThan(
+      before + 29 * 60,
+    );
   });
 
   test("sign-in changes the session cookie, and the old value is dead (fixation)", async () => {
