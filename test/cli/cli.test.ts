@@ -135,6 +135,22 @@ describe("sessionkit inspect", () => {
     expect(run.stdout).toContain('"cart"');
   });
 
+  it("shows a session's remember-me choice only when it made one", async () => {
+    const plain = await cli(["inspect", (await tokenOf()).token]);
+    expect(plain.stdout).not.toContain("rememberMe");
+    const sessions = createSessions({ secret: SECRET, cookie: { persistent: false } });
+    const session = await sessions.load(new Headers());
+    session.set("user", "ada");
+    session.rememberMe();
+    const headers = new Headers();
+    await sessions.commit(session, headers);
+    const token = (headers.getSetCookie()[0] as string).split(";")[0]?.slice("sid=".length);
+    const run = await cli(["inspect", token as string]);
+    expect(run.stdout).toContain("rememberMe: true");
+    const json = JSON.parse((await cli(["inspect", token as string, "--json"])).stdout);
+    expect(json.rememberMe).toBe(true);
+  });
+
   it("prints one JSON object with --json, times in epoch ms", async () => {
     const { token } = await tokenOf();
     const run = await cli(["inspect", token, "--json", "--idle", "30m"]);
