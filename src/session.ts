@@ -206,16 +206,9 @@ export class SessionState implements Session<SessionData> {
     if (typeof level !== "string" || typeof message !== "string") {
       throw new SessionError("ERR_SESSION_STATE", "flash(level, message) takes two strings");
     }
-    const meta = this.meta;
-    const flashChanged = this.metaChanges.has("flash");
-    const flash = { ...meta.flash };
+    const flash = { ...this.meta.flash };
     flash[level] = [...(flash[level] ?? []), message];
-    this.setFlash(flash);
-    this.guardSize(() => {
-      // Undone whole: a refused flash leaves nothing to write, so commit does not re-seal for it.
-      this.meta = meta;
-      if (!flashChanged) this.metaChanges.delete("flash");
-    });
+    this.changeSealedMeta("flash", { ...this.meta, flash });
   }
 
   flashes(level: FlashLevel): string[] {
@@ -241,14 +234,7 @@ export class SessionState implements Session<SessionData> {
       throw new SessionError("ERR_SESSION_STATE", "rememberMe() takes true or false");
     }
     if (this.meta.persistent === remember) return;
-    const meta = this.meta;
-    const changed = this.metaChanges.has("persistent");
-    this.meta = { ...meta, persistent: remember };
-    this.metaChanges.add("persistent");
-    this.guardSize(() => {
-      this.meta = meta;
-      if (!changed) this.metaChanges.delete("persistent");
-    });
+    this.changeSealedMeta("persistent", { ...this.meta, persistent: remember });
   }
 
   setLabel(label: string | undefined): void {
@@ -314,6 +300,22 @@ export class SessionState implements Session<SessionData> {
       else set[key] = value;
     }
     return { set, delete: deleted };
+  }
+
+  /**
+   * Takes `meta` with one field changed that a cookie session seals into its token, undone whole if
+   * the cookie would then outgrow maxSize: a refused change leaves nothing to write, so commit does
+   * not re-seal for it.
+   */
+  private changeSealedMeta(field: keyof SessionMeta, meta: SessionMeta): void {
+    const before = this.meta;
+    const wasChanged = this.metaChanges.has(field);
+    this.meta = meta;
+    this.metaChanges.add(field);
+    this.guardSize(() => {
+      this.meta = before;
+      if (!wasChanged) this.metaChanges.delete(field);
+    });
   }
 
   private setFlash(flash: Record<string, string[]> | undefined): void {
