@@ -191,6 +191,16 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     now: config.now,
     generateId,
     checkSize: store ? undefined : checkCookieSize,
+    expiresAt(session) {
+      // The same rule commit follows: a write stamps touchedAt, and so does a slide that is due.
+      const now = config.now();
+      const written =
+        session.changes.size > 0 ||
+        session.metaChanges.size > 0 ||
+        session.replaced ||
+        (session.origin !== undefined && !session.destroyed && touchDue(session, now));
+      return deadlineOf(written ? { ...session.meta, touchedAt: now } : session.meta);
+    },
   };
 
   function emit(event: SessionEvent): void {
@@ -549,6 +559,9 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const liveOrigin = session.destroyed ? undefined : origin;
 
     if (hasWrites) {
+      // Asked of the loaded stamp, before this write replaces it: a store session's id cookie slides
+      // on the same schedule whether the request wrote or only read.
+      const slideDue = liveOrigin !== undefined && touchDue(session, now);
       session.meta = { ...session.meta, touchedAt: now };
       const expiresAt = deadlineOf(session.meta);
       const idChanged = liveOrigin !== undefined && liveOrigin.id !== session.id;
@@ -600,7 +613,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         !store ||
         !liveOrigin ||
         idChanged ||
-        touchDue(session, now) ||
+        slideDue ||
         session.metaChanges.has("persistent") ||
         session.reissue === "rotate"
       ) {

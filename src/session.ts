@@ -39,6 +39,22 @@ export interface Session<T extends SessionData = SessionData> {
   readonly createdAt: number;
   /** True when this request changed something that `commit` will write. */
   readonly isDirty: boolean;
+  /**
+   * Epoch ms at which the session ends if no further request comes: the earlier of its idle and
+   * absolute deadlines as this request's commit leaves them (a write, or an idle deadline due to slide,
+   * moves the idle one to now + `idleTimeout`). The server enforces this instant whatever the cookie
+   * says. A session nothing has saved yet (new, or just destroyed) reports the deadline it would get if
+   * written now. Without either timeout it is the 400-day cap a store keeps the record for (a cookie
+   * session then has no server deadline). With a store, the id cookie is re-sent only when the idle
+   * deadline is due to slide (every `touchInterval`), so its Max-Age may trail this by less than that.
+   *
+   * @example
+   * ```ts
+   * // A "you will be signed out soon" banner, or an API's expires_in
+   * const secondsLeft = Math.round((session.expiresAt - Date.now()) / 1000);
+   * ```
+   */
+  readonly expiresAt: number;
   get<K extends keyof T & string>(key: K): T[K] | undefined;
   /** Sets one key; `undefined` deletes it. Throws `ERR_SESSION_TOO_LARGE` past a cookie session's `maxSize`. */
   set<K extends keyof T & string>(key: K, value: T[K] | undefined): void;
@@ -100,6 +116,8 @@ export interface SessionHooks {
   generateId(): string;
   /** Throws when the session would no longer fit its transport (cookie sessions only). */
   checkSize: ((session: SessionState) => void) | undefined;
+  /** The deadline commit will leave the session with (see `Session.expiresAt`). */
+  expiresAt(session: SessionState): number;
 }
 
 /**
@@ -153,6 +171,10 @@ export class SessionState implements Session<SessionData> {
 
   get createdAt(): number {
     return this.meta.createdAt;
+  }
+
+  get expiresAt(): number {
+    return this.hooks.expiresAt(this);
   }
 
   get isDirty(): boolean {

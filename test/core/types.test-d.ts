@@ -26,6 +26,7 @@ describe("with a Zod schema", () => {
     expectTypeOf(session.get("username")).toEqualTypeOf<string | undefined>();
     expectTypeOf(session.get("visits")).toEqualTypeOf<number | undefined>();
     expectTypeOf(session.data).toEqualTypeOf<Readonly<Partial<Data>>>();
+    expectTypeOf(session.expiresAt).toEqualTypeOf<number>();
   });
 
   it("refuses a wrong value type and an unknown key", async () => {
