@@ -94,7 +94,16 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
         session.set("visits", visits);
         return html(
           res,
-          page(req, "Home", homeBody(visits, session.get("theme") ?? "light", session.get("user"))),
+          page(
+            req,
+            "Home",
+            homeBody(
+              visits,
+              session.get("theme") ?? "light",
+              session.get("user"),
+              session.expiresAt,
+            ),
+          ),
         );
       }
       case "POST /preference": {

@@ -47,9 +47,15 @@ export function layout(page: PageContext, body: string): string {
 </body></html>`;
 }
 
-export function homeBody(visits: number, theme: string, user: string | undefined): string {
+export function homeBody(
+  visits: number,
+  theme: string,
+  user: string | undefined,
+  expiresAt: number,
+): string {
   return `<p id="visits">You have visited this page <strong>${visits}</strong> time${visits === 1 ? "" : "s"}.</p>
 <p>${user ? `Signed in as <strong id="user">${escapeHtml(user)}</strong>.` : "You are not signed in."}</p>
+<p id="expires">Left idle, this session ends at ${when(expiresAt)}.</p>
 <form method="post" action="/preference">
   <label>Theme <select name="theme">
     ${["light", "dark", "sepia"].map((t) => `<option${t === theme ? " selected" : ""}>${t}</option>`).join("")}

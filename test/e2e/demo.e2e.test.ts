@@ -133,6 +133,9 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     expect(await signedInAs(page)).toBe("ada");
     expect(await flashes(page)).toEqual(["Welcome, ada!"]);
     expect(await page.textContent("footer")).toMatch(/30m idle or 12h in all/);
+    // The page shows session.expiresAt: this visit wrote, so the idle deadline is 30 minutes out.
+    const endsAt = Date.parse((await page.getAttribute("#expires time", "datetime")) ?? "");
+    expect(Math.abs(endsAt - (Date.now() + 30 * 60_000))).toBeLessThan(60_000);
     await shot(page, "home-signed-in");
 
     await submit(page, 'form[action="/logout"] button');
