@@ -6,10 +6,11 @@
  *
  * Run: npm run bench:http [-- --json] [-- --quick] [-- --filter=<regex on app names>]
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { APPS, type AppSpec, REDIS_PREFIX, REDIS_URL } from "./http/apps.js";
 import type { LoadRequest, LoadResult } from "./http/loader.js";
+import { hasTaskset, nextMessage, startChild } from "./lib/child.js";
 import { CpuMonitor, cpuShareLine, processCpuSeconds } from "./lib/cpu.js";
 import { interleave } from "./lib/measure.js";
 import {
@@ -35,49 +36,8 @@ const SECONDS = QUICK ? 0.15 : 2;
 const WARMUP_SECONDS = QUICK ? 0.1 : 1;
 const ROUTES = ["read", "write"] as const;
 type Route = (typeof ROUTES)[number];
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SERVER = fileURLToPath(new URL("./http/server.ts", import.meta.url));
 const LOADER = fileURLToPath(new URL("./http/loader.ts", import.meta.url));
-const NODE_ARGS = ["--import", "tsx"];
-
-const hasTaskset = spawnSync("taskset", ["-c", "0", "true"]).status === 0;
-
-/** Starts a TypeScript child with IPC, on `core` when taskset exists. */
-function startChild(script: string, args: string[], core: number): ChildProcess {
-  const command = hasTaskset ? "taskset" : process.execPath;
-  const argv = hasTaskset
-    ? ["-c", String(core), process.execPath, ...NODE_ARGS, script, ...args]
-    : [...NODE_ARGS, script, ...args];
-  return spawn(command, argv, {
-    cwd: ROOT,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    env: { ...process.env, NODE_ENV: "production" },
-  });
-}
-
-function nextMessage<T>(child: ChildProcess, what: string, timeoutMs: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`${what}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMessage = (message: T) => {
-      cleanup();
-      resolve(message);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`${what}: process exited (${code})`));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-    };
-    child.on("message", onMessage);
-    child.on("exit", onExit);
-  });
-}
 
 interface Running {
   spec: AppSpec;

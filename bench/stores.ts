@@ -42,6 +42,7 @@ import { postgresStore } from "../dist/stores/postgres.js";
 import { redisStore } from "../dist/stores/redis.js";
 import { sqliteStore } from "../dist/stores/sqlite.js";
 import type { SessionStore } from "../dist/stores/store.js";
+import { hasTaskset, nextMessage, startChild } from "./lib/child.js";
 import { CpuMonitor, cpuShareLine } from "./lib/cpu.js";
 import { interleave } from "./lib/measure.js";
 import {
@@ -292,6 +293,7 @@ async function deleteRedisKeys(): Promise<void> {
   }
 }
 
+/** Drops the tables and Redis keys of this run, then closes every client of this process. */
 async function cleanup(): Promise<void> {
   try {
     const pool = clients.pgPools[0];
@@ -304,15 +306,20 @@ async function cleanup(): Promise<void> {
         await my.query(`DROP TABLE IF EXISTS \`${table}\``);
     await deleteRedisKeys();
   } finally {
-    await Promise.allSettled([
-      ...clients.pgPools.map((p) => p.end()),
-      ...clients.mysqlPools.map((p) => p.end()),
-      ...clients.nodeRedis.map((c) => c.quit()),
-      ...clients.ioredis.map((c) => c.quit()),
-    ]);
-    for (const db of clients.sqlite) db.close();
-    for (const suffix of ["", "-wal", "-shm"]) rmSync(clients.sqliteFile + suffix, { force: true });
+    await closeClients();
   }
+}
+
+/** Closes this process's clients and removes its SQLite file; the servers' data stays. */
+async function closeClients(): Promise<void> {
+  await Promise.allSettled([
+    ...clients.pgPools.map((p) => p.end()),
+    ...clients.mysqlPools.map((p) => p.end()),
+    ...clients.nodeRedis.map((c) => c.quit()),
+    ...clients.ioredis.map((c) => c.quit()),
+  ]);
+  for (const db of clients.sqlite) db.close();
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(clients.sqliteFile + suffix, { force: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,14 +329,17 @@ async function cleanup(): Promise<void> {
 type Mode = "read" | "write";
 type Side = "sessionkit" | "express-session" | "raw";
 
+/** A case as the parent drives it; its implementation lives in a child process (see implChild). */
 interface StoreCase {
   name: string;
   store: string;
   side: Side;
   mode: Mode;
   impl: string;
-  cycle: (k: number) => Promise<void>;
+  /** One cycle, checking that the counter moved as the mode says. */
   verify: () => Promise<void>;
+  /** A measuring window of `ms`. */
+  run: (ms: number) => Promise<WindowResult>;
 }
 
 interface Impl {
@@ -454,78 +464,100 @@ async function expressImpl(store: string, impl: string, target: ExpressStore): P
   };
 }
 
+/** What a raw row needs from its driver: fetch a JSON string by key, write one back, seed the keys. */
+interface RawIo {
+  get: (key: string) => Promise<string | undefined>;
+  put: (key: string, value: string) => Promise<void>;
+  seed: (keys: string[], value: string) => Promise<void>;
+}
+
 /** The least work a session read/write needs on this store: fetch a JSON string by key and parse it; write it back. */
-function rawImpl(
-  store: string,
-  impl: string,
-  io: {
-    get: (key: string) => Promise<string | undefined>;
-    put: (key: string, value: string) => Promise<void>;
-  },
-  seed: (keys: string[], value: string) => Promise<void>,
-): () => Promise<Impl> {
-  return async () => {
-    const keys = Array.from({ length: SESSIONS }, () => randomBytes(32).toString("base64url"));
-    await seed(keys, JSON.stringify(DATA));
-    const load = async (k: number) => {
-      const key = keys[k % SESSIONS] as string;
-      const text = await io.get(key);
-      if (text === undefined) throw new Error(`${impl}: missing row`);
-      const data = JSON.parse(text) as Record<string, unknown>;
-      expectUser(data.user, impl);
-      return { key, data };
-    };
-    return {
-      store,
-      side: "raw",
-      impl,
-      read: async (k) => {
-        await load(k);
-      },
-      write: async (k) => {
-        const { key, data } = await load(k);
-        data.n = ((data.n as number) ?? 0) + 1;
-        await io.put(key, JSON.stringify(data));
-      },
-      counter: async (k) => (await load(k)).data.n as number,
-    };
+async function rawImpl(store: string, impl: string, io: RawIo): Promise<Impl> {
+  const keys = Array.from({ length: SESSIONS }, () => randomBytes(32).toString("base64url"));
+  await io.seed(keys, JSON.stringify(DATA));
+  const load = async (k: number) => {
+    const key = keys[k % SESSIONS] as string;
+    const text = await io.get(key);
+    if (text === undefined) throw new Error(`${impl}: missing row`);
+    const data = JSON.parse(text) as Record<string, unknown>;
+    expectUser(data.user, impl);
+    return { key, data };
+  };
+  return {
+    store,
+    side: "raw",
+    impl,
+    read: async (k) => {
+      await load(k);
+    },
+    write: async (k) => {
+      const { key, data } = await load(k);
+      data.n = ((data.n as number) ?? 0) + 1;
+      await io.put(key, JSON.stringify(data));
+    },
+    counter: async (k) => (await load(k)).data.n as number,
   };
 }
 
-async function buildImpls(): Promise<Impl[]> {
-  const impls: Impl[] = [];
-  const add = async (make: () => Promise<Impl>) => {
-    impls.push(await make());
-  };
+/** One implementation, described without connecting to anything: `make` runs in its own process. */
+interface ImplSpec {
+  store: string;
+  side: Side;
+  impl: string;
+  make: () => Promise<Impl>;
+}
+
+function implSpecs(): ImplSpec[] {
+  const specs: ImplSpec[] = [];
+  const raw = (store: string, impl: string, io: () => RawIo | Promise<RawIo>) =>
+    specs.push({ store, side: "raw", impl, make: async () => rawImpl(store, impl, await io()) });
+  const sessionkit = (
+    store: string,
+    impl: string,
+    target: () => SessionStore | Promise<SessionStore>,
+  ) =>
+    specs.push({
+      store,
+      side: "sessionkit",
+      impl,
+      make: async () => sessionkitImpl(store, impl, await target()),
+    });
+  const express = (
+    store: string,
+    impl: string,
+    target: () => ExpressStore | Promise<ExpressStore>,
+  ) =>
+    specs.push({
+      store,
+      side: "express-session",
+      impl,
+      make: async () => expressImpl(store, impl, await target()),
+    });
 
   // memory
-  await add(async () => {
+  raw("memory", "raw Map get + JSON.parse", () => {
     const map = new Map<string, string>();
-    return rawImpl(
-      "memory",
-      "raw Map get + JSON.parse",
-      {
-        get: async (key) => map.get(key),
-        put: async (key, value) => {
-          map.set(key, value);
-        },
+    return {
+      get: async (key) => map.get(key),
+      put: async (key, value) => {
+        map.set(key, value);
       },
-      async (keys, value) => {
+      seed: async (keys, value) => {
         for (const key of keys) map.set(key, value);
       },
-    )();
+    };
   });
-  await add(() => sessionkitImpl("memory", "memoryStore", memoryStore()));
-  await add(() =>
-    expressImpl("memory", "express-session MemoryStore", new expressSession.MemoryStore()),
-  );
-  const MemoryStore = createMemoryStore(expressSession) as unknown as new (
-    o?: object,
-  ) => ExpressStore;
-  await add(() => expressImpl("memory", "memorystore", new MemoryStore({})));
+  sessionkit("memory", "memoryStore", () => memoryStore());
+  express("memory", "express-session MemoryStore", () => new expressSession.MemoryStore());
+  express("memory", "memorystore", () => {
+    const MemoryStore = createMemoryStore(expressSession) as unknown as new (
+      o?: object,
+    ) => ExpressStore;
+    return new MemoryStore({});
+  });
 
   // sqlite
-  await add(async () => {
+  raw("sqlite", "raw better-sqlite3 SELECT / UPDATE", () => {
     const db = sqliteDb();
     db.exec(
       `CREATE TABLE IF NOT EXISTS "${TABLES.raw}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -533,173 +565,212 @@ async function buildImpls(): Promise<Impl[]> {
     const select = db.prepare(`SELECT value FROM "${TABLES.raw}" WHERE key = ?`).pluck();
     const update = db.prepare(`UPDATE "${TABLES.raw}" SET value = ? WHERE key = ?`);
     const insert = db.prepare(`INSERT INTO "${TABLES.raw}" (key, value) VALUES (?, ?)`);
-    return rawImpl(
-      "sqlite",
-      "raw better-sqlite3 SELECT / UPDATE",
-      {
-        get: async (key) => select.get(key) as string | undefined,
-        put: async (key, value) => {
-          update.run(value, key);
-        },
+    return {
+      get: async (key) => select.get(key) as string | undefined,
+      put: async (key, value) => {
+        update.run(value, key);
       },
-      async (keys, value) => {
+      seed: async (keys, value) => {
         for (const key of keys) insert.run(key, value);
       },
-    )();
+    };
   });
-  await add(() =>
-    sessionkitImpl(
-      "sqlite",
-      "sqliteStore",
-      sqliteStore({ db: sqliteDb(), table: TABLES.sessionkit }),
-    ),
+  sessionkit("sqlite", "sqliteStore", () =>
+    sqliteStore({ db: sqliteDb(), table: TABLES.sessionkit }),
   );
 
   // postgres
-  await add(async () => {
+  raw("postgres", "raw pg SELECT / UPDATE by key", () => {
     const pool = pgPool();
-    return rawImpl(
-      "postgres",
-      "raw pg SELECT / UPDATE by key",
-      {
-        get: async (key) =>
-          (await pool.query(`SELECT value FROM "${TABLES.raw}" WHERE key = $1`, [key])).rows[0]
-            ?.value,
-        put: async (key, value) => {
-          await pool.query(`UPDATE "${TABLES.raw}" SET value = $2 WHERE key = $1`, [key, value]);
-        },
+    return {
+      get: async (key) =>
+        (await pool.query(`SELECT value FROM "${TABLES.raw}" WHERE key = $1`, [key])).rows[0]
+          ?.value,
+      put: async (key, value) => {
+        await pool.query(`UPDATE "${TABLES.raw}" SET value = $2 WHERE key = $1`, [key, value]);
       },
-      async (keys, value) => {
+      seed: async (keys, value) => {
         for (const key of keys)
           await pool.query(`INSERT INTO "${TABLES.raw}" VALUES ($1, $2)`, [key, value]);
       },
-    )();
+    };
   });
-  await add(() =>
-    sessionkitImpl(
-      "postgres",
-      "postgresStore",
-      postgresStore({ pool: pgPool(), table: TABLES.sessionkit }),
-    ),
+  sessionkit("postgres", "postgresStore", () =>
+    postgresStore({ pool: pgPool(), table: TABLES.sessionkit }),
   );
-  const PgStore = connectPgSimple(expressSession);
-  await add(() =>
-    expressImpl(
-      "postgres",
-      "connect-pg-simple",
-      new PgStore({
-        pool: pgPool(),
-        tableName: TABLES.connectPg,
-        createTableIfMissing: true,
-        pruneSessionInterval: false,
-      }),
-    ),
-  );
+  express("postgres", "connect-pg-simple", () => {
+    const PgStore = connectPgSimple(expressSession);
+    return new PgStore({
+      pool: pgPool(),
+      tableName: TABLES.connectPg,
+      createTableIfMissing: true,
+      pruneSessionInterval: false,
+    });
+  });
 
   // mysql
-  await add(async () => {
+  raw("mysql", "raw mysql2 SELECT / UPDATE by key", () => {
     const pool = mysqlPool();
-    return rawImpl(
-      "mysql",
-      "raw mysql2 SELECT / UPDATE by key",
-      {
-        get: async (key) => {
-          const [rows] = await pool.query(`SELECT value FROM \`${TABLES.raw}\` WHERE \`key\` = ?`, [
-            key,
-          ]);
-          return (rows as { value: string }[])[0]?.value;
-        },
-        put: async (key, value) => {
-          await pool.query(`UPDATE \`${TABLES.raw}\` SET value = ? WHERE \`key\` = ?`, [
-            value,
-            key,
-          ]);
-        },
+    return {
+      get: async (key) => {
+        const [rows] = await pool.query(`SELECT value FROM \`${TABLES.raw}\` WHERE \`key\` = ?`, [
+          key,
+        ]);
+        return (rows as { value: string }[])[0]?.value;
       },
-      async (keys, value) => {
+      put: async (key, value) => {
+        await pool.query(`UPDATE \`${TABLES.raw}\` SET value = ? WHERE \`key\` = ?`, [value, key]);
+      },
+      seed: async (keys, value) => {
         for (const key of keys)
           await pool.query(`INSERT INTO \`${TABLES.raw}\` VALUES (?, ?)`, [key, value]);
       },
-    )();
+    };
   });
-  await add(() =>
-    sessionkitImpl(
-      "mysql",
-      "mysqlStore",
-      mysqlStore({ pool: mysqlPool(), table: TABLES.sessionkit }),
-    ),
+  sessionkit("mysql", "mysqlStore", () =>
+    mysqlStore({ pool: mysqlPool(), table: TABLES.sessionkit }),
   );
 
   // redis
-  await add(async () => {
+  raw("redis", "raw node-redis GET / SET EX", async () => {
     const client = await nodeRedis();
     const prefix = `${PREFIX}:raw:`;
-    return rawImpl(
-      "redis",
-      "raw node-redis GET / SET EX",
-      {
-        get: async (key) => (await client.get(prefix + key)) ?? undefined,
-        put: async (key, value) => {
-          await client.set(prefix + key, value, { expiration: { type: "EX", value: 86_400 } });
-        },
+    const put = async (key: string, value: string) => {
+      await client.set(prefix + key, value, { expiration: { type: "EX", value: 86_400 } });
+    };
+    return {
+      get: async (key) => (await client.get(prefix + key)) ?? undefined,
+      put,
+      seed: async (keys, value) => {
+        for (const key of keys) await put(key, value);
       },
-      async (keys, value) => {
-        for (const key of keys)
-          await client.set(prefix + key, value, { expiration: { type: "EX", value: 86_400 } });
-      },
-    )();
+    };
   });
-  await add(async () =>
-    sessionkitImpl(
-      "redis",
-      "redisStore (node-redis)",
-      redisStore({ client: await nodeRedis(), prefix: `${PREFIX}:sk:` }),
-    ),
+  sessionkit("redis", "redisStore (node-redis)", async () =>
+    redisStore({ client: await nodeRedis(), prefix: `${PREFIX}:sk:` }),
   );
-  await add(async () =>
-    sessionkitImpl(
-      "redis",
-      "redisStore (ioredis)",
-      redisStore({ client: ioredis(), prefix: `${PREFIX}:io:` }),
-    ),
+  sessionkit("redis", "redisStore (ioredis)", () =>
+    redisStore({ client: ioredis(), prefix: `${PREFIX}:io:` }),
   );
-  await add(async () =>
-    expressImpl(
-      "redis",
-      "connect-redis (node-redis)",
+  express(
+    "redis",
+    "connect-redis (node-redis)",
+    async () =>
       new ConnectRedisStore({
         client: await nodeRedis(),
         prefix: `${PREFIX}:cr:`,
       }) as unknown as ExpressStore,
-    ),
   );
-  return impls;
+  return specs;
 }
 
-function casesOf(impls: Impl[]): StoreCase[] {
-  const cases: StoreCase[] = [];
-  for (const mode of ["read", "write"] as const) {
-    for (const impl of impls) {
-      const name = `${impl.store} ${mode}: ${impl.side === "sessionkit" ? "sessionkit " : ""}${impl.impl}`;
-      cases.push({
-        name,
-        store: impl.store,
-        side: impl.side,
-        mode,
-        impl: impl.impl,
-        cycle: mode === "read" ? impl.read : impl.write,
-        verify: async () => {
-          const before = (await impl.counter(0)) ?? 0;
-          await (mode === "read" ? impl.read(0) : impl.write(0));
-          const after = (await impl.counter(0)) ?? 0;
-          if (after !== before + (mode === "write" ? 1 : 0)) {
-            throw new Error(`${name}: counter went ${before} -> ${after}`);
-          }
-        },
-      });
+const MODES: readonly Mode[] = ["read", "write"];
+
+function caseName(spec: { store: string; side: Side; impl: string }, mode: Mode): string {
+  return `${spec.store} ${mode}: ${spec.side === "sessionkit" ? "sessionkit " : ""}${spec.impl}`;
+}
+
+/** What the parent asks an implementation's process; each request gets one answer with its id. */
+type ChildAsk = { type: "verify" | "window"; mode: Mode; ms: number } | { type: "exit" };
+type ChildRequest = ChildAsk & { id: number };
+type ChildAnswer = { type: "ready" } | { id: number; result?: WindowResult; error?: string };
+
+/**
+ * One implementation in a process of its own (`--impl-child=<index into implSpecs()>`): a real app
+ * runs one store, so the manager's code is compiled for that store alone, as it would be there, and
+ * no implementation's garbage or JIT state lands on another's measurement.
+ */
+async function implChild(index: number): Promise<void> {
+  const spec = implSpecs()[index];
+  const send = process.send?.bind(process);
+  if (!spec || !send) throw new Error(`--impl-child=${index}: no such implementation, or no IPC`);
+  const impl = await spec.make();
+  process.on("disconnect", () => void closeClients().finally(() => process.exit(0)));
+  process.on("message", (request: ChildRequest) => {
+    void answer(request).then(
+      (result) => send({ id: request.id, result }),
+      (err: unknown) =>
+        send({
+          id: request.id,
+          error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+        }),
+    );
+  });
+  send({ type: "ready" } satisfies ChildAnswer);
+
+  async function answer(request: ChildRequest): Promise<WindowResult | undefined> {
+    if (request.type === "exit") {
+      await closeClients();
+      process.exit(0);
     }
+    const cycle = request.mode === "read" ? impl.read : impl.write;
+    if (request.type === "window") return window(cycle, request.ms);
+    const before = (await impl.counter(0)) ?? 0;
+    await cycle(0);
+    const after = (await impl.counter(0)) ?? 0;
+    if (after !== before + (request.mode === "write" ? 1 : 0)) {
+      throw new Error(
+        `${caseName(spec as ImplSpec, request.mode)}: counter went ${before} -> ${after}`,
+      );
+    }
+    return undefined;
   }
-  return cases;
+}
+
+interface ImplProcess {
+  pid: number | undefined;
+  cases: StoreCase[];
+  stop: () => Promise<void>;
+}
+
+/** Starts implementation `index` in its own process (on core 0 with taskset) once it has seeded. */
+async function startImpl(spec: ImplSpec, index: number): Promise<ImplProcess> {
+  const child = startChild(SELF, [`--impl-child=${index}`], 0);
+  const pending = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  const ready = nextMessage<ChildAnswer>(child, `${spec.impl}: start`, 120_000);
+  child.on("message", (answer: ChildAnswer) => {
+    if (!("id" in answer)) return;
+    const waiter = pending.get(answer.id);
+    pending.delete(answer.id);
+    if (answer.error !== undefined) waiter?.reject(new Error(answer.error));
+    else waiter?.resolve(answer.result);
+  });
+  child.on("exit", (code) => {
+    for (const waiter of pending.values())
+      waiter.reject(new Error(`${spec.impl}: process exited (${code})`));
+    pending.clear();
+  });
+  await ready;
+  const ask = (request: ChildAsk) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      child.send({ ...request, id });
+    });
+  const cases = MODES.map(
+    (mode): StoreCase => ({
+      name: caseName(spec, mode),
+      store: spec.store,
+      side: spec.side,
+      mode,
+      impl: spec.impl,
+      verify: async () => {
+        await ask({ type: "verify", mode, ms: 0 });
+      },
+      run: async (ms) => (await ask({ type: "window", mode, ms })) as WindowResult,
+    }),
+  );
+  return {
+    pid: child.pid,
+    cases,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      void ask({ type: "exit" }).catch(() => undefined);
+      await exited;
+    },
+  };
 }
 
 interface WindowResult {
@@ -962,34 +1033,54 @@ async function main(): Promise<void> {
     await heapChild(heapArg.slice("--heap-child=".length) as HeapKind, n);
     return;
   }
+  const implArg = process.argv.find((arg) => arg.startsWith("--impl-child="));
+  if (implArg) {
+    await implChild(Number(implArg.slice("--impl-child=".length)));
+    return;
+  }
   const wantJson = process.argv.includes("--json");
   const started = performance.now();
   const machine = machineInfo();
   const loadBefore = loadLine("start");
   const cpu = new CpuMonitor();
-  cpu.begin();
+  const impls: ImplProcess[] = [];
 
   try {
     process.stderr.write("preparing tables, keys and seeded sessions\n");
     await resetServerState();
     const filterArg = process.argv.find((arg) => arg.startsWith("--filter="));
     const filter = filterArg ? new RegExp(filterArg.slice("--filter=".length), "i") : undefined;
-    const cases = casesOf(await buildImpls()).filter((item) => !filter || filter.test(item.name));
+    const wanted = implSpecs()
+      .map((spec, index) => ({ spec, index }))
+      .filter(({ spec }) => !filter || MODES.some((mode) => filter.test(caseName(spec, mode))));
+    process.stderr.write(
+      `starting ${wanted.length} implementations, each in its own process${hasTaskset ? " on core 0" : " (no taskset: not pinned)"}\n`,
+    );
+    for (const { spec, index } of wanted) {
+      const started = await startImpl(spec, index);
+      impls.push(started);
+      cpu.add(started.pid);
+    }
+    const cases = MODES.flatMap((mode) =>
+      impls.flatMap((impl) => impl.cases.filter((item) => item.mode === mode)),
+    ).filter((item) => !filter || filter.test(item.name));
+    cpu.begin();
     for (const item of cases) await item.verify();
 
     process.stderr.write(`warming up ${cases.length} cases\n`);
-    for (const item of cases) await window(item.cycle, WARMUP_MS);
+    for (const item of cases) await item.run(WARMUP_MS);
     process.stderr.write(
       `measuring: ${ROUNDS} interleaved rounds of ${WINDOW_MS} ms per case, ${CONCURRENCY} in flight\n`,
     );
     const results = await interleave(
       cases,
       ROUNDS,
-      (item) => window(item.cycle, WINDOW_MS),
+      (item) => item.run(WINDOW_MS),
       (round, rounds) => process.stderr.write(`\rround ${round}/${rounds}`),
     );
     process.stderr.write("\n");
     const throughputCpu = cpu.end();
+    await Promise.all(impls.splice(0).map((impl) => impl.stop()));
 
     process.stderr.write("counting store calls\n");
     const calls = await countCalls();
@@ -1194,7 +1285,7 @@ async function main(): Promise<void> {
       loadBefore,
       loadEnd,
       cpuLine,
-      `Method: load+commit cycles per second with ${CONCURRENCY} cycles in flight over ${SESSIONS} seeded sessions per implementation (a ${SESSION_BYTES}-byte JSON session); ${ROUNDS} interleaved rounds of ${WINDOW_MS} ms per case after ${WARMUP_MS} ms warm-up; median and min-max of the rounds. Pools: pg and mysql2 max 10 connections each, one Redis connection per store. Run took ${seconds.toFixed(1)} s.`,
+      `Method: load+commit cycles per second with ${CONCURRENCY} cycles in flight over ${SESSIONS} seeded sessions per implementation (a ${SESSION_BYTES}-byte JSON session), each implementation in a process of its own${hasTaskset ? " on core 0 (taskset; the servers are not pinned)" : " (no taskset: not pinned)"}; ${ROUNDS} interleaved rounds of ${WINDOW_MS} ms per case after ${WARMUP_MS} ms warm-up; median and min-max of the rounds. Pools: pg and mysql2 max 10 connections each, one Redis connection per store. Run took ${seconds.toFixed(1)} s.`,
       "",
       throughputTable,
       "",
@@ -1246,6 +1337,7 @@ async function main(): Promise<void> {
       process.stderr.write(`wrote ${file}\n`);
     }
   } finally {
+    await Promise.allSettled(impls.map((impl) => impl.stop()));
     await cleanup();
   }
 }
