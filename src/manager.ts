@@ -195,9 +195,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       // The same rule commit follows: a write stamps touchedAt, and so does a slide that is due.
       const now = config.now();
       const written =
-        session.changes.size > 0 ||
-        session.metaChanges.size > 0 ||
-        session.replaced ||
+        session.hasWrites ||
         (session.origin !== undefined && !session.destroyed && touchDue(session, now));
       return deadlineOf(written ? { ...session.meta, touchedAt: now } : session.meta);
     },
@@ -542,7 +540,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   async function commitSession(session: SessionState, headers: HeaderWriter): Promise<void> {
     const transport = session.transport as Transport;
     const now = config.now();
-    const hasWrites = session.changes.size > 0 || session.metaChanges.size > 0 || session.replaced;
+    const hasWrites = session.hasWrites;
     const origin = session.origin;
 
     if (session.destroyed && origin) {

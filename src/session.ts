@@ -178,7 +178,12 @@ export class SessionState implements Session<SessionData> {
   }
 
   get isDirty(): boolean {
-    return this.changes.size > 0 || this.metaChanges.size > 0 || this.replaced || this.destroyed;
+    return this.hasWrites || this.destroyed;
+  }
+
+  /** Something commit must write (a destroy alone only deletes). */
+  get hasWrites(): boolean {
+    return this.changes.size > 0 || this.metaChanges.size > 0 || this.replaced;
   }
 
   get(key: string): unknown {
