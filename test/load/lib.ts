@@ -4,32 +4,26 @@
  * cookie jar, and the child-process plumbing. Everything talks to 127.0.0.1 only, and every loop
  * here is bounded in count or time.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
+import type { Cluster, Redis } from "ioredis";
 import type { Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import type { SessionStore } from "../../src/stores/store.js";
+import { scanPrefix } from "../helpers/redis-keys.js";
+import { DATABASE_URL, MYSQL_URL, REDIS_CLUSTER_NODES, REDIS_URL } from "../helpers/services.js";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const SECRET = "load-and-reliability-secret-0123456789abcdef";
-export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-export const MYSQL_URL = process.env.MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
-export const REDIS_CLUSTER_NODES = (
-  process.env.REDIS_CLUSTER_NODES ?? "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"
-)
-  .split(",")
-  .map((hostPort) => {
-    const [host, port] = hostPort.trim().split(":");
-    return { host: host ?? "127.0.0.1", port: Number(port) };
-  });
+// Where the servers are: one definition, shared with the tests, re-exported for the load scripts.
+export { DATABASE_URL, MYSQL_URL, REDIS_CLUSTER_NODES, REDIS_URL };
 
 export const ADAPTERS = ["node", "express", "fastify", "koa", "hono", "h3"] as const;
 export type AdapterName = (typeof ADAPTERS)[number];
@@ -131,7 +125,6 @@ export async function openStore(config: StoreConfig): Promise<OpenStore> {
     }
     case "redis": {
       const { Redis } = await import("ioredis");
-      const { redisStore } = await import("../../src/stores/redis.js");
       const url = config.redisUrl ?? REDIS_URL;
       // The options the store's docs recommend for an outage: fail fast, never replay late.
       const client = new Redis(url, {
@@ -140,59 +133,48 @@ export async function openStore(config: StoreConfig): Promise<OpenStore> {
         lazyConnect: true,
         retryStrategy: (times) => Math.min(times * 50, 500),
       });
-      client.on("error", () => {});
-      await client.connect();
-      const prefix = `${tag}:`;
-      const store = redisStore({ client, prefix });
-      return {
-        store,
-        close: async () => void client.disconnect(),
-        cleanup: async () => {
-          const admin = new Redis(url, { lazyConnect: true });
-          admin.on("error", () => {});
-          await admin.connect();
-          await deleteRedisPrefix([admin as unknown as Scanner], prefix);
-          admin.disconnect();
-        },
-      };
+      return openRedisStore(client, tag, async (prefix) => {
+        const admin = new Redis(url, { lazyConnect: true });
+        admin.on("error", () => {});
+        await admin.connect();
+        await deleteRedisPrefix([admin], prefix);
+        admin.disconnect();
+      });
     }
     case "redis-cluster": {
       const { Cluster } = await import("ioredis");
-      const { redisStore } = await import("../../src/stores/redis.js");
       const client = new Cluster(REDIS_CLUSTER_NODES, {
         lazyConnect: true,
         redisOptions: { maxRetriesPerRequest: 1 },
       });
-      client.on("error", () => {});
-      await client.connect();
-      const prefix = `${tag}:`;
-      const store = redisStore({ client, prefix });
-      return {
-        store,
-        close: async () => void client.disconnect(),
-        cleanup: async () => {
-          await deleteRedisPrefix(client.nodes("master") as unknown as Scanner[], prefix);
-        },
-      };
+      return openRedisStore(client, tag, (prefix) =>
+        deleteRedisPrefix(client.nodes("master"), prefix),
+      );
     }
   }
 }
 
-interface Scanner {
-  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>;
-  unlink(...keys: string[]): Promise<number>;
+/** Connects `client` and opens the store on it under the run's prefix, which `clear` deletes. */
+async function openRedisStore(
+  client: Redis | Cluster,
+  tag: string,
+  clear: (prefix: string) => Promise<void>,
+): Promise<OpenStore> {
+  const { redisStore } = await import("../../src/stores/redis.js");
+  client.on("error", () => {});
+  await client.connect();
+  const prefix = `${tag}:`;
+  return {
+    store: redisStore({ client, prefix }),
+    close: async () => void client.disconnect(),
+    cleanup: () => clear(prefix),
+  };
 }
 
-async function deleteRedisPrefix(nodes: Scanner[], prefix: string): Promise<void> {
+/** Deletes the run's keys, one per call: keys of different slots cannot go in one command. */
+async function deleteRedisPrefix(nodes: Redis[], prefix: string): Promise<void> {
   for (const node of nodes) {
-    let cursor = "0";
-    for (let round = 0; round < 10_000; round++) {
-      const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      // One key per call: on a cluster node, keys of different slots cannot go in one command.
-      for (const key of keys) await node.unlink(key).catch(() => 0);
-      cursor = next;
-      if (cursor === "0") break;
-    }
+    for (const key of await scanPrefix([node], prefix)) await node.unlink(key).catch(() => 0);
   }
 }
 
@@ -386,90 +368,9 @@ export class Client {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-export function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
-    socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (chunk) => done(chunk.toString().startsWith("+PONG")));
-  });
-}
+export { answersPing, freePort, PrivateRedis } from "../helpers/redis-server.js";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * A redis-server of this run's own on a free loopback port. With `durable`, it runs with
- * `--appendonly yes --appendfsync always` in a temporary directory, so a write Redis acknowledged
- * survives a kill -9 and restart; the shared servers are never touched.
- */
-export class PrivateRedis {
-  private child: ChildProcess | undefined;
-  readonly dir: string;
-  private constructor(
-    readonly port: number,
-    readonly durable: boolean,
-  ) {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), "sk-load-redis-"));
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(durable = true): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort(), durable);
-    await server.restart();
-    return server;
-  }
-
-  async restart(): Promise<void> {
-    const persistence = this.durable
-      ? ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-      : ["--appendonly", "no", "--save", ""];
-    const child = spawn(
-      "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, ...persistence],
-      { stdio: "ignore" },
-    );
-    this.child = child;
-    for (let i = 0; i < 200; i++) {
-      if (await answersPing(this.port)) return;
-      await sleep(25);
-    }
-    throw new Error("the private redis-server did not start");
-  }
-
-  /** SIGKILL: a crash, not a clean shutdown. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 /** What the app child reports about itself. */
 export interface ChildStats {
