@@ -55,7 +55,8 @@ export async function runGuards<T extends SessionData>(
   return undefined;
 }
 
-function denialResponse(deny: Denial): Response {
+/** The Response a `Denial` describes; shared by the guard builders. */
+export function denialResponse(deny: Denial): Response {
   if ("redirect" in deny) {
     return new Response(null, { status: deny.status ?? 303, headers: { location: deny.redirect } });
   }

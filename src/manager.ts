@@ -27,6 +27,7 @@ import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js
 import {
   CHUNK_VALUE_BYTES,
   createCookieWriter,
+  laterValues,
   parseCookies,
   readCookieToken,
 } from "./transport/cookie.js";
@@ -37,6 +38,8 @@ const FOUR_HUNDRED_DAYS_MS = 400 * 86_400_000;
 const USER_AGENT_MAX_CHARS = 256;
 /** How far ahead of this server's clock a record's timestamps may be (NTP-synced hosts agree to ms). */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+/** Values of the session cookie's name tried per request: a stale one or two are real, more is hostile. */
+const SAME_NAME_TRIES = 4;
 
 /**
  * The request headers `load` reads: a Fetch `Headers`, or anything with its `get` (an adapter can wrap
@@ -320,11 +323,37 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if (transport.source === "header") return freshSession(transport);
       if (fromCookie.oversized) refuse(transport, "oversized");
       else if (fromCookie.present.length > 0) refuse(transport, "malformed");
-      return freshSession(transport);
+    } else {
+      const session = await sessionFromToken(transport, token);
+      if (session) return session;
     }
+    if (transport.source !== "header" && cookies[cookie.name] !== undefined) {
+      // Browsers send every cookie of this name the request matches, longest path and then oldest
+      // first: one left on another path, or set for a parent domain by a sibling app (or to toss it),
+      // comes before ours. Refusing on the first alone would sign the visitor out on every request,
+      // and the clearing line would delete their good cookie, not the stale one.
+      for (const value of laterValues(headers.get("cookie"), cookie.name, SAME_NAME_TRIES - 1)) {
+        await transport.release?.().catch(() => undefined);
+        transport.release = undefined;
+        transport.source = "cookie";
+        const session = await sessionFromToken(transport, value);
+        if (session) {
+          transport.refused = false;
+          return session;
+        }
+      }
+    }
+    return freshSession(transport);
+  }
+
+  /** The session a token opens, or undefined once `refuse` has recorded why not. */
+  async function sessionFromToken(
+    transport: Transport,
+    token: string,
+  ): Promise<SessionState | undefined> {
     if (token.length > config.maxSize) {
       refuse(transport, "oversized");
-      return freshSession(transport);
+      return undefined;
     }
 
     let verified = tokens?.get(token);
@@ -333,13 +362,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
       if (typeof opened === "string") {
         refuse(transport, opened);
-        return freshSession(transport);
+        return undefined;
       }
       const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
       // Any of our formats may arrive after a configuration change; only the configured one is accepted.
       if (opened.version !== expected || (store && !isSessionId(opened.text))) {
         refuse(transport, "malformed");
-        return freshSession(transport);
+        return undefined;
       }
       verified = { opened, key: store ? await hashSessionId(backend, opened.text) : undefined };
       tokens?.set(token, verified);
@@ -360,13 +389,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if (!stored) {
         // OWASP "strict" session management: an id the server does not know is never adopted.
         refuse(transport, "unknown-session");
-        return freshSession(transport);
+        return undefined;
       }
     } else {
       const record = decodeRecord(opened.text);
       if (!record || !isSessionId(record.id)) {
         refuse(transport, "malformed");
-        return freshSession(transport);
+        return undefined;
       }
       id = record.id;
       stored = record;
@@ -378,14 +407,14 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       refuse(transport, expired, stored.meta.userId);
       // A store entry past its deadline is garbage: delete it rather than wait for a sweep.
       if (store && key) await guardStore(store, "delete", () => store.delete(key as string));
-      return freshSession(transport);
+      return undefined;
     }
     let data = stored.data;
     if (schema) {
       const valid = await validateData(schema, data);
       if (!valid) {
         refuse(transport, "schema");
-        return freshSession(transport);
+        return undefined;
       }
       data = valid;
     }

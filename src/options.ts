@@ -62,13 +62,21 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   renewInterval?: Duration | false;
   /** Request/response header for clients without cookies, e.g. "x-session". Default false (off). */
   header?: string | false;
-  /** Largest cookie token in bytes; a write past it throws in the handler. Default 16000 (4 chunks). */
+  /**
+   * Largest cookie token in bytes, 256 to 256000; a write past it throws `ERR_SESSION_TOO_LARGE` in the
+   * handler. Default 16000 (4 chunk cookies of 4000).
+   */
   maxSize?: number;
   /** Send `Clear-Site-Data: "cookies"` when a session is destroyed. Default false. */
   clearSiteData?: boolean;
   /** Store sessions: record user agent and IP beside the data for a devices page. Default both true. */
   track?: { userAgent?: boolean; ip?: boolean } | false;
-  /** Store sessions: serialise the requests of one session with a store lock. Default false. */
+  /**
+   * Store sessions: serialise the requests of one session with a store lock. Default false. `wait`
+   * (default "5s"): how long a request waits for the lock before `ERR_LOCK_TIMEOUT`; `ttl` (default
+   * "30s"): how long a lock lasts when its request never releases it (a crash). Needs a store with
+   * `lock()`.
+   */
   lock?: { wait?: Duration; ttl?: Duration } | false;
   /**
    * How many accepted tokens to remember, so the same cookie on the next request skips its decryption

@@ -21,7 +21,7 @@ export interface FlashEntry {
  * @example
  * ```ts
  * const session = await sessions.load(request);
- * session.set("count", (session.get("count") ?? 0) + 1);
+ * session.set("count", ((session.get("count") as number) ?? 0) + 1); // no cast with a `schema`
  * session.flash("success", "Saved");
  * await sessions.commit(session, response.headers);
  * ```
@@ -142,6 +142,11 @@ export class SessionState implements Session<SessionData> {
   destroyed = false;
   /** The user the destroyed origin was bound to, for the "destroyed" event. */
   destroyedUserId: string | undefined;
+  /**
+   * Set by an adapter once the response has begun: its commit was the last, so a change from here on
+   * could reach neither the cookie nor the store. Such a change throws rather than vanish.
+   */
+  closed = false;
   /** Set by the manager when the token must be re-issued though nothing changed (rotation, touch). */
   reissue: "rotate" | "touch" | "renew" | undefined;
   /** Transport facts the manager keeps for commit. */
@@ -211,6 +216,7 @@ export class SessionState implements Session<SessionData> {
   }
 
   clear(): void {
+    this.assertOpen();
     const before = {
       data: this.data,
       meta: this.meta,
@@ -268,6 +274,7 @@ export class SessionState implements Session<SessionData> {
     if (label !== undefined && typeof label !== "string") {
       throw new SessionError("ERR_SESSION_STATE", "setLabel() takes a string or undefined");
     }
+    this.assertOpen();
     this.meta = { ...this.meta };
     if (label === undefined) delete this.meta.label;
     else this.meta.label = label.slice(0, LABEL_MAX_CHARS);
@@ -282,6 +289,7 @@ export class SessionState implements Session<SessionData> {
     ) {
       throw new SessionError("ERR_SESSION_STATE", "regenerate({ userId }) takes a string or null");
     }
+    this.assertOpen();
     this.id = this.hooks.generateId();
     this.meta = { ...this.meta, renewedAt: this.hooks.now() };
     if (options.userId === null) delete this.meta.userId;
@@ -291,6 +299,7 @@ export class SessionState implements Session<SessionData> {
   }
 
   destroy(): void {
+    this.assertOpen();
     if (this.origin && !this.destroyed) {
       this.destroyed = true;
       // Meta is reset below; the "destroyed" audit event still names the user.
@@ -335,6 +344,7 @@ export class SessionState implements Session<SessionData> {
    * not re-seal for it.
    */
   private changeSealedMeta(field: keyof SessionMeta, meta: SessionMeta): void {
+    this.assertOpen();
     const before = this.meta;
     const wasChanged = this.metaChanges.has(field);
     this.meta = meta;
@@ -346,6 +356,7 @@ export class SessionState implements Session<SessionData> {
   }
 
   private setFlash(flash: Record<string, string[]> | undefined): void {
+    this.assertOpen();
     this.meta = { ...this.meta };
     if (flash) this.meta.flash = flash;
     else delete this.meta.flash;
@@ -353,6 +364,7 @@ export class SessionState implements Session<SessionData> {
   }
 
   private apply(partial: SessionData): void {
+    this.assertOpen();
     const data = { ...this.data };
     const previous = new Map<string, Change | undefined>();
     for (const key of Object.keys(partial)) {
@@ -386,6 +398,14 @@ export class SessionState implements Session<SessionData> {
     });
   }
 
+  private assertOpen(): void {
+    if (!this.closed) return;
+    throw new SessionError(
+      "ERR_SESSION_STATE",
+      "the session was committed when the response began (its first write, flushHeaders or a returned Response): a change made after that cannot be saved; change the session before the response starts",
+    );
+  }
+
   private guardSize(undo: () => void): void {
     if (!this.hooks.checkSize) return;
     try {
@@ -395,4 +415,13 @@ export class SessionState implements Session<SessionData> {
       throw err;
     }
   }
+}
+
+/**
+ * For adapters: their commit was the last for this request (the response has begun), so any later
+ * change throws `ERR_SESSION_STATE` instead of being silently lost.
+ * @internal
+ */
+export function closeSession(session: object): void {
+  (session as SessionState).closed = true;
 }

@@ -2,7 +2,12 @@
 // preference, flash messages, a guarded page and "your devices" with revoke.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { requireSession, type SessionRequest, withSession } from "../../src/adapters/node.js";
+import {
+  requireSameOrigin,
+  requireSession,
+  type SessionRequest,
+  withSession,
+} from "../../src/adapters/node.js";
 import { createSessions, type SessionStore, type Sessions } from "../../src/index.js";
 import { ACCOUNTS, devicesBody, homeBody, layout, loginBody, privateBody, STYLE } from "./views.js";
 
@@ -60,6 +65,10 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
     redirect: "/login",
   });
 
+  // CSRF: SameSite=Lax keeps the cookie off other sites' form posts, but another port of this host or
+  // a sibling subdomain is the same site; this refuses every state-changing request from another origin.
+  const sameOrigin = requireSameOrigin<DemoData>();
+
   const page = (req: SessionRequest<DemoData>, title: string, body: string) =>
     layout(
       {
@@ -73,110 +82,106 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
       body,
     );
 
-  return withSession(sessions, async (req, res) => {
-    const { session } = req;
-    const path = (req.url ?? "/").split("?")[0];
-    // CSRF defence for the demo's forms: a cross-origin POST carries a foreign Origin header.
-    if (
-      req.method === "POST" &&
-      req.headers.origin &&
-      req.headers.origin !== `http://${req.headers.host}`
-    ) {
-      return html(res, "Cross-origin form posts are refused", 403);
-    }
-    const route = `${req.method} ${path}`;
-    switch (route) {
-      case "GET /style.css":
-        res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=60" });
-        return res.end(STYLE);
-      case "GET /": {
-        const visits = (session.get("visits") ?? 0) + 1;
-        session.set("visits", visits);
-        return html(
-          res,
-          page(
-            req,
-            "Home",
-            homeBody(
-              visits,
-              session.get("theme") ?? "light",
-              session.get("user"),
-              session.expiresAt,
+  return withSession(
+    sessions,
+    async (req, res) => {
+      const { session } = req;
+      const path = (req.url ?? "/").split("?")[0];
+      const route = `${req.method} ${path}`;
+      switch (route) {
+        case "GET /style.css":
+          res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=60" });
+          return res.end(STYLE);
+        case "GET /": {
+          const visits = (session.get("visits") ?? 0) + 1;
+          session.set("visits", visits);
+          return html(
+            res,
+            page(
+              req,
+              "Home",
+              homeBody(
+                visits,
+                session.get("theme") ?? "light",
+                session.get("user"),
+                session.expiresAt,
+              ),
             ),
-          ),
-        );
-      }
-      case "POST /preference": {
-        const theme = (await readForm(req)).get("theme");
-        const parsed = demoSchema.shape.theme.safeParse(theme);
-        if (parsed.success) {
-          session.set("theme", parsed.data);
-          session.flash("success", `Theme set to ${parsed.data}.`);
-        } else session.flash("error", "Unknown theme.");
-        return redirect(res, "/");
-      }
-      case "GET /login":
-        return html(res, page(req, "Sign in", loginBody(undefined)));
-      case "POST /login": {
-        const form = await readForm(req);
-        const username = form.get("username") ?? "";
-        if (!Object.hasOwn(ACCOUNTS, username) || ACCOUNTS[username] !== form.get("password")) {
-          session.flash("error", "Wrong username or password.");
-          return redirect(res, "/login");
-        }
-        // A new id at sign-in: an id planted before it is dead from here on (session fixation).
-        await session.regenerate({ userId: username });
-        session.rememberMe(form.get("remember") === "on");
-        session.set("user", username);
-        session.flash("success", `Welcome, ${username}!`);
-        return redirect(res, "/");
-      }
-      case "POST /logout":
-        session.destroy();
-        session.flash("info", "You are signed out.");
-        return redirect(res, "/");
-      case "GET /private": {
-        const denied = await signedIn(session, undefined);
-        if (denied) {
-          session.flash("warning", "Sign in to see the members page.");
-          return redirect(res, "/login");
-        }
-        return html(res, page(req, "Members", privateBody(session.get("user") as string)));
-      }
-      case "GET /devices": {
-        const user = session.userId;
-        if (!user) return redirect(res, "/login");
-        const devices = sessions.store
-          ? await sessions.listByUser(user, { current: session })
-          : undefined;
-        return html(res, page(req, "Your devices", devicesBody(devices)));
-      }
-      case "POST /devices/others":
-      case "POST /devices/everywhere":
-      case "POST /devices/revoke": {
-        const user = session.userId;
-        if (!user || !sessions.store) return redirect(res, "/login");
-        if (route === "POST /devices/others") {
-          const count = await sessions.destroyByUser(user, { except: session });
-          session.flash("success", `Signed out ${count} other device${count === 1 ? "" : "s"}.`);
-          return redirect(res, "/devices");
-        }
-        if (route === "POST /devices/revoke") {
-          const handle = (await readForm(req)).get("handle") ?? "";
-          const done = await sessions.revoke(user, handle);
-          session.flash(
-            done ? "success" : "warning",
-            done ? "Device signed out." : "That device was already signed out.",
           );
-          return redirect(res, "/devices");
         }
-        await sessions.destroyByUser(user);
-        session.destroy();
-        session.flash("info", "Signed out everywhere.");
-        return redirect(res, "/login");
+        case "POST /preference": {
+          const theme = (await readForm(req)).get("theme");
+          const parsed = demoSchema.shape.theme.safeParse(theme);
+          if (parsed.success) {
+            session.set("theme", parsed.data);
+            session.flash("success", `Theme set to ${parsed.data}.`);
+          } else session.flash("error", "Unknown theme.");
+          return redirect(res, "/");
+        }
+        case "GET /login":
+          return html(res, page(req, "Sign in", loginBody(undefined)));
+        case "POST /login": {
+          const form = await readForm(req);
+          const username = form.get("username") ?? "";
+          if (!Object.hasOwn(ACCOUNTS, username) || ACCOUNTS[username] !== form.get("password")) {
+            session.flash("error", "Wrong username or password.");
+            return redirect(res, "/login");
+          }
+          // A new id at sign-in: an id planted before it is dead from here on (session fixation).
+          await session.regenerate({ userId: username });
+          session.rememberMe(form.get("remember") === "on");
+          session.set("user", username);
+          session.flash("success", `Welcome, ${username}!`);
+          return redirect(res, "/");
+        }
+        case "POST /logout":
+          session.destroy();
+          session.flash("info", "You are signed out.");
+          return redirect(res, "/");
+        case "GET /private": {
+          const denied = await signedIn(session, undefined);
+          if (denied) {
+            session.flash("warning", "Sign in to see the members page.");
+            return redirect(res, "/login");
+          }
+          return html(res, page(req, "Members", privateBody(session.get("user") as string)));
+        }
+        case "GET /devices": {
+          const user = session.userId;
+          if (!user) return redirect(res, "/login");
+          const devices = sessions.store
+            ? await sessions.listByUser(user, { current: session })
+            : undefined;
+          return html(res, page(req, "Your devices", devicesBody(devices)));
+        }
+        case "POST /devices/others":
+        case "POST /devices/everywhere":
+        case "POST /devices/revoke": {
+          const user = session.userId;
+          if (!user || !sessions.store) return redirect(res, "/login");
+          if (route === "POST /devices/others") {
+            const count = await sessions.destroyByUser(user, { except: session });
+            session.flash("success", `Signed out ${count} other device${count === 1 ? "" : "s"}.`);
+            return redirect(res, "/devices");
+          }
+          if (route === "POST /devices/revoke") {
+            const handle = (await readForm(req)).get("handle") ?? "";
+            const done = await sessions.revoke(user, handle);
+            session.flash(
+              done ? "success" : "warning",
+              done ? "Device signed out." : "That device was already signed out.",
+            );
+            return redirect(res, "/devices");
+          }
+          await sessions.destroyByUser(user);
+          session.destroy();
+          session.flash("info", "Signed out everywhere.");
+          return redirect(res, "/login");
+        }
+        default:
+          return html(res, page(req, "Not found", "<p>No such page.</p>"), 404);
       }
-      default:
-        return html(res, page(req, "Not found", "<p>No such page.</p>"), 404);
-    }
-  });
+    },
+    { guards: [sameOrigin] },
+  );
 }

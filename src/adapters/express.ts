@@ -9,9 +9,9 @@ import { loadAndHold } from "./internal/node-session.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
-
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/express` works too.
 export type { Register, RegisteredSessionData } from "../register.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 declare global {
   namespace Express {
@@ -39,8 +39,9 @@ export interface ExpressSessionOptions {
  * const app = express();
  * app.use(session(sessions));
  * app.get("/", (req, res) => {
- *   req.session.set("visits", (req.session.get("visits") ?? 0) + 1);
- *   res.send(`visit ${req.session.get("visits")}`);
+ *   const visits = ((req.session.get("visits") as number) ?? 0) + 1; // no cast once `Register` is declared
+ *   req.session.set("visits", visits);
+ *   res.send(`visit ${visits}`);
  * });
  * ```
  */

@@ -7,6 +7,7 @@ import {
 } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 export { createHandler, type GuardedHandler, type InferProps } from "./internal/guarded-handler.js";
 
 /** What a fetch-style handler receives beside the request. */
@@ -24,7 +25,8 @@ export interface FetchSessionContext<T extends SessionData> {
  * ```ts
  * import { createSessions } from "sessionkit";
  * import { withSession } from "sessionkit/fetch";
- * const sessions = createSessions({ secret: env.SESSION_SECRET });
+ * // Deno or Bun; on Workers the secret is in `env`, given to fetch: create the manager there, once
+ * const sessions = createSessions({ secret: process.env.SESSION_SECRET! });
  * export default {
  *   fetch: withSession(sessions, (request, { session }) => {
  *     const visits = ((session.get("visits") as number) ?? 0) + 1;

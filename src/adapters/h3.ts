@@ -2,7 +2,11 @@ import type { HTTPEvent, Middleware } from "h3";
 import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
-import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
+import {
+  closeSession,
+  type SessionData as SessionkitData,
+  type Session as SessionkitSession,
+} from "../session.js";
 import {
   applyHeaders,
   begin,
@@ -15,11 +19,13 @@ import {
 import { HeaderList } from "./internal/header-list.js";
 import {
   commitToResponse,
+  discardBody,
   isStoreUnavailable,
   storeUnavailableResponse,
 } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 declare module "h3" {
   interface H3EventContext {
@@ -270,12 +276,14 @@ export function sessionMiddleware<T extends SessionkitData>(
       if (isStoreUnavailable(error)) return storeUnavailableResponse();
       failure = { error };
     }
+    closeSession(session); // what the handler returned is the response: later changes would be lost
     try {
       if (value instanceof Response) return await commitToResponse(sessions, session, value);
       const headers = new HeaderList();
       await sessions.commit(session, headers);
       applyHeaders(event, headers);
     } catch (err) {
+      discardBody(value); // a stream the handler returned will not be sent
       if (isStoreUnavailable(err)) return storeUnavailableResponse();
       throw err;
     }

@@ -9,6 +9,7 @@ import {
 } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 /** The data type of a `Sessions` manager, or the data type itself. */
 type DataOf<T> = T extends Sessions<infer D> ? D : T extends SessionData ? T : never;

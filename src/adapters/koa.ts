@@ -7,9 +7,9 @@ import { guardRequest } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
-
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/koa` works too.
 export type { Register, RegisteredSessionData } from "../register.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 declare module "koa" {
   interface ExtendableContext {
@@ -33,8 +33,9 @@ export interface KoaSessionOptions {
  * const app = new Koa();
  * app.use(session(sessions));
  * app.use((ctx) => {
- *   ctx.session.set("visits", (ctx.session.get("visits") ?? 0) + 1);
- *   ctx.body = `visit ${ctx.session.get("visits")}`;
+ *   const visits = ((ctx.session.get("visits") as number) ?? 0) + 1; // no cast once `Register` is declared
+ *   ctx.session.set("visits", visits);
+ *   ctx.body = `visit ${visits}`;
  * });
  * ```
  */

@@ -8,6 +8,7 @@ import { type HeldSession, loadAndHold } from "./internal/node-session.js";
 import { errorResponse } from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 /** A node:http request with its session. */
 export type SessionRequest<T extends SessionData> = IncomingMessage & { session: Session<T> };

@@ -4,14 +4,26 @@ import { SessionError, StoreUnavailableError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionsOptions } from "../options.js";
-import type { FlashEntry, FlashLevel, Session, SessionData } from "../session.js";
+import {
+  closeSession,
+  type FlashEntry,
+  type FlashLevel,
+  type Session,
+  type SessionData,
+} from "../session.js";
 import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite-file.js";
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
-import { isStoreUnavailable, mergeHeaders, storeUnavailableResponse } from "./internal/respond.js";
+import {
+  discardBody,
+  isStoreUnavailable,
+  mergeHeaders,
+  storeUnavailableResponse,
+} from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
+export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
 /** The environment variable `OakSession` reads its secret from when none is passed. */
 export const SECRET_ENV_VAR = "SESSION_SECRET";
@@ -130,6 +142,7 @@ export function sessionMiddleware<T extends SessionData>(
       attachHeaders(err, headers, ctx.response.headers);
       throw err;
     }
+    closeSession(session); // the middleware chain has answered: later changes would be lost
     try {
       await sessions.commit(session, headers);
     } catch (err) {
@@ -365,6 +378,7 @@ function attachHeaders(err: unknown, committed: Headers, like: Headers): void {
 }
 
 function respondWith(ctx: Context, response: Response): void {
+  discardBody(ctx.response.body); // a stream the app set will not be sent
   ctx.response.body = response.body;
   ctx.response.status = response.status;
   mergeHeaders(ctx.response.headers, response.headers);

@@ -4,7 +4,9 @@ import type { BackendKey, CryptoBackend } from "./backend.js";
 /**
  * A secret: a string of at least 32 characters; a list (the first seals and signs, all open and
  * verify); or `{ keyId: secret }` (the first entry seals). Rotate by putting the new secret first and
- * keeping the old one until every token sealed with it has expired.
+ * keeping the old one until every token sealed with it has expired. A map of several secrets refuses
+ * whole-number ids (`{ 2: next, 1: previous }`): JavaScript lists them in ascending order, so the
+ * entry that seals would not be the first written. Use ids such as "v2".
  */
 export type SecretInput = string | readonly string[] | Readonly<Record<string, string>>;
 
@@ -56,6 +58,14 @@ export function normalizeSecrets(input: unknown): NamedSecret[] {
     throw new ConfigError(`"secret" must be a string, a list of strings or { keyId: secret }`);
   }
   if (list.length === 0) throw new ConfigError(`"secret" must hold at least one secret; ${hint}`);
+  const numeric = list.length > 1 && list.find(({ id }) => id !== undefined && isArrayIndex(id));
+  if (numeric) {
+    // The first entry seals, but JavaScript enumerates whole-number keys first and ascending, so
+    // { 2: next, 1: previous } would silently seal with the previous secret.
+    throw new ConfigError(
+      `key id "${numeric.id}" in "secret" is a whole number: JavaScript lists such keys in ascending order, whatever order they are written in, so the entry that seals would not be the first one written; use ids that are not whole numbers, newest first, e.g. { v2: next, v1: previous }`,
+    );
+  }
   const seen = new Set<string>();
   list.forEach(({ secret }, index) => {
     const where = list.length > 1 ? `secret #${index + 1}` : "the secret";
@@ -103,4 +113,9 @@ async function deriveKeyId(ikm: Uint8Array, backend: CryptoBackend): Promise<str
   input.set(label);
   input.set(ikm, label.length);
   return backend.encodeBase64Url(await backend.sha256(input)).slice(0, DERIVED_KEY_ID_CHARS);
+}
+
+/** A key JavaScript orders as an array index (ascending, before every other key). */
+function isArrayIndex(id: string): boolean {
+  return /^(?:0|[1-9][0-9]*)$/.test(id) && Number(id) < 2 ** 32 - 1;
 }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import {
   guard,
   type RegisteredSessionData,
+  requireSameOrigin,
   requireSession,
   session,
 } from "../../src/adapters/express.js";
@@ -45,6 +46,17 @@ describe("sessionkit/express types", () => {
     expectTypeOf(signedIn).toEqualTypeOf<express.RequestHandler>();
     // @ts-expect-error: not a key of the schema
     guard(requireSession((s) => s.has("nope"), { status: 401 }));
+  });
+
+  it("takes requireSameOrigin as a middleware guard and as a route guard, without a type argument", () => {
+    expectTypeOf(
+      session(sessions, { guards: [requireSameOrigin()] }),
+    ).toEqualTypeOf<express.RequestHandler>();
+    expectTypeOf(
+      guard(requireSameOrigin({ trustedOrigins: ["https://a.example"] })),
+    ).toEqualTypeOf<express.RequestHandler>();
+    // @ts-expect-error: trustedOrigins is a list of strings
+    requireSameOrigin({ trustedOrigins: "https://a.example" });
   });
 
   it("refuses a manager whose data does not match the registered type", () => {

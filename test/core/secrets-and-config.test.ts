@@ -131,6 +131,18 @@ describe("ConfigError at createSessions", () => {
     expect(configError({ secret: { a: SECRET, b: SECRET } }).message).toMatch(/listed twice/);
   });
 
+  it("refuses a map of several secrets with whole-number ids, whose order JavaScript changes", async () => {
+    // Written newest first, but enumerated { 1, 2 }: the old secret would seal.
+    const err = configError({ secret: { 2: SECRET, 1: OTHER_SECRET } });
+    expect(err.message).toMatch(/key id "1" in "secret" is a whole number/);
+    expect(err.message).toMatch(/e\.g\. \{ v2: next, v1: previous \}/);
+    expect(configError({ secret: { v2: SECRET, 0: OTHER_SECRET } }).message).toMatch(/key id "0"/);
+    // One secret has no order to lose, and ids that only look numeric keep the order written.
+    expect(await primaryKeyId({ 1: SECRET })).toBe("1");
+    expect(await primaryKeyId({ "02": SECRET, "01": OTHER_SECRET })).toBe("02");
+    expect(await primaryKeyId({ v2: SECRET, v1: OTHER_SECRET })).toBe("v2");
+  });
+
   it("refuses the { secret: id } form written the wrong way round without echoing the secret", () => {
     const err = configError({ secret: { [SECRET]: "v1" } });
     expect(err.message).toMatch(/key id/);

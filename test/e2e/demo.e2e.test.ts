@@ -1,7 +1,10 @@
 // The demo app (examples/demo) in a real browser: Chromium driven by playwright-core, the demo run
 // as a child process on a free port with its SQLite file and secret in a temporary directory.
+
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -311,6 +314,37 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     expect(await visits(page)).toBe(count + 1);
     await page.goto(at("/private"));
     expect(pathOf(page)).toBe("/private");
+  });
+
+  test("a form on another port of the same host cannot sign the visitor out (CSRF, same site)", async () => {
+    // Ports do not make another site: SameSite=Lax sends the cookie with this post, so only the
+    // demo's requireSameOrigin guard stands between the page and the visitor's session.
+    const port = await freePort();
+    const evil: Server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(
+        `<form method="post" action="${at("/logout")}"></form><script>document.forms[0].submit()</script>`,
+      );
+    });
+    evil.listen(port, "127.0.0.1");
+    await once(evil, "listening");
+    try {
+      const { page } = await device();
+      await signIn(page, "ada", "lovelace");
+      expect(await signedInAs(page)).toBe("ada");
+      const [posted] = await Promise.all([
+        page.waitForResponse((r) => r.url() === at("/logout")),
+        page.goto(`http://localhost:${port}/`),
+      ]);
+      const sent = await posted.request().allHeaders();
+      expect(sent["sec-fetch-site"]).toBe("same-site");
+      expect(sent.cookie).toContain(`${COOKIE}=`);
+      expect(posted.status()).toBe(403);
+      await page.goto(at("/"));
+      expect(await signedInAs(page)).toBe("ada");
+    } finally {
+      evil.close();
+    }
   });
 
   test("a wrong password shows an error flash and does not sign in", async () => {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import { OutgoingMessage, ServerResponse } from "node:http";
 import type { HeaderList } from "./header-list.js";
 
 type Held = "writeHead" | "write" | "end" | "flushHeaders";
@@ -14,6 +14,10 @@ interface Hold {
   queue: Queued[] | undefined;
   released: boolean;
   release: () => Promise<void>;
+  /** The response's first hold (this one, unless another session middleware held it before). */
+  root: Hold;
+  /** On the root: holds of this response that have begun and not yet settled. */
+  pending: number;
 }
 
 /**
@@ -23,6 +27,52 @@ interface Hold {
  */
 type HoldingResponse = ServerResponse & { sessionkitHold?: Hold };
 type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
+
+/**
+ * node:http's own `headersSent` getter, read through once no hold of the response is pending.
+ * Undefined where a runtime's node:http keeps it otherwise: `headersSent` is then left alone.
+ */
+const sentHeaders = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, "headersSent")?.get;
+
+/** Whether node:http has sent the head, whatever a pending hold makes `res.headersSent` say. */
+function headSent(res: ServerResponse): boolean {
+  return sentHeaders ? Boolean(sentHeaders.call(res)) : res.headersSent;
+}
+
+/**
+ * `res.headersSent` once the handler has begun to answer but the commit still runs: true, as it
+ * would be unheld. Express's final handler and Koa's error handler read it to decide whether an
+ * error may still have a response of its own; a false there appended an error page to a body already
+ * begun, under the page's Content-Length, so a keep-alive connection read the rest as the next
+ * response. Unheld, it answers as node:http's own.
+ */
+const HEADERS_SENT: PropertyDescriptor = {
+  configurable: true,
+  get(this: HoldingResponse) {
+    return (this.sessionkitHold?.pending ?? 0) > 0 || headSent(this);
+  },
+};
+
+/**
+ * Puts the getter where it costs least. Express gives each response its app's prototype
+ * (`app.response`), after which every property added to a response makes V8 build it a new hidden
+ * class and copy its descriptors: there the getter goes once on that prototype, Express's own object.
+ * A plain node:http response keeps a shared class, so the getter goes on the response itself rather
+ * than on node's ServerResponse prototype, which every server in the process shares.
+ */
+function installHeadersSent(res: ServerResponse): void {
+  if (!sentHeaders) return;
+  const proto = Object.getPrototypeOf(res) as object;
+  if (proto === ServerResponse.prototype) {
+    Object.defineProperty(res, "headersSent", HEADERS_SENT);
+  } else if (!withHeadersSent.has(proto)) {
+    Object.defineProperty(proto, "headersSent", HEADERS_SENT);
+    withHeadersSent.add(proto);
+  }
+}
+
+/** Framework prototypes that already carry the getter. */
+const withHeadersSent = new WeakSet<object>();
 
 /**
  * The held methods, the same functions for every response, so response objects keep one shape from
@@ -47,14 +97,51 @@ function holding(method: Held): Method {
 
 /** A held call: the first one starts the commit; the response goes out when it settles. */
 function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[]): unknown {
+  // Only a writeHead that sends the head: one after a held write would throw on replay, as unheld.
+  const held = method === "writeHead" && hold.queue === undefined ? liftFields(res, args) : args;
   if (hold.queue === undefined) {
     hold.queue = [];
-    void hold.release();
+    hold.root.pending++;
+    installHeadersSent(res);
+    // release answers its own failures; this only keeps a last one from becoming an unhandled rejection
+    hold.release().catch(() => res.destroy());
   }
-  hold.queue.push({ method, args });
+  hold.queue.push({ method, args: held });
   // write() reports "no backpressure" while held; the queue is bounded by what the handler wrote
   // synchronously before the commit settled.
   return method === "write" ? true : res;
+}
+
+/**
+ * Sets the fields of a held `writeHead(status[, reason][, fields])` on the response now, as Node's
+ * own writeHead does once any header is set, and returns the call with its status and reason only.
+ * Replayed as given, the fields would land after the session's headers and replace them: a
+ * Set-Cookie there would drop the session's cookie, a Cache-Control its `no-store`. Set now, a field
+ * Node refuses (a non-Latin-1 filename in Content-Disposition) throws to the handler synchronously,
+ * as it does without the hold.
+ */
+function liftFields(res: ServerResponse, args: unknown[]): unknown[] {
+  const withReason = typeof args[1] === "string";
+  const fields = withReason ? args[2] : args[1];
+  if (fields === null || typeof fields !== "object") return args;
+  type Value = Parameters<ServerResponse["setHeader"]>[1];
+  if (Array.isArray(fields)) {
+    if (fields.length % 2 !== 0) return args; // malformed: left for Node to refuse on replay
+    // Raw name/value pairs: a repeated name is one more line, not a replacement.
+    const seen = new Set<string>();
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = String(fields[i] ?? "");
+      if (!name) continue;
+      const lower = name.toLowerCase();
+      if (seen.has(lower)) res.appendHeader(name, fields[i + 1] as string | string[]);
+      else res.setHeader(name, fields[i + 1] as Value);
+      seen.add(lower);
+    }
+  } else {
+    for (const [name, value] of Object.entries(fields))
+      if (name) res.setHeader(name, value as Value);
+  }
+  return withReason ? [args[0], args[1]] : [args[0]];
 }
 
 /**
@@ -63,7 +150,8 @@ function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[])
  * `res.end()` is synchronous, so this is the one way to commit before the headers leave for every
  * handler shape: plain `end`, redirects, `pipe`d streams, error pages. If `commit` fails, the held
  * response is dropped and `fail` answers instead (a 503 for a store outage), since the session the
- * response speaks of was not saved. Returns whether the handler has begun to respond.
+ * response speaks of was not saved; `fail` also answers a held call node:http refuses on replay.
+ * Returns whether the handler has begun to respond.
  */
 export function commitBeforeHeaders(
   res: ServerResponse,
@@ -82,6 +170,8 @@ export function commitBeforeHeaders(
   const hold: Hold = {
     queue: undefined,
     released: false,
+    root: response.sessionkitHold as Hold,
+    pending: 0,
     release: async () => {
       let headers: HeaderList | undefined;
       let failure: Response | undefined;
@@ -91,21 +181,41 @@ export function commitBeforeHeaders(
         failure = fail(err);
       }
       hold.released = true;
+      hold.root.pending--;
       if (original) install(res, original);
       if (failure) {
-        if (!res.headersSent) {
+        if (!headSent(res)) {
           for (const name of res.getHeaderNames()) res.removeHeader(name);
           await sendWebResponse(res, failure);
         }
         return;
       }
-      if (headers && !res.headersSent) applyHeaders(res, headers);
-      for (const { method, args } of hold.queue ?? []) {
-        ((original?.[method] as Method | undefined) ?? HOLDING[method]).apply(res, args);
+      if (headers && !headSent(res)) applyHeaders(res, headers);
+      try {
+        for (const { method, args } of hold.queue ?? []) {
+          ((original?.[method] as Method | undefined) ?? HOLDING[method]).apply(res, args);
+        }
+      } catch (err) {
+        // A call node:http refused (a bad status code, a chunk of the wrong type): unheld, it would
+        // have thrown to the handler and become the framework's 500. Answer that here, with the
+        // session's headers (the commit did run), rather than leave the request hanging.
+        const answer = fail(err);
+        if (headSent(res)) {
+          res.destroy();
+          return;
+        }
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        if (headers) applyHeaders(res, headers);
+        await sendWebResponse(res, answer);
       }
     },
   };
 
+  // The first hold of a response is its root, found by `headersSent` (and the shared methods).
+  if (response.sessionkitHold === undefined) {
+    hold.root = hold;
+    response.sessionkitHold = hold;
+  }
   if (original) {
     const wrap =
       (method: Held) =>
@@ -118,7 +228,6 @@ export function commitBeforeHeaders(
       flushHeaders: wrap("flushHeaders"),
     });
   } else {
-    response.sessionkitHold = hold;
     install(res, HOLDING);
   }
   // Whether the handler has begun to respond (held or sent).

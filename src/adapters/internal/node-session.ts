@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Sessions } from "../../manager.js";
-import type { Session, SessionData } from "../../session.js";
+import { closeSession, type Session, type SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 import { nodeSessionInput } from "./node-request.js";
 import { commitBeforeHeaders } from "./node-response.js";
@@ -19,7 +19,10 @@ export interface HoldOptions {
    * only when a store session records it.
    */
   ip?: (() => string | undefined) | undefined;
-  /** The answer when the commit fails for any reason but a store outage (that one is a 503). */
+  /**
+   * The answer when the commit fails for any reason but a store outage (that one is a 503), or when
+   * node:http refuses a call the handler made on the held response.
+   */
   onError: (err: unknown) => Response;
 }
 
@@ -44,6 +47,8 @@ export async function loadAndHold<T extends SessionData>(
   }
   const commit = async () => {
     const headers = new HeaderList();
+    // The response has begun: from here a change could reach neither cookie nor store.
+    closeSession(session);
     await sessions.commit(session, headers);
     return headers;
   };

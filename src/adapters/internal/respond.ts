@@ -1,6 +1,6 @@
 import { isSessionError, STORE_RETRY_AFTER_SECONDS } from "../../errors.js";
 import type { Sessions } from "../../manager.js";
-import type { Session, SessionData } from "../../session.js";
+import { closeSession, type Session, type SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 
 /** The response every adapter gives for an unhandled `StoreUnavailableError`. */
@@ -36,6 +36,8 @@ export function errorResponse(err: unknown): Response {
 /**
  * Commits the session into a Response. Headers of a Response may be immutable (Response.redirect,
  * a fetched response): then the response is re-wrapped around the same body stream, which is not read.
+ * If the commit fails, the response will not be sent (the caller answers 503 or rethrows): its body
+ * is cancelled, so a stream behind it (a file, a cursor, an upstream fetch) does not stay open.
  */
 export async function commitToResponse<T extends SessionData>(
   sessions: Sessions<T>,
@@ -43,7 +45,13 @@ export async function commitToResponse<T extends SessionData>(
   response: Response,
 ): Promise<Response> {
   const headers = new HeaderList();
-  await sessions.commit(session, headers);
+  closeSession(session); // the response exists: a change from its body's code would be lost
+  try {
+    await sessions.commit(session, headers);
+  } catch (err) {
+    discardBody(response.body);
+    throw err;
+  }
   if (headers.empty) return response;
   try {
     headers.appendTo(response.headers);
@@ -53,6 +61,11 @@ export async function commitToResponse<T extends SessionData>(
     headers.appendTo(copy.headers);
     return copy;
   }
+}
+
+/** Cancels a body that will not be sent; a locked or already-read one is left to its reader. */
+export function discardBody(body: unknown): void {
+  if (body instanceof ReadableStream && !body.locked) body.cancel().catch(() => undefined);
 }
 
 /** Copies committed headers: Set-Cookie lines are appended, the rest replace. */
