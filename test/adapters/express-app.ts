@@ -1,5 +1,4 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import type express from "express";
 import { expect } from "vitest";
 import { guard, requireSession, session } from "../../src/adapters/express.js";
@@ -7,18 +6,11 @@ import { createSessions, type Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore } from "../conformance/adapter.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 /** Serves an Express app on a free loopback port. */
 export function listen(app: express.Express): Promise<RunningApp> {
-  return new Promise((resolve) => {
-    const server: Server = app.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(createServer(app));
 }
 
 // The matrix drives untyped sessions: widen whatever data type a type test registered.

@@ -1,7 +1,8 @@
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { requireSession, withSession } from "../../src/adapters/fetch.js";
-import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+import { testAdapter } from "../conformance/adapter.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 function text(body: string, status = 200): Response {
   return new Response(body, { status, headers: { "content-type": "text/plain" } });
@@ -64,13 +65,5 @@ testAdapter("fetch", (sessions) => {
     }
   });
   const server = createAdaptorServer({ fetch, hostname: "127.0.0.1" });
-  return new Promise<RunningApp>((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server as Server);
 });

@@ -1,5 +1,4 @@
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { H3, type H3Event, redirect } from "h3";
 import { toNodeHandler } from "h3/node";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -18,6 +17,7 @@ import { isSessionError } from "../../src/errors.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 vi.mock("../../src/manager.js", async (importOriginal) => {
   const original = await importOriginal<typeof import("../../src/manager.js")>();
@@ -26,15 +26,7 @@ vi.mock("../../src/manager.js", async (importOriginal) => {
 
 function listen(app: H3): Promise<RunningApp> {
   const server = createServer(toNodeHandler(app));
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server);
 }
 
 const sessionOf = (event: H3Event): Session => event.context.session as Session;

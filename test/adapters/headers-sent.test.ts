@@ -6,7 +6,7 @@
  * connection would read the rest as the next response.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { connect } from "node:net";
 import express from "express";
 import Koa from "koa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,8 +16,9 @@ import { withSession } from "../../src/adapters/node.js";
 import { createSessions, type Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import type { SessionStore } from "../../src/stores/store.js";
-import { type RunningApp, SECRET, switchableStore } from "../conformance/adapter.js";
+import { SECRET, switchableStore } from "../conformance/adapter.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 /** `/sent` answers what `headersSent` said after the first write; `/late` throws after one. */
 function answer(session: Session, res: ServerResponse, path: string): void {
@@ -31,21 +32,7 @@ function answer(session: Session, res: ServerResponse, path: string): void {
 }
 
 function listenOn(handler: (req: IncomingMessage, res: ServerResponse) => void) {
-  const server = createServer(handler);
-  return new Promise<RunningApp & { port: number }>((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        port,
-        url: `http://127.0.0.1:${port}`,
-        close: () =>
-          new Promise((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
+  return listenLoopback(createServer(handler), { closeConnections: true });
 }
 
 const SERVERS: Record<string, (sessions: Sessions) => ReturnType<typeof listenOn>> = {

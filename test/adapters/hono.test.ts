@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
@@ -11,7 +11,8 @@ import {
 } from "../../src/adapters/hono.js";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { createSessions, type Sessions } from "../../src/manager.js";
-import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 function buildApp(sessions: Sessions): Hono<SessionEnv> {
   const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
@@ -68,15 +69,7 @@ function buildApp(sessions: Sessions): Hono<SessionEnv> {
 
 testAdapter("hono", (sessions) => {
   const server = createAdaptorServer({ fetch: buildApp(sessions).fetch, hostname: "127.0.0.1" });
-  return new Promise<RunningApp>((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server as Server);
 });
 
 describe("hono adapter specifics", () => {

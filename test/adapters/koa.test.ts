@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import { PassThrough } from "node:stream";
 import Koa from "koa";
 import { describe, expect, it } from "vitest";
@@ -8,18 +8,11 @@ import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 function listen(app: Koa): Promise<RunningApp> {
   app.silent = true; // the /boom route's error is expected: keep Koa's default logger quiet
-  return new Promise((resolve) => {
-    const server = app.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(createServer(app.callback()));
 }
 
 testAdapter("koa", (sessions) => {

@@ -22,6 +22,7 @@ import type { Session } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { SECRET } from "../conformance/adapter.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 /** What the handler saw when it tried to change the session after the response began. */
 interface Attempt {
@@ -46,21 +47,28 @@ function lateWrite(untyped: object, attempts: Attempt[]): void {
   attempts.push({ code, readAfter: session.get("early") });
 }
 
+/** A body whose code runs while it streams, after the handler returned: it tries the late write. */
+function lateBody(session: object, attempts: Attempt[]): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        lateWrite(session, attempts);
+        controller.enqueue(new TextEncoder().encode("done"));
+        controller.close();
+      },
+    },
+    // No read ahead: pull runs when the server reads the body, not when the stream is made.
+    { highWaterMark: 0 },
+  );
+}
+
 type Serve = (
   sessions: Sessions,
   attempts: Attempt[],
 ) => Promise<{ url: string; close(): Promise<void> }>;
 
 function listenNode(handler: Parameters<typeof createServer>[1]) {
-  const server = createServer(handler);
-  return new Promise<{ url: string; close(): Promise<void> }>((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      resolve({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(createServer(handler));
 }
 
 const servers: Record<string, Serve> = {
@@ -108,18 +116,7 @@ const servers: Record<string, Serve> = {
         return new Response(JSON.stringify(session.data));
       }
       session.set("early", 1);
-      const body = new ReadableStream<Uint8Array>(
-        {
-          pull(controller) {
-            lateWrite(session, attempts);
-            controller.enqueue(new TextEncoder().encode("done"));
-            controller.close();
-          },
-          // No read ahead: pull runs when the server reads the body, after the handler returned.
-        },
-        { highWaterMark: 0 },
-      );
-      return new Response(body);
+      return new Response(lateBody(session, attempts));
     });
     return listenFetch(handler);
   },
@@ -130,18 +127,7 @@ const servers: Record<string, Serve> = {
     app.get("/", (c) => {
       const session = c.get("session");
       session.set("early", 1);
-      const body = new ReadableStream<Uint8Array>(
-        {
-          pull(controller) {
-            lateWrite(session, attempts);
-            controller.enqueue(new TextEncoder().encode("done"));
-            controller.close();
-          },
-          // No read ahead: pull runs when the server reads the body, after the handler returned.
-        },
-        { highWaterMark: 0 },
-      );
-      return c.body(body);
+      return c.body(lateBody(session, attempts));
     });
     return listenFetch((request) => app.fetch(request));
   },

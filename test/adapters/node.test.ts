@@ -1,21 +1,13 @@
 import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { describe, it } from "vitest";
 import { requireSession, withSession } from "../../src/adapters/node.js";
 import { createSessions } from "../../src/manager.js";
 import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 function listen(server: ReturnType<typeof createServer>): Promise<RunningApp> {
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server);
 }
 
 function send(res: ServerResponse, body: string, status = 200): void {

@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { Application, Router } from "@oakserver/oak";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { createSessions } from "../../src/manager.js";
 import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 import { freePort, waitForPort } from "../runtimes/net.js";
 
 /**
@@ -107,15 +108,7 @@ function serveHandle(app: Application): Promise<RunningApp> {
       new Response(null, { status: 500 }),
     hostname: "127.0.0.1",
   });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server as Server);
 }
 
 // The full matrix through Oak's middleware chain, served by app.handle: every Set-Cookie line reaches the wire.

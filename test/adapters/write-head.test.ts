@@ -5,7 +5,6 @@
  * request and an unhandled rejection (which ends a Node process).
  */
 import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import express from "express";
 import Koa from "koa";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -16,6 +15,7 @@ import { createSessions, type Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET } from "../conformance/adapter.js";
 import { Client } from "../helpers/http.js";
+import { listenLoopback } from "../helpers/listen.js";
 
 /** Each route writes to the session, then answers through the raw response. */
 const ROUTES: Record<string, (res: ServerResponse) => void> = {
@@ -44,15 +44,7 @@ function answer(session: Session, res: ServerResponse, path: string): void {
 }
 
 function listenOn(server: ReturnType<typeof createServer>): Promise<RunningApp> {
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () => new Promise((done) => server.close(() => done())),
-      });
-    });
-  });
+  return listenLoopback(server);
 }
 
 const SERVERS: Record<string, (sessions: Sessions) => Promise<RunningApp>> = {
