@@ -79,7 +79,7 @@ export function sessionMiddleware<T extends SessionData>(
       return replace(c, storeUnavailableResponse());
     try {
       const committed = await commitToResponse(sessions, session, c.res);
-      // A copy (the handler's headers were immutable) replaces c.res without Hono's header merge.
+      // A copy carrying the session's headers replaces c.res without Hono's header merge.
       if (committed !== c.res) replace(c, committed);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;

@@ -34,8 +34,12 @@ export function errorResponse(err: unknown): Response {
 }
 
 /**
- * Commits the session into a Response. Headers of a Response may be immutable (Response.redirect,
- * a fetched response): then the response is re-wrapped around the same body stream, which is not read.
+ * Commits the session into a Response. A Response without a body (204, 304, a redirect) can be
+ * returned to many requests, as a module-level constant: its headers are left alone and the session's
+ * go on a copy, or one visitor's Set-Cookie would reach every later one. So do those of a Response
+ * whose headers are immutable (Response.redirect, a fetched response). Any other is written in place:
+ * its body can be sent once only, and copying it would turn a runtime's string body into a stream
+ * (measured on @hono/node-server: twice the CPU per cookie write).
  * If the commit fails, the response will not be sent (the caller answers 503 or rethrows): its body
  * is cancelled, so a stream behind it (a file, a cursor, an upstream fetch) does not stay open.
  */
@@ -53,15 +57,21 @@ export async function commitToResponse<T extends SessionData>(
     throw err;
   }
   if (headers.empty) return response;
-  try {
-    headers.appendTo(response.headers);
-    return response;
-  } catch {
-    const copy = new Response(response.body, response);
-    headers.appendTo(copy.headers);
-    return copy;
+  if (!NO_BODY_STATUS.has(response.status)) {
+    try {
+      headers.appendTo(response.headers);
+      return response;
+    } catch {
+      // immutable headers: copied below
+    }
   }
+  const copy = new Response(response.body, response);
+  headers.appendTo(copy.headers);
+  return copy;
 }
+
+/** Statuses whose responses usually carry no body (no content, redirects), so one object may serve many requests. */
+const NO_BODY_STATUS = new Set([204, 205, 301, 302, 303, 304, 307, 308]);
 
 /** Cancels a body that will not be sent; a locked or already-read one is left to its reader. */
 export function discardBody(body: unknown): void {
