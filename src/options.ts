@@ -380,7 +380,8 @@ function durationOption(
   return ms;
 }
 
-function rejectUnknown(input: object, known: readonly string[], kind: string): void {
+/** Throws a ConfigError naming the first key of `input` not in `known`, with a did-you-mean. */
+export function rejectUnknown(input: object, known: readonly string[], kind: string): void {
   for (const key of Object.keys(input)) {
     if (known.includes(key)) continue;
     const guess = known.find(

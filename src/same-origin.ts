@@ -1,5 +1,6 @@
 import { ConfigError } from "./errors.js";
 import { type Denial, denialResponse, type Guard } from "./guard.js";
+import { rejectUnknown } from "./options.js";
 import type { SessionData } from "./session.js";
 
 /** Options of `requireSameOrigin`. */
@@ -42,13 +43,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 export function requireSameOrigin<T extends SessionData = SessionData>(
   options: SameOriginOptions = {},
 ): Guard<T> {
-  for (const name of Object.keys(options)) {
-    if (name !== "trustedOrigins" && name !== "deny") {
-      throw new ConfigError(
-        `requireSameOrigin: unknown option "${name}" (known: trustedOrigins, deny)`,
-      );
-    }
-  }
+  rejectUnknown(options, ["trustedOrigins", "deny"], "requireSameOrigin option");
   const trusted = new Set((options.trustedOrigins ?? []).map(checkOrigin));
   const deny = options.deny ?? { status: 403, body: "Forbidden: cross-origin request" };
   return (_session, request) => {

@@ -7,10 +7,15 @@ import type {
 import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
-import { closeSession, type Session } from "../session.js";
+import type { Session } from "../session.js";
 import { HeaderList } from "./internal/header-list.js";
 import { guardRequest, nodeSessionInput } from "./internal/node-request.js";
-import { discardBody, isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
+import {
+  commitLast,
+  discardBody,
+  isStoreUnavailable,
+  storeUnavailableResponse,
+} from "./internal/respond.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/fastify` works too.
@@ -64,12 +69,11 @@ export function session(
     app.addHook("onSend", async (request, reply, payload) => {
       if (!request.session) return payload; // the load failed: nothing to commit
       const headers = new HeaderList();
-      closeSession(request.session); // the reply is on its way: later changes would be lost
       try {
-        await sessions.commit(request.session, headers);
+        await commitLast(sessions, request.session, headers);
       } catch (err) {
         // The payload will not be sent: a stream (a file, a database cursor) would stay open.
-        discard(payload);
+        discardBody(payload);
         if (!isStoreUnavailable(err)) throw err;
         // The reply speaks of a session that was not saved: answer 503 instead.
         for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
@@ -108,15 +112,6 @@ async function allow(
 
 async function send(reply: FastifyReply, response: Response): Promise<FastifyReply> {
   return reply.send(await toReply(reply, response));
-}
-
-/** Releases a payload that will not be sent: a Node stream is destroyed, a Web stream cancelled. */
-function discard(payload: unknown): void {
-  if (payload instanceof Response) discardBody(payload.body);
-  else if (payload instanceof ReadableStream) discardBody(payload);
-  else if (typeof (payload as { destroy?: unknown } | null)?.destroy === "function") {
-    (payload as { destroy(): void }).destroy();
-  }
 }
 
 /** Puts a Web Response's status and headers on the reply; returns its body. */

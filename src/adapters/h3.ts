@@ -2,11 +2,7 @@ import type { HTTPEvent, Middleware } from "h3";
 import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
-import {
-  closeSession,
-  type SessionData as SessionkitData,
-  type Session as SessionkitSession,
-} from "../session.js";
+import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
 import {
   applyHeaders,
   begin,
@@ -18,6 +14,7 @@ import {
 } from "./internal/h3-session.js";
 import { HeaderList } from "./internal/header-list.js";
 import {
+  commitLast,
   commitToResponse,
   discardBody,
   isStoreUnavailable,
@@ -276,11 +273,10 @@ export function sessionMiddleware<T extends SessionkitData>(
       if (isStoreUnavailable(error)) return storeUnavailableResponse();
       failure = { error };
     }
-    closeSession(session); // what the handler returned is the response: later changes would be lost
     try {
       if (value instanceof Response) return await commitToResponse(sessions, session, value);
       const headers = new HeaderList();
-      await sessions.commit(session, headers);
+      await commitLast(sessions, session, headers);
       applyHeaders(event, headers);
     } catch (err) {
       discardBody(value); // a stream the handler returned will not be sent

@@ -4,18 +4,13 @@ import { SessionError, StoreUnavailableError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionsOptions } from "../options.js";
-import {
-  closeSession,
-  type FlashEntry,
-  type FlashLevel,
-  type Session,
-  type SessionData,
-} from "../session.js";
+import type { FlashEntry, FlashLevel, Session, SessionData } from "../session.js";
 import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite-file.js";
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
 import {
+  commitLast,
   discardBody,
   isStoreUnavailable,
   mergeHeaders,
@@ -142,9 +137,8 @@ export function sessionMiddleware<T extends SessionData>(
       attachHeaders(err, headers, ctx.response.headers);
       throw err;
     }
-    closeSession(session); // the middleware chain has answered: later changes would be lost
     try {
-      await sessions.commit(session, headers);
+      await commitLast(sessions, session, headers);
     } catch (err) {
       if (isStoreUnavailable(err)) return respondWith(ctx, storeUnavailableResponse());
       throw err;

@@ -87,9 +87,7 @@ export function readCookieToken(
 /**
  * The values of cookie `name` after the first, in the order sent, at most `max`. The parser keeps only
  * the first value of a name, but a browser sends every cookie whose path and domain match: one left
- * on another path or set for a parent domain comes before ours. Read only once the first is refused,
- * the way the parser reads a pair (split at ";" and the first "=", spaces and tabs trimmed, percent
- * decoded when that works).
+ * on another path or set for a parent domain comes before ours. Read only once the first is refused.
  */
 export function laterValues(
   header: string | null | undefined,
@@ -100,31 +98,17 @@ export function laterValues(
   if (!header) return values;
   let seenFirst = false;
   for (const pair of header.split(";")) {
-    const eq = pair.indexOf("=");
-    if (eq === -1 || trimSpaces(pair.slice(0, eq)) !== name) continue;
+    // The parser reads each pair, so a value is trimmed and decoded exactly as the first one was.
+    const value = parseCookies(pair)[name];
+    if (value === undefined) continue;
     if (!seenFirst) {
       seenFirst = true;
       continue;
     }
-    const value = trimSpaces(pair.slice(eq + 1));
-    values.push(value.includes("%") ? decodeOrKeep(value) : value);
+    values.push(value);
     if (values.length === max) break;
   }
   return values;
-}
-
-/** Spaces and tabs only, as the parser trims (a newline is part of a name there). */
-function trimSpaces(text: string): string {
-  return text.replace(/^[ \t]+|[ \t]+$/g, "");
-}
-
-/** Percent-decoding as the parser does it; a value that does not decode is kept as sent. */
-function decodeOrKeep(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }
 
 function isChunkIndex(text: string): boolean {

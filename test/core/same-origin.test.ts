@@ -121,6 +121,8 @@ describe("requireSameOrigin", () => {
     expect(() => requireSameOrigin({ trustedOrigins: ["https://admin.example.com/"] })).toThrow(
       '("https://admin.example.com")',
     );
-    expect(() => requireSameOrigin({ trusted: [] } as never)).toThrow(/unknown option "trusted"/);
+    expect(() => requireSameOrigin({ trusted: [] } as never)).toThrow(
+      /unknown requireSameOrigin option "trusted"/,
+    );
   });
 });

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Sessions } from "../../manager.js";
-import { closeSession, type Session, type SessionData } from "../../session.js";
+import type { Session, SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 import { nodeSessionInput } from "./node-request.js";
 import { commitBeforeHeaders } from "./node-response.js";
-import { isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
+import { commitLast, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
 
 /** A loaded session whose response is held until it is committed. */
 export interface HeldSession<T extends SessionData> {
@@ -47,9 +47,7 @@ export async function loadAndHold<T extends SessionData>(
   }
   const commit = async () => {
     const headers = new HeaderList();
-    // The response has begun: from here a change could reach neither cookie nor store.
-    closeSession(session);
-    await sessions.commit(session, headers);
+    await commitLast(sessions, session, headers);
     return headers;
   };
   const responding = commitBeforeHeaders(res, commit, (err) =>

@@ -1,5 +1,5 @@
 import { isSessionError, STORE_RETRY_AFTER_SECONDS } from "../../errors.js";
-import type { Sessions } from "../../manager.js";
+import type { HeaderWriter, Sessions } from "../../manager.js";
 import { closeSession, type Session, type SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 
@@ -49,9 +49,8 @@ export async function commitToResponse<T extends SessionData>(
   response: Response,
 ): Promise<Response> {
   const headers = new HeaderList();
-  closeSession(session); // the response exists: a change from its body's code would be lost
   try {
-    await sessions.commit(session, headers);
+    await commitLast(sessions, session, headers);
   } catch (err) {
     discardBody(response.body);
     throw err;
@@ -73,9 +72,32 @@ export async function commitToResponse<T extends SessionData>(
 /** Statuses whose responses usually carry no body (no content, redirects), so one object may serve many requests. */
 const NO_BODY_STATUS = new Set([204, 205, 301, 302, 303, 304, 307, 308]);
 
-/** Cancels a body that will not be sent; a locked or already-read one is left to its reader. */
+/**
+ * An adapter's last commit of a request. The response has begun (its first write, a returned
+ * Response, Fastify's onSend), so the session is closed first: a change made after this, e.g. while
+ * a body streams, throws `ERR_SESSION_STATE` instead of reaching neither cookie nor store.
+ */
+export function commitLast<T extends SessionData>(
+  sessions: Sessions<T>,
+  session: Session<T>,
+  headers: HeaderWriter,
+): Promise<void> {
+  closeSession(session);
+  return sessions.commit(session, headers);
+}
+
+/**
+ * Releases a body that will not be sent: a Web stream (or a Response's) is cancelled, a Node stream
+ * destroyed, so the file or cursor behind it does not stay open. A locked or already-read stream is
+ * left to its reader.
+ */
 export function discardBody(body: unknown): void {
-  if (body instanceof ReadableStream && !body.locked) body.cancel().catch(() => undefined);
+  const stream = body instanceof Response ? body.body : body;
+  if (stream instanceof ReadableStream) {
+    if (!stream.locked) stream.cancel().catch(() => undefined);
+  } else if (typeof (stream as { destroy?: unknown } | null)?.destroy === "function") {
+    (stream as { destroy(): void }).destroy();
+  }
 }
 
 /** Copies committed headers: Set-Cookie lines are appended, the rest replace. */
