@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { backend } from "#crypto-backend";
 import { ConfigError } from "../../src/errors.js";
+import { TokenCache } from "../../src/internal/token-cache.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { DAY, harness, SECRET, START } from "./harness.js";
@@ -80,6 +81,32 @@ describe("token cache", () => {
     const oldest = await h.request(undefined, { cookie: cookies[0], keepJar: true });
     expect(open).toHaveBeenCalledTimes(1);
     expect(oldest.session.get("i")).toBe(0);
+  });
+
+  it("keeps a token in use while tokens seen once age out", async () => {
+    const h = harness({ tokenCache: 4 });
+    await h.request((s) => s.set("hot", true));
+    const hot = `sid=${h.jar.cookies.get("sid")}`;
+    const open = vi.spyOn(backend, "open");
+    for (let i = 0; i < 10; i++) {
+      h.jar.cookies.clear();
+      await h.request((s) => s.set("i", i)); // a new session: one more token issued and cached
+      const back = await h.request(undefined, { cookie: hot, keepJar: true });
+      expect(back.session.get("hot")).toBe(true);
+    }
+    // Ten tokens issued since, more than the cache holds, and the one in use was never reopened.
+    expect(open).not.toHaveBeenCalled();
+  });
+
+  it("never holds more than its bound, and keeps at least the newest half", () => {
+    for (const max of [1, 2, 3, 5, 1000]) {
+      const cache = new TokenCache<number>(max, 4096);
+      const tokens = Array.from({ length: 3 * max + 7 }, (_, i) => `t${i}`);
+      tokens.forEach((token, i) => cache.set(token, i));
+      const answered = tokens.filter((token, i) => cache.get(token) === i).length;
+      expect(answered).toBeLessThanOrEqual(max);
+      expect(answered).toBeGreaterThanOrEqual(Math.max(1, Math.floor(max / 2)));
+    }
   });
 
   it("with a store, skips the HMAC check and the id hash but still asks the store", async () => {
