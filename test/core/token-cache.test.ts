@@ -102,7 +102,7 @@ describe("token cache", () => {
     for (const max of [1, 2, 3, 5, 1000]) {
       const cache = new TokenCache<number>(max, 4096);
       const tokens = Array.from({ length: 3 * max + 7 }, (_, i) => `t${i}`);
-      tokens.forEach((token, i) => cache.set(token, i));
+      for (const [i, token] of tokens.entries()) cache.set(token, i);
       const answered = tokens.filter((token, i) => cache.get(token) === i).length;
       expect(answered).toBeLessThanOrEqual(max);
       expect(answered).toBeGreaterThanOrEqual(Math.max(1, Math.floor(max / 2)));
