@@ -27,6 +27,7 @@ import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js
 import {
   CHUNK_VALUE_BYTES,
   createCookieWriter,
+  joinChunks,
   laterValues,
   parseCookies,
   readCookieToken,
@@ -308,42 +309,55 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   async function load(input: SessionInput): Promise<SessionState> {
     const headers = isHeaders(input) ? input : input.headers;
     const transport = readTransport(input, headers);
-    const cookies = parseCookies(headers.get("cookie"));
-    const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
-    transport.present = fromCookie.present;
-    // A request that carries the header (even empty, to ask for a first token) uses the header transport.
-    let token = config.header ? readHeaderToken(headers, config.header) : undefined;
-    if (token !== undefined) transport.source = "header";
-    if (transport.source === "header") token = token || undefined;
-    else if (fromCookie.token !== undefined || fromCookie.oversized) {
-      transport.source = "cookie";
-      token = fromCookie.token;
-    }
-    if (token === undefined) {
-      if (transport.source === "header") return freshSession(transport);
-      if (fromCookie.oversized) refuse(transport, "oversized");
-      else if (fromCookie.present.length > 0) refuse(transport, "malformed");
-    } else {
-      const session = await sessionFromToken(transport, token);
-      if (session) return session;
-    }
-    if (transport.source !== "header" && cookies[cookie.name] !== undefined) {
-      // Browsers send every cookie of this name the request matches, longest path and then oldest
-      // first: one left on another path, or set for a parent domain by a sibling app (or to toss it),
-      // comes before ours. Refusing on the first alone would sign the visitor out on every request,
-      // and the clearing line would delete their good cookie, not the stale one.
-      for (const value of laterValues(headers.get("cookie"), cookie.name, SAME_NAME_TRIES - 1)) {
-        await transport.release?.().catch(() => undefined);
-        transport.release = undefined;
+    try {
+      const cookies = parseCookies(headers.get("cookie"));
+      const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
+      transport.present = fromCookie.present;
+      // A request with the header (even empty, asking for a first token) uses the header transport.
+      let token = config.header ? readHeaderToken(headers, config.header) : undefined;
+      if (token !== undefined) transport.source = "header";
+      if (transport.source === "header") token = token || undefined;
+      else if (fromCookie.token !== undefined || fromCookie.oversized) {
         transport.source = "cookie";
-        const session = await sessionFromToken(transport, value);
-        if (session) {
-          transport.refused = false;
-          return session;
+        token = fromCookie.token;
+      }
+      if (token === undefined) {
+        if (transport.source === "header") return freshSession(transport);
+        if (fromCookie.oversized) refuse(transport, "oversized");
+        else if (fromCookie.present.length > 0) refuse(transport, "malformed");
+      } else {
+        const session = await sessionFromToken(transport, token);
+        if (session) return session;
+      }
+      if (transport.source !== "header" && cookies[cookie.name] !== undefined) {
+        // Browsers send every cookie of this name the request matches, longest path and then
+        // oldest first: one left on another path, or set for a parent domain by a sibling app (or
+        // to toss it), comes before ours. Refusing on the first alone would sign the visitor out on
+        // every request, and the clearing line would delete their good cookie, not the stale one.
+        const values = laterValues(headers.get("cookie"), cookie.name, SAME_NAME_TRIES - 1);
+        // Such a cookie hides a chunked session too: the base name is read before the chunks.
+        if (fromCookie.present.length > 1) {
+          const chunked = joinChunks(cookies, cookie.name, config.maxSize, fromCookie.present);
+          if (chunked.token !== undefined) values.push(chunked.token);
+        }
+        for (const value of values) {
+          await transport.release?.().catch(() => undefined);
+          transport.release = undefined;
+          transport.source = "cookie";
+          const session = await sessionFromToken(transport, value);
+          if (session) {
+            transport.refused = false;
+            return session;
+          }
         }
       }
+      return freshSession(transport);
+    } catch (err) {
+      // Nothing commits a request whose load failed, and commit is what releases the lock.
+      await transport.release?.().catch(() => undefined);
+      transport.release = undefined;
+      throw err;
     }
-    return freshSession(transport);
   }
 
   /** The session a token opens, or undefined once `refuse` has recorded why not. */
@@ -380,12 +394,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (store && key) {
       id = opened.text;
       if (config.lock) await acquireLock(store, key, transport);
-      try {
-        stored = await guardStore(store, "get", () => store.get(key));
-      } catch (err) {
-        await transport.release?.().catch(() => undefined);
-        throw err;
-      }
+      stored = await guardStore(store, "get", () => store.get(key));
       if (!stored) {
         // OWASP "strict" session management: an id the server does not know is never adopted.
         refuse(transport, "unknown-session");
@@ -586,9 +595,6 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const liveOrigin = session.destroyed ? undefined : origin;
 
     if (hasWrites) {
-      // Asked of the loaded stamp, before this write replaces it: a store session's id cookie slides
-      // on the same schedule whether the request wrote or only read.
-      const slideDue = liveOrigin !== undefined && touchDue(session, now);
       session.meta = { ...session.meta, touchedAt: now };
       const expiresAt = deadlineOf(session.meta);
       const idChanged = liveOrigin !== undefined && liveOrigin.id !== session.id;
@@ -634,17 +640,16 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           userId: session.meta.userId,
         });
       }
-      // Store sessions: the cookie holds only the id, so it changes only with the id, to slide, or to
-      // gain or lose its Max-Age (`rememberMe`).
-      if (
-        !store ||
-        !liveOrigin ||
-        idChanged ||
-        slideDue ||
-        session.metaChanges.has("persistent") ||
-        session.reissue === "rotate"
-      ) {
-        sendToken(session, headers, await issueToken(session, key), now);
+      // Store sessions: the cookie holds only the id, so it needs a new token only with the id
+      // (or a rotated secret). The write moved the idle deadline, though, and a Max-Age must move
+      // with it: each write also restarts the touch interval, so waiting for a slide to fall due
+      // would let the browser drop the cookie of a visitor who writes on every request.
+      const newToken = !store || !liveOrigin || idChanged || session.reissue === "rotate";
+      const maxAgeMoved =
+        config.idleTimeoutMs !== undefined && (session.meta.persistent ?? cookie.persistent);
+      if (newToken || maxAgeMoved || session.metaChanges.has("persistent")) {
+        const held = newToken ? undefined : transport.token;
+        sendToken(session, headers, held ?? (await issueToken(session, key)), now);
       }
       session.markCommitted({ id: session.id, key });
       return;

@@ -3,6 +3,7 @@ import { type NamedSecret, normalizeSecrets, type SecretInput } from "./crypto/k
 import { ConfigError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { parseDurationMs } from "./internal/duration.js";
+import { rejectUnknown } from "./internal/unknown-options.js";
 import type { SessionStore } from "./stores/store.js";
 import { CHUNK_VALUE_BYTES, type CookieSettings, MAX_CHUNKS } from "./transport/cookie.js";
 
@@ -55,7 +56,7 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   absoluteTimeout?: Duration | false;
   /**
    * An unchanged session extends its idle deadline (one store touch or one re-sealed cookie) at most
-   * this often. Default: a quarter of `idleTimeout`, at most "1h".
+   * this often. Default: a quarter of `idleTimeout`, at most "1h". Shorter than `idleTimeout`.
    */
   touchInterval?: Duration;
   /** Rotate the id (store) or token (cookie) this often, even without sign-in. Default false (off). */
@@ -224,6 +225,13 @@ export function resolveOptions(
     input.touchInterval === undefined
       ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? Infinity) / 4))
       : (durationOption("touchInterval", input.touchInterval, false) ?? 0);
+  // A read slides the idle deadline only once a touch is due: a touch interval as long as the idle
+  // timeout would end every session idleTimeout after its last write, however active its visitor.
+  if (idleTimeoutMs !== undefined && touchIntervalMs >= idleTimeoutMs) {
+    throw new ConfigError(
+      `"touchInterval" must be shorter than "idleTimeout", or an active visitor who only reads is signed out; leave it unset for a quarter of idleTimeout`,
+    );
+  }
 
   const maxSize = input.maxSize ?? DEFAULTS.maxSize;
   const maxSizeCeiling = MAX_CHUNKS * CHUNK_VALUE_BYTES;
@@ -323,9 +331,12 @@ function resolveCookie(input: CookieOptions): CookieSettings {
     throw new ConfigError(`cookie.domain must be a host name such as "example.com"`);
   }
   // Browsers refuse these combinations silently (RFC 6265bis 4.1.3, 5.4.7; CHIPS); say so at start-up.
+  // They match the prefixes in any case, so "__host-sid" is held to the rules of "__Host-".
+  const lowerName = name.toLowerCase();
+  const hostPrefix = lowerName.startsWith("__host-");
   const needsSecure = [
-    name.startsWith("__Host-") && "a __Host- cookie name",
-    name.startsWith("__Secure-") && "a __Secure- cookie name",
+    hostPrefix && "a __Host- cookie name",
+    lowerName.startsWith("__secure-") && "a __Secure- cookie name",
     sameSite === "none" && 'sameSite "none"',
     input.partitioned === true && "partitioned",
   ].find(Boolean);
@@ -348,7 +359,7 @@ function resolveCookie(input: CookieOptions): CookieSettings {
   if (input.persistent !== undefined && typeof input.persistent !== "boolean") {
     throw new ConfigError(`cookie.persistent must be true or false`);
   }
-  if (name.startsWith("__Host-") && (path !== "/" || domain !== undefined)) {
+  if (hostPrefix && (path !== "/" || domain !== undefined)) {
     throw new ConfigError(`a __Host- cookie name requires path "/" and no domain`);
   }
   return {
@@ -378,35 +389,4 @@ function durationOption(
     );
   }
   return ms;
-}
-
-/** Throws a ConfigError naming the first key of `input` not in `known`, with a did-you-mean. */
-export function rejectUnknown(input: object, known: readonly string[], kind: string): void {
-  for (const key of Object.keys(input)) {
-    if (known.includes(key)) continue;
-    const guess = known.find(
-      (k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2,
-    );
-    throw new ConfigError(
-      `unknown ${kind} "${key}"${guess ? `; did you mean "${guess}"?` : `; known: ${known.join(", ")}`}`,
-    );
-  }
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j] as number;
-      row[j] = Math.min(
-        current + 1,
-        (row[j - 1] as number) + 1,
-        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      prev = current;
-    }
-  }
-  return row[b.length] as number;
 }

@@ -1,6 +1,6 @@
 import { ConfigError } from "./errors.js";
 import { type Denial, denialResponse, type Guard } from "./guard.js";
-import { rejectUnknown } from "./options.js";
+import { rejectUnknown } from "./internal/unknown-options.js";
 import type { SessionData } from "./session.js";
 
 /** Options of `requireSameOrigin`. */

@@ -45,8 +45,8 @@ export interface Session<T extends SessionData = SessionData> {
    * moves the idle one to now + `idleTimeout`). The server enforces this instant whatever the cookie
    * says. A session nothing has saved yet (new, or just destroyed) reports the deadline it would get if
    * written now. Without either timeout it is the 400-day cap a store keeps the record for (a cookie
-   * session then has no server deadline). With a store, the id cookie is re-sent only when the idle
-   * deadline is due to slide (every `touchInterval`), so its Max-Age may trail this by less than that.
+   * session then has no server deadline). A cookie's Max-Age, when it has one, ends here too (to
+   * the second).
    *
    * @example
    * ```ts
@@ -92,7 +92,8 @@ export interface Session<T extends SessionData = SessionData> {
    * With a store, the old id stops working when the response is committed: its record is deleted.
    * A cookie session has no server record to delete, so a copy of the old cookie still opens until
    * its own idle or absolute deadline (sealed inside it); keep timeouts short, or use a store, where
-   * that matters. `userId` binds (or, with null, unbinds) a user.
+   * that matters. `userId` binds (or, with null, unbinds) a user. Throws `ERR_SESSION_TOO_LARGE`,
+   * changing nothing, when the user id would push a cookie session past `maxSize`.
    */
   regenerate(options?: { userId?: string | null }): Promise<void>;
   /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
@@ -192,7 +193,8 @@ export class SessionState implements Session<SessionData> {
   }
 
   get(key: string): unknown {
-    return this.data[key];
+    // Own keys only: get("constructor") of a session without one is undefined, not Object.
+    return Object.hasOwn(this.data, key) ? this.data[key] : undefined;
   }
 
   has(key: string): boolean {
@@ -239,14 +241,14 @@ export class SessionState implements Session<SessionData> {
     if (typeof level !== "string" || typeof message !== "string") {
       throw new SessionError("ERR_SESSION_STATE", "flash(level, message) takes two strings");
     }
-    const flash = { ...this.meta.flash };
-    flash[level] = [...(flash[level] ?? []), message];
+    // A level is any string: "constructor" must not read, nor "__proto__" set, the prototype.
+    const flash = { ...this.meta.flash, [level]: [...this.flashesOf(level), message] };
     this.changeSealedMeta("flash", { ...this.meta, flash });
   }
 
   flashes(level: FlashLevel): string[] {
-    const messages = this.meta.flash?.[level];
-    if (!messages) return [];
+    const messages = this.flashesOf(level);
+    if (messages.length === 0) return [];
     const rest = { ...this.meta.flash };
     delete rest[level];
     this.setFlash(Object.keys(rest).length > 0 ? rest : undefined);
@@ -290,12 +292,15 @@ export class SessionState implements Session<SessionData> {
       throw new SessionError("ERR_SESSION_STATE", "regenerate({ userId }) takes a string or null");
     }
     this.assertOpen();
+    const before = { id: this.id, meta: this.meta, replaced: this.replaced, reissue: this.reissue };
     this.id = this.hooks.generateId();
     this.meta = { ...this.meta, renewedAt: this.hooks.now() };
     if (options.userId === null) delete this.meta.userId;
     else if (options.userId !== undefined) this.meta.userId = options.userId;
     this.replaced = true;
     this.reissue = undefined;
+    // The user id is sealed into a cookie session too: past maxSize, its next load would refuse it.
+    this.guardSize(() => Object.assign(this, before));
   }
 
   destroy(): void {
@@ -353,6 +358,11 @@ export class SessionState implements Session<SessionData> {
       this.meta = before;
       if (!wasChanged) this.metaChanges.delete(field);
     });
+  }
+
+  private flashesOf(level: string): string[] {
+    const flash = this.meta.flash;
+    return flash && Object.hasOwn(flash, level) ? (flash[level] as string[]) : [];
   }
 
   private setFlash(flash: Record<string, string[]> | undefined): void {

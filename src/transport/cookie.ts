@@ -72,16 +72,28 @@ export function readCookieToken(
     const oversized = whole.length > maxBytes;
     return { token: oversized || whole === "" ? undefined : whole, present, oversized };
   }
+  return { ...joinChunks(cookies, name, maxBytes, present), present };
+}
+
+/**
+ * The chunks `name.0`, `name.1`, ... joined in order, refused whole past `maxBytes` or when the
+ * request carries more of our cookies (`present`) than MAX_CHUNKS: never a truncated token.
+ */
+export function joinChunks(
+  cookies: Record<string, string | undefined>,
+  name: string,
+  maxBytes: number,
+  present: readonly string[],
+): { token: string | undefined; oversized: boolean } {
   let token = "";
   for (let i = 0; i < MAX_CHUNKS; i++) {
-    const part = cookies[`${chunkPrefix}${i}`];
+    const part = cookies[`${name}.${i}`];
     if (part === undefined) break;
     token += part;
-    if (token.length > maxBytes) return { token: undefined, present, oversized: true };
+    if (token.length > maxBytes) return { token: undefined, oversized: true };
   }
-  // More chunk cookies than MAX_CHUNKS is refused whole, like too many bytes: never a truncated token.
   const oversized = present.length > MAX_CHUNKS;
-  return { token: oversized || token === "" ? undefined : token, present, oversized };
+  return { token: oversized || token === "" ? undefined : token, oversized };
 }
 
 /**

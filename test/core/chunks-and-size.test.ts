@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { isSessionError, type SecretInput, type SessionError } from "../../src/index.js";
-import { harness, jarToken, OTHER_SECRET, SECRET } from "./harness.js";
+import { counterIds, harness, jarToken, OTHER_SECRET, SECRET } from "./harness.js";
 
 const BROWSER_COOKIE_LIMIT = 4096;
 
@@ -186,5 +186,29 @@ describe("maxSize", () => {
     const { session } = await h.request(() => {}, { headers: { "x-session": "A".repeat(16_001) } });
     expect(session.isNew).toBe(true);
     expect(h.invalid).toEqual(["oversized"]);
+  });
+});
+
+describe("regenerate and maxSize", () => {
+  it("regenerate({ userId }) past a cookie session's maxSize throws and changes nothing, like set", async () => {
+    const h = harness({ maxSize: 1000, generateId: counterIds() });
+    await h.request((s) => s.set("v", "a".repeat(500)));
+    const before = jarToken(h.jar);
+    let caught: unknown;
+    const { session } = await h.request(async (s) => {
+      try {
+        await s.regenerate({ userId: "u".repeat(600) });
+      } catch (err) {
+        caught = err;
+      }
+    });
+    expect(isSessionError(caught, "ERR_SESSION_TOO_LARGE")).toBe(true);
+    expect(session.userId).toBeUndefined();
+    // Nothing else changed: the visitor keeps the cookie they had, and it still opens.
+    expect(jarToken(h.jar)).toBe(before);
+    const next = await h.request();
+    expect(h.invalid).toEqual([]);
+    expect(next.session.isNew).toBe(false);
+    expect(next.session.get("v")).toBe("a".repeat(500));
   });
 });

@@ -98,3 +98,21 @@ describe("duplicate session cookies (store session, a destroyed id first)", () =
     expect(got.lines).toEqual([]);
   });
 });
+
+describe("a stale cookie of the session's name beside a chunked session", () => {
+  it("loads the chunks and clears nothing, as for an unchunked session", async () => {
+    const h = harness();
+    await h.request((s) => s.set("big", "x".repeat(6000)));
+    const chunks = [...h.jar.cookies].map(([name, value]) => `${name}=${value}`);
+    expect(chunks.length).toBeGreaterThan(1);
+    // A sibling app set "sid" for the parent domain: the browser sends it with ours.
+    const { session, lines } = await h.request(() => {}, {
+      cookie: ["sid=from-a-sibling-app", ...chunks].join("; "),
+      keepJar: true,
+    });
+    expect(session.isNew).toBe(false);
+    expect(session.get("big")).toBe("x".repeat(6000));
+    // Clearing would delete the visitor's good chunks, not the sibling's cookie.
+    expect(lines).toEqual([]);
+  });
+});

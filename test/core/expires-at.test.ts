@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { SessionsOptions } from "../../src/index.js";
 import { memoryStore } from "../../src/stores/memory.js";
-import { DAY, HOUR, harness, jarToken, MINUTE, START } from "./harness.js";
+import { DAY, HOUR, harness, jarToken, MINUTE, SECOND, START, storeHarness } from "./harness.js";
 
 describe.each([
   ["cookie sessions", false],
@@ -122,5 +122,30 @@ describe.each([
     const h = setup({ idleTimeout: false, absoluteTimeout: false });
     const written = await h.request((s) => s.set("n", 1));
     expect(written.session.expiresAt).toBe(START + 400 * DAY);
+  });
+});
+
+describe("store sessions written on every request", () => {
+  it("keep the id cookie alive in the browser while the visitor stays active", async () => {
+    const h = storeHarness({ idleTimeout: "30m" });
+    // The browser drops the cookie at its Max-Age, whatever the server's record says.
+    let cookieEndsAt = 0;
+    const visit = async () => {
+      const exchange = await h.request((s) => s.set("n", ((s.get("n") as number) ?? 0) + 1));
+      const sent = exchange.setCookies.find((c) => c.name === "sid");
+      if (sent?.maxAge !== undefined) cookieEndsAt = h.clock.now() + sent.maxAge * SECOND;
+      return exchange;
+    };
+    await visit();
+    for (let i = 1; i <= 24; i++) {
+      h.clock.advance(5 * MINUTE);
+      expect(cookieEndsAt, `request ${i}: the browser still holds the cookie`).toBeGreaterThan(
+        h.clock.now(),
+      );
+      const { session } = await visit();
+      expect(session.isNew).toBe(false);
+      // The cookie lasts until the deadline the session reports, to the second.
+      expect(cookieEndsAt).toBeGreaterThanOrEqual(session.expiresAt - SECOND);
+    }
   });
 });

@@ -12,6 +12,7 @@ import {
   type SessionEvent,
 } from "../../src/index.js";
 import type { SessionsOptions } from "../../src/options.js";
+import { memoryStore } from "../../src/stores/memory.js";
 
 export const SECRET = "s3cr3t-for-tests-0123456789-abcdefghijklmnop";
 export const OTHER_SECRET = "another-secret-for-tests-0123456789-qrstuvwx";
@@ -132,6 +133,14 @@ export function harness<S extends StandardSchemaV1 | undefined = undefined>(
 }
 
 export type Harness = ReturnType<typeof harness>;
+
+/** A harness over a memory store that reads the harness's fake clock. */
+export function storeHarness(options: Parameters<typeof harness>[0] = {}): Harness {
+  let clock = () => 0;
+  const h = harness({ store: memoryStore({ now: () => clock() }), ...options });
+  clock = h.clock.now;
+  return h;
+}
 
 /** The token the jar holds (chunks joined), or undefined. */
 export function jarToken(jar: CookieJar, name = "sid"): string | undefined {

@@ -187,3 +187,18 @@ describe("flash messages", () => {
     expect(session.flashEntries()).toEqual([]);
   });
 });
+
+describe("flash levels are any string", () => {
+  it("keeps levels named like Object.prototype members apart from the prototype", async () => {
+    const h = harness();
+    await h.request((s) => {
+      s.flash("constructor", "a");
+      s.flash("__proto__", "b");
+    });
+    const { session } = await h.request((s) => {
+      expect(s.flashes("toString")).toEqual([]);
+      expect(s.flashes("constructor")).toEqual(["a"]);
+    });
+    expect(session.flashEntries()).toEqual([{ level: "__proto__", message: "b" }]);
+  });
+});

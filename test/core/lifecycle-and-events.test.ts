@@ -2,11 +2,22 @@
  * Id rotation (renewInterval, regenerate), the two deadlines across regenerate, and lifecycle events
  * that never carry an id or a token.
  */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { describe, expect, it } from "vitest";
 import type { SessionEvent } from "../../src/index.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
-import { counterIds, DAY, HOUR, harness, jarToken, MINUTE, SECRET, START } from "./harness.js";
+import {
+  counterIds,
+  DAY,
+  HOUR,
+  harness,
+  jarToken,
+  MINUTE,
+  SECRET,
+  START,
+  storeHarness,
+} from "./harness.js";
 
 describe("renewInterval", () => {
   it("rotates the id and token after the interval without sign-in, keeping the data", async () => {
@@ -215,5 +226,34 @@ describe("events", () => {
       reason: "idle",
       userId: undefined,
     });
+  });
+});
+
+describe("the per-session lock when load fails", () => {
+  it("is released when load throws after taking it, so the session's next request is not blocked", async () => {
+    // A schema whose validation throws (a refinement that calls a service that is down): load
+    // rejects after the lock was taken, so no commit will ever release it.
+    let fail = false;
+    const schema: StandardSchemaV1<Record<string, unknown>> = {
+      "~standard": {
+        version: 1,
+        vendor: "review",
+        validate: (value) => {
+          if (fail) throw new Error("refinement service down");
+          return { value: value as Record<string, unknown> };
+        },
+      },
+    };
+    const h = storeHarness({ schema, lock: { wait: "50ms", ttl: "30s" } });
+    await h.request((s) => s.set("n", 1));
+    const load = () =>
+      h.sessions.load(
+        new Request("https://example.com/", { headers: { cookie: h.jar.header() as string } }),
+      );
+    fail = true;
+    await expect(load()).rejects.toThrow("refinement service down");
+    fail = false;
+    const session = await load();
+    expect(session.get("n")).toBe(1);
   });
 });

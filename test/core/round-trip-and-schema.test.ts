@@ -125,3 +125,14 @@ describe("schemas", () => {
     expect(session.data).toEqual({ username: "ada", visits: 0 });
   });
 });
+
+describe("data keys are any string", () => {
+  it("get() of a key the session does not hold is undefined, even one Object.prototype has", async () => {
+    const h = harness();
+    const { session } = await h.request();
+    expect(session.get("constructor")).toBeUndefined();
+    expect(session.get("toString")).toBeUndefined();
+    session.set("constructor", 1);
+    expect(session.get("constructor")).toBe(1);
+  });
+});

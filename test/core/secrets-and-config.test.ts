@@ -202,3 +202,33 @@ describe("ConfigError at createSessions", () => {
     expect(sessions.cookieName).toBe("__Host-app");
   });
 });
+
+describe("touchInterval against idleTimeout", () => {
+  it("refuses a touchInterval that is not shorter than idleTimeout at start-up", async () => {
+    // With touchInterval >= idleTimeout a visitor who only reads could never slide the idle deadline:
+    // every session would end idleTimeout after its last write, however active the visitor.
+    const make = (touchInterval: string) => () =>
+      createSessions({ secret: SECRET, idleTimeout: "30m", touchInterval });
+    expect(make("1h")).toThrow(ConfigError);
+    expect(make("30m")).toThrow(/touchInterval/);
+    expect(make("29m")).not.toThrow();
+  });
+});
+
+describe("cookie name prefixes", () => {
+  // Browsers match __Host- and __Secure- case-insensitively (RFC 6265bis, httpwg/http-extensions
+  // #2236): a "__host-" cookie without Secure, or with a Domain or another Path, is dropped whole.
+  it("holds a prefix spelled in any case to the prefix's rules at start-up", () => {
+    const make = (cookie: Record<string, unknown>) => () =>
+      createSessions({ secret: SECRET, cookie });
+    expect(make({ name: "__host-sid", path: "/app" })).toThrow(ConfigError);
+    expect(make({ name: "__HOST-sid", domain: "example.com" })).toThrow(ConfigError);
+    expect(make({ name: "__secure-sid", secure: false })).toThrow(ConfigError);
+  });
+
+  it("sends Secure for a lower-case __secure- name even on plain-http localhost", async () => {
+    const h = harness({ cookie: { name: "__secure-sid" } });
+    const { setCookies } = await h.request((s) => s.set("n", 1), { url: "http://localhost:3000/" });
+    expect(setCookies[0]?.attributes).toContain("Secure");
+  });
+});

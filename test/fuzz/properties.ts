@@ -26,7 +26,7 @@ import { encodeSignedPayload, sealToken, signToken } from "../../src/crypto/toke
 import { createSessions, type InvalidReason, type Sessions } from "../../src/index.js";
 import type { SessionsOptions } from "../../src/options.js";
 import { memoryStore } from "../../src/stores/memory.js";
-import { parseCookies, readCookieToken } from "../../src/transport/cookie.js";
+import { joinChunks, parseCookies, readCookieToken } from "../../src/transport/cookie.js";
 import {
   DAY,
   fakeClock,
@@ -523,8 +523,9 @@ const SAME_NAME_TRIES = 4;
 
 /**
  * Every token a load may open, in the order it tries them: the one that arrives, then, when the plain
- * cookie came (not chunks, not the header), the later values of its name. The oracle's own reading of
- * the header: pairs split at ";" and the first "=", spaces and tabs trimmed, percent-decoded.
+ * cookie came (not chunks, not the header), the later values of its name and any chunks beside it. The
+ * oracle's own reading of the header: pairs split at ";" and the first "=", spaces and tabs trimmed,
+ * percent-decoded.
  */
 function candidateTokens(c: Case): { tokens: string[]; tried: number } {
   const first = arrivingToken(c);
@@ -542,6 +543,11 @@ function candidateTokens(c: Case): { tokens: string[]; tried: number } {
     }
   });
   const later = values.slice(1, SAME_NAME_TRIES);
+  const cookies = parseCookies(c.cookie);
+  const { present } = readCookieToken(cookies, COOKIE, MAX_SIZE);
+  const chunked =
+    present.length > 1 ? joinChunks(cookies, COOKIE, MAX_SIZE, present).token : undefined;
+  if (chunked !== undefined) later.push(chunked);
   return { tokens: first === undefined ? later : [first, ...later], tried: 1 + later.length };
 }
 
