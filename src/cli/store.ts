@@ -85,9 +85,11 @@ export async function storeCommand(
     if ((err as { code?: string }).code === "ERR_CONFIG") {
       throw new UsageError(describeError(err, redact).replace(/^sessionkit: /, ""), usage);
     }
-    const missingTable = ["42P01", "ER_NO_SUCH_TABLE"].includes(
-      (err as { cause?: { code?: string } }).cause?.code ?? "",
-    );
+    const missingTable =
+      err instanceof MissingTableError ||
+      ["42P01", "ER_NO_SUCH_TABLE"].includes(
+        (err as { cause?: { code?: string } }).cause?.code ?? "",
+      );
     const hint = missingTable ? `\n  the table does not exist: run "sessionkit migrate" first` : "";
     io.stderr(`sessionkit ${command} failed: ${describeError(err, redact)}${hint}\n`);
     return EXIT.failed;
@@ -95,6 +97,9 @@ export async function storeCommand(
     await opened?.close().catch(() => undefined);
   }
 }
+
+/** purge found no table to purge. */
+class MissingTableError extends Error {}
 
 interface StoreTarget {
   kind: "sqlite" | "postgres" | "mysql";
@@ -122,7 +127,16 @@ function parseStoreUrl(url: string, usage: string): StoreTarget {
       usage,
     );
   }
-  const password = decodeURIComponent(parsed.password);
+  let password: string;
+  try {
+    password = decodeURIComponent(parsed.password);
+  } catch {
+    // The drivers decode it the same way and would fail too, with a bare "URI malformed".
+    throw new UsageError(
+      "--store: the password is not valid percent-encoding (write % as %25)",
+      usage,
+    );
+  }
   if (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:") {
     return { kind: "postgres", location: url, password };
   }
@@ -164,9 +178,17 @@ async function openStore(
     const file = await openSqliteFile(target.location, { wal: false });
     const { sqliteStore } = await import("../stores/sqlite.js");
     try {
+      const store = sqliteStore({ db: file.db, ...tableOption });
+      // The SQLite store creates its table on first use, so purge with a mistyped --table would make
+      // an empty one and report 0 purged, every night: the server stores refuse, and so does this.
+      const name = table ?? "sessionkit_sessions";
+      const exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?";
+      if (command === "purge" && file.db.prepare(exists).get(name) === undefined) {
+        throw new MissingTableError(`no table ${name} in ${target.location}`);
+      }
       return {
         kind: "sqlite",
-        store: sqliteStore({ db: file.db, ...tableOption }),
+        store,
         close: async () => {
           file.close();
         },

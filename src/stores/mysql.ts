@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { ConfigError } from "../errors.js";
+import { rejectUnknown } from "../internal/unknown-options.js";
 import { pollLock, type Release } from "./internal/poll-lock.js";
 import {
   migrateOnce,
@@ -14,6 +15,7 @@ import {
   type SqlRow,
   splitMeta,
   toEntries,
+  toJsonText,
   toSession,
 } from "./internal/sql.js";
 import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } from "./store.js";
@@ -63,6 +65,9 @@ const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]{0,6
 // Lease deadlines use the database server's clock (ms), so app servers whose clocks disagree still
 // agree on when an abandoned lock is free.
 const SERVER_NOW = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
+// utf8mb4_bin pads: "bob" = "bob " there, so listByUser("bob") listed, and deleteByUser("bob") logged
+// out, "bob "'s sessions. Equal lengths rule the padding out; the first test still uses the index.
+const SAME_USER = "`user_id` = ? AND CHAR_LENGTH(`user_id`) = CHAR_LENGTH(?)";
 // Error codes are safe to show (never data); anything else from the driver stays in `cause`.
 const SAFE_CODE = /^[A-Z0-9_]{1,64}$/;
 
@@ -92,6 +97,7 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
   if (!options || typeof options.pool?.query !== "function") {
     throw new ConfigError("mysqlStore needs { pool }: a mysql2/promise Pool");
   }
+  rejectUnknown(options, ["pool", "table", "createTable", "now"], "mysqlStore option");
   // `??` rather than a spread, so an option passed as `undefined` still gets its default.
   const pool = options.pool;
   const table = options.table ?? DEFAULTS.table;
@@ -175,9 +181,9 @@ ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`)
   \`user_id\` = VALUES(\`user_id\`), \`expires_at\` = VALUES(\`expires_at\`)`,
       [
         key,
-        JSON.stringify(session.data),
-        JSON.stringify(session.meta),
-        session.meta.userId ?? null,
+        toJsonText(session.data),
+        toJsonText(session.meta),
+        userColumn(session.meta.userId) ?? null,
         expiresAt,
       ],
     );
@@ -194,7 +200,7 @@ ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`)
     const newUserId = changes.meta?.userId;
     if (newUserId !== undefined) {
       userId = ", `user_id` = ?";
-      values.push(newUserId);
+      values.push(userColumn(newUserId));
     }
     values.push(expiresAt, key, now());
     const result = await write(
@@ -223,8 +229,8 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
   async function listByUser(userId: string): Promise<StoredSessionEntry[]> {
     const rows = await read(
       "listByUser",
-      `SELECT \`key\`, \`data\`, \`meta\`, \`expires_at\` FROM ${t} WHERE \`user_id\` = ? AND \`expires_at\` > ?`,
-      [userId, now()],
+      `SELECT \`key\`, \`data\`, \`meta\`, \`expires_at\` FROM ${t} WHERE ${SAME_USER} AND \`expires_at\` > ?`,
+      [userId, userId, now()],
     );
     return toEntries(rows);
   }
@@ -232,10 +238,12 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
   async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     // mysql2 expands an array parameter to a list; an empty list would be a syntax error.
     const except = exceptKeys.length > 0 ? " AND `key` NOT IN (?)" : "";
-    const values: unknown[] = exceptKeys.length > 0 ? [userId, [...exceptKeys]] : [userId];
+    const values: unknown[] = [userId, userId, now()];
+    if (exceptKeys.length > 0) values.push([...exceptKeys]);
+    // Expired rows are left to sweep: counting them would report devices that were already gone.
     const result = await write(
       "deleteByUser",
-      `DELETE FROM ${t} WHERE \`user_id\` = ?${except}`,
+      `DELETE FROM ${t} WHERE ${SAME_USER} AND \`expires_at\` > ?${except}`,
       values,
     );
     return result.affectedRows;
@@ -339,7 +347,7 @@ function jsonEdit(
     const args: string[] = [];
     for (const [name, value] of entries) {
       args.push("?, JSON_EXTRACT(?, '$')");
-      values.push(memberPath(name), JSON.stringify(value));
+      values.push(memberPath(name), toJsonText(value));
     }
     expression = `JSON_SET(${expression}, ${args.join(", ")})`;
   }
@@ -355,7 +363,22 @@ function jsonEdit(
  * servers, and JSON.stringify writes exactly that, so dots, quotes, spaces and emoji need no special case.
  */
 function memberPath(name: string): string {
-  return `$.${JSON.stringify(name)}`;
+  return `$.${toJsonText(name)}`;
+}
+
+/** The widest user id the `user_id` column takes (VARCHAR(255)). */
+const USER_ID_MAX_CHARS = 255;
+
+/**
+ * A user id for the `user_id` column. A longer one is the caller's error, said as such: the server
+ * would refuse it in strict mode (an "outage" to the caller) or cut it short otherwise, and a cut id
+ * would no longer find its sessions in listByUser and deleteByUser.
+ */
+function userColumn<U extends string | null | undefined>(userId: U): U {
+  if (typeof userId === "string" && [...userId].length > USER_ID_MAX_CHARS) {
+    throw new RangeError(`mysqlStore: a user id is at most ${USER_ID_MAX_CHARS} characters here`);
+  }
+  return userId;
 }
 
 /** The driver's error code behind a store error. */

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Client, Pool, PoolClient, QueryConfig, QueryResult } from "pg";
 import { ConfigError } from "../errors.js";
+import { rejectUnknown } from "../internal/unknown-options.js";
 import { createPgLock, pgLockSweepSql, pgLockTableSql } from "./internal/pg-lock.js";
 import {
   migrateOnce,
@@ -12,6 +13,7 @@ import {
   type SqlRow,
   splitMeta,
   toEntries,
+  toJsonText,
   toSession,
 } from "./internal/sql.js";
 import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } from "./store.js";
@@ -107,6 +109,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   if (!options || typeof options.pool?.query !== "function") {
     throw new ConfigError("postgresStore needs { pool }: a pg Pool or Client");
   }
+  rejectUnknown(
+    options,
+    ["pool", "table", "createTable", "now", "prepare"],
+    "postgresStore option",
+  );
   // `??` rather than a spread, so an option passed as `undefined` still gets its default.
   const pool = options.pool;
   const table = options.table ?? DEFAULTS.table;
@@ -196,8 +203,8 @@ WHERE key = $1 AND expires_at > $4`);
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
     await exec("set", setSql, [
       key,
-      JSON.stringify(session.data),
-      JSON.stringify(session.meta),
+      toJsonText(session.data),
+      toJsonText(session.meta),
       session.meta.userId ?? null,
       expiresAt,
     ]);
@@ -205,8 +212,8 @@ WHERE key = $1 AND expires_at > $4`);
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
     const meta = splitMeta(changes.meta);
-    const dataSet = JSON.stringify(changes.set);
-    const metaSet = JSON.stringify(meta.set);
+    const dataSet = toJsonText(changes.set);
+    const metaSet = toJsonText(meta.set);
     const shape =
       (dataSet === "{}" ? 0 : DATA_SET) |
       (changes.delete.length === 0 ? 0 : DATA_DELETE) |
@@ -249,8 +256,9 @@ WHERE key = $1 AND expires_at > $4`);
   async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     const result = await exec(
       "deleteByUser",
-      `DELETE FROM ${t} WHERE user_id = $1 AND NOT (key = ANY($2::text[]))`,
-      [userId, [...exceptKeys]],
+      // Expired rows are left to sweep: counting them would report devices that were already gone.
+      `DELETE FROM ${t} WHERE user_id = $1 AND expires_at > $2 AND NOT (key = ANY($3::text[]))`,
+      [userId, now(), [...exceptKeys]],
     );
     return result.rowCount ?? 0;
   }
@@ -258,7 +266,10 @@ WHERE key = $1 AND expires_at > $4`);
   async function sweep(at: number): Promise<number> {
     const result = await exec("sweep", `DELETE FROM ${t} WHERE expires_at <= $1`, [at]);
     // Leases left by crashed requests: harmless (an expired lease is overwritten), but they pile up.
-    await exec("sweep", pgLockSweepSql(locks), []);
+    // A table made by hand for createTable: false may have no lease table: its sessions still went.
+    await exec("sweep", pgLockSweepSql(locks), []).catch((err: unknown) => {
+      if ((err as { cause?: { code?: unknown } }).cause?.code !== "42P01") throw err;
+    });
     return result.rowCount ?? 0;
   }
 

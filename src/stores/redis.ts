@@ -14,6 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import { rejectUnknown } from "../internal/unknown-options.js";
 import { pollLock, type Release } from "./internal/poll-lock.js";
 import { createRedisClient, type RedisClientLike } from "./internal/redis-client.js";
 import {
@@ -82,7 +83,6 @@ const DEFAULTS = Object.freeze({
   now: Date.now,
   commandTimeout: 2000 as number | false,
 });
-const KNOWN_OPTIONS = new Set(["client", "prefix", "now", "commandTimeout"]);
 const LOCK_RETRY_MIN_MS = 5;
 const LOCK_RETRY_MAX_MS = 100;
 const SCAN_COUNT = 200;
@@ -91,9 +91,7 @@ function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, 
   if (typeof options !== "object" || options === null) {
     throw new ConfigError("redisStore: pass an options object with a client");
   }
-  for (const name of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(name)) throw new ConfigError(`redisStore: unknown option "${name}"`);
-  }
+  rejectUnknown(options, ["client", "prefix", "now", "commandTimeout"], "redisStore option");
   const resolved = { ...DEFAULTS, ...options };
   if (typeof resolved.prefix !== "string" || /[{}]/.test(resolved.prefix)) {
     throw new ConfigError('redisStore: "prefix" must be a string without "{" or "}"');
@@ -173,15 +171,16 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+    // Serialised before `run`: a value JSON cannot hold (a BigInt) is the caller's TypeError, not an outage.
+    const at = deadline(expiresAt);
+    const pairs: string[] = [EXPIRES, at];
+    for (const [name, value] of Object.entries(session.data)) {
+      if (value !== undefined) pairs.push(DATA + name, JSON.stringify(value));
+    }
+    for (const [field, value] of Object.entries(session.meta)) {
+      if (value !== undefined && value !== null) pairs.push(META + field, JSON.stringify(value));
+    }
     return run("set", async () => {
-      const at = deadline(expiresAt);
-      const pairs: string[] = [EXPIRES, at];
-      for (const [name, value] of Object.entries(session.data)) {
-        if (value !== undefined) pairs.push(DATA + name, JSON.stringify(value));
-      }
-      for (const [field, value] of Object.entries(session.meta)) {
-        if (value !== undefined && value !== null) pairs.push(META + field, JSON.stringify(value));
-      }
       const userId = session.meta.userId;
       if (typeof userId === "string") {
         // Index first: a crash between the two writes leaves a stale index entry (filtered out and
@@ -198,34 +197,34 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     patch: SessionPatch,
     expiresAt: number,
   ): Promise<boolean> {
+    // Serialised before the try: a value JSON cannot hold is the caller's TypeError, not an outage.
+    const at = deadline(expiresAt);
+    // ARGV of PATCH_SCRIPT: expiresAt, pair count, pairs (EXPIRES first), then fields to delete.
+    const args: string[] = [at, "", EXPIRES, at];
+    const removed: string[] = [];
+    const set = patch.set;
+    for (const name in set) {
+      if (!Object.hasOwn(set, name)) continue;
+      const value = set[name];
+      if (value === undefined) removed.push(DATA + name);
+      else args.push(DATA + name, JSON.stringify(value));
+    }
+    for (const name of patch.delete) removed.push(DATA + name);
+    const meta = patch.meta;
+    if (meta) {
+      for (const field in meta) {
+        if (!Object.hasOwn(meta, field)) continue;
+        const value = meta[field as keyof SessionMeta];
+        if (value === null) removed.push(META + field);
+        else if (value !== undefined) args.push(META + field, JSON.stringify(value));
+      }
+    }
+    const newUser = meta?.userId;
+    if (newUser === null) removed.push(INDEX_UNTIL);
     try {
-      const at = deadline(expiresAt);
-      // ARGV of PATCH_SCRIPT: expiresAt, pair count, pairs (EXPIRES first), then fields to delete.
-      const args: string[] = [at, "", EXPIRES, at];
-      const removed: string[] = [];
-      const set = patch.set;
-      for (const name in set) {
-        if (!Object.hasOwn(set, name)) continue;
-        const value = set[name];
-        if (value === undefined) removed.push(DATA + name);
-        else args.push(DATA + name, JSON.stringify(value));
-      }
-      for (const name of patch.delete) removed.push(DATA + name);
-      const meta = patch.meta;
-      if (meta) {
-        for (const field in meta) {
-          if (!Object.hasOwn(meta, field)) continue;
-          const value = meta[field as keyof SessionMeta];
-          if (value === null) removed.push(META + field);
-          else if (value !== undefined) args.push(META + field, JSON.stringify(value));
-        }
-      }
-      const newUser = meta?.userId;
       if (typeof newUser === "string") {
         // Same order as `set`: the index entry exists before the session claims the user.
         args.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
-      } else if (newUser === null) {
-        removed.push(INDEX_UNTIL);
       }
       args[1] = String((args.length - 2) / 2);
       for (const field of removed) args.push(field);

@@ -1,4 +1,5 @@
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
+import { rejectUnknown } from "../internal/unknown-options.js";
 import { pollLock, type Release } from "./internal/poll-lock.js";
 import {
   applyPatch,
@@ -41,6 +42,9 @@ export interface SqliteStore extends SessionStore {
    * Idempotent; every operation runs it once.
    */
   migrate(): Promise<void>;
+  /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
+  listByUser(userId: string): Promise<StoredSessionEntry[]>;
+  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
   /** The `lock` option's per-session lock: a lease row, shared by every process on the file. */
@@ -78,6 +82,9 @@ interface Row {
  * ```
  */
 export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  if (options !== null && typeof options === "object") {
+    rejectUnknown(options, ["db", "table", "now"], "sqliteStore option");
+  }
   const { db, table, now } = { ...DEFAULTS, ...options };
   if (typeof db?.prepare !== "function" || typeof db?.exec !== "function") {
     throw new ConfigError(
@@ -207,18 +214,19 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     name: "sqlite",
     migrate: () => run("migrate", () => undefined),
     get: (key) => run("get", (s) => parse(s.get.get(key, now()) as Row | undefined)),
-    set: (key, session, expiresAt) =>
-      run("set", (s) => {
-        const { data, meta } = session;
-        s.upsert.run(
-          key,
-          JSON.stringify(data),
-          JSON.stringify(meta),
-          meta.userId ?? null,
-          expiresAt,
-        );
-      }),
-    patch: (key, patch, expiresAt) => run("patch", (s) => s.patch(key, patch, expiresAt)),
+    set: async (key, session, expiresAt) => {
+      // Serialised outside `run`: a value JSON cannot hold (a BigInt) is the caller's TypeError, not an outage.
+      const data = JSON.stringify(session.data);
+      const meta = JSON.stringify(session.meta);
+      await run("set", (s) => {
+        s.upsert.run(key, data, meta, session.meta.userId ?? null, expiresAt);
+      });
+    },
+    patch: async (key, patch, expiresAt) => {
+      // The same check for a patch: its values are the only new ones in the record it writes.
+      JSON.stringify(patch);
+      return run("patch", (s) => s.patch(key, patch, expiresAt));
+    },
     touch: (key, touchedAt, expiresAt) =>
       run(
         "touch",

@@ -343,6 +343,59 @@ export function testStore(
         if (store.listByUser) expect(await store.listByUser("erin")).toEqual([]);
       });
 
+      it("deleteByUser counts only the entries that were live, as listByUser lists them", async (t) => {
+        if (!store.deleteByUser) return t.skip("the store has no deleteByUser");
+        const [alive, kept, expired] = [randomKey(), randomKey(), randomKey()];
+        const as = { data: {}, meta: { ...metaAt(clock), userId: "gina" } };
+        await store.set(alive, as, later());
+        await store.set(kept, as, later());
+        await setExpired(expired, as);
+        expect(await store.deleteByUser("gina", [kept])).toBe(1);
+        expect(await store.get(alive)).toBeUndefined();
+        expect(await store.get(kept)).toBeDefined();
+      });
+
+      it("keeps user ids that differ only in trailing spaces apart", async (t) => {
+        if (!store.listByUser || !store.deleteByUser) return t.skip("the store has no user index");
+        const [mine, theirs] = [randomKey(), randomKey()];
+        await store.set(mine, { data: {}, meta: { ...metaAt(clock), userId: "hal" } }, later());
+        await store.set(theirs, { data: {}, meta: { ...metaAt(clock), userId: "hal " } }, later());
+        expect((await store.listByUser("hal")).map((e) => e.key)).toEqual([mine]);
+        expect(await store.deleteByUser("hal")).toBe(1);
+        expect(await store.get(theirs)).toBeDefined();
+        expect((await store.listByUser("hal ")).map((e) => e.key)).toEqual([theirs]);
+      });
+
+      it("stores a string with a lone surrogate (a .slice() through an emoji) rather than failing", async () => {
+        const key = randomKey();
+        const cut = "🚀🚀".slice(0, 3);
+        const text = "literal \\ud800 text"; // the escape's spelling, not a surrogate: kept as it is
+        await store.set(key, { data: { cut, text }, meta: metaAt(clock) }, later());
+        await store.patch(key, { set: { later: cut, [cut]: 1 }, delete: [] }, later());
+        const got = await store.get(key);
+        // Kept whole, or as TextEncoder (and so a cookie session) has it: the lone half is U+FFFD.
+        const either = [cut, "🚀\ufffd"];
+        expect(either).toContain(got?.data.cut);
+        expect(either).toContain(got?.data.later);
+        expect(got?.data.text).toBe(text);
+        await store.patch(key, { set: {}, delete: [cut] }, later());
+        expect(Object.keys((await store.get(key))?.data ?? {}).sort()).toEqual([
+          "cut",
+          "later",
+          "text",
+        ]);
+      });
+
+      it("refuses a value JSON cannot hold (a BigInt) with its TypeError, not as an outage", async () => {
+        const key = randomKey();
+        await store.set(key, { data: { a: 1 }, meta: metaAt(clock) }, later());
+        const bad = { data: { n: 1n }, meta: metaAt(clock) };
+        await expect(store.set(key, bad, later())).rejects.toBeInstanceOf(TypeError);
+        const patch = { set: { n: 1n }, delete: ["a"] };
+        await expect(store.patch(key, patch, later())).rejects.toBeInstanceOf(TypeError);
+        expect((await store.get(key))?.data).toEqual({ a: 1 });
+      });
+
       it.runIf(injected)(
         "sweep removes exactly the expired entries and resolves their count",
         async (t) => {

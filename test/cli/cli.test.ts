@@ -287,6 +287,14 @@ describe("exit code 2 and usage for bad arguments", () => {
       "purge with a bad table name",
       ["purge", "--store", "sqlite::memory:.db", "--table", "no-dashes"],
     ],
+    [
+      "a password that is not valid percent-encoding (never echoed)",
+      ["purge", "--store", `postgres://app:${SECRET}%zz@127.0.0.1:1/db`],
+    ],
+    [
+      "migrate with such a password",
+      ["migrate", "--store", `postgres://app:${SECRET}%zz@127.0.0.1:1/db`],
+    ],
   ];
   for (const [name, argv, env = { SESSIONKIT_SECRET: SECRET }] of cases) {
     it(`for ${name}`, async () => {
@@ -377,6 +385,21 @@ describe("sessionkit purge and migrate on SQLite", () => {
     const run = await spawnCli(["purge", "--store", `sqlite:${file}`, "--table", "my_sessions"]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^purged 1 expired session from the sqlite table my_sessions/);
+  });
+
+  it("purge of a table that does not exist (a typo in --table) is exit 1, says to migrate, creates nothing", async () => {
+    const file = join(dir, "typo.db");
+    new Database(file).close();
+    const run = await cli(["purge", "--store", `sqlite:${file}`, "--table", "sesions"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('run "sessionkit migrate" first');
+    expect(run.stdout).toBe("");
+    const db = new Database(file);
+    try {
+      expect(db.prepare("SELECT name FROM sqlite_master").all()).toEqual([]);
+    } finally {
+      db.close();
+    }
   });
 
   it("fails with exit code 1 when the database file does not exist", async () => {

@@ -31,6 +31,38 @@ testStore("memory", (ctx) => (current = memoryStore({ now: ctx.now })), {
       expect(store.size).toBe(3);
     });
 
+    it("keeps least-recently-used order through any mix of writes, reads, deletes and evictions", async () => {
+      const op = fc.oneof(
+        fc.record({ kind: fc.constant("set" as const), key: fc.integer({ min: 0, max: 11 }) }),
+        fc.record({ kind: fc.constant("get" as const), key: fc.integer({ min: 0, max: 11 }) }),
+        fc.record({ kind: fc.constant("delete" as const), key: fc.integer({ min: 0, max: 11 }) }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 80 }), async (ops) => {
+          const store = memoryStore({ maxSessions: 4, now: () => T0 });
+          const model: string[] = []; // least recently used first
+          for (const { kind, key } of ops) {
+            const name = `k${key}`;
+            const at = model.indexOf(name);
+            if (kind === "set") {
+              await store.set(name, session(), T0 + HOUR_MS);
+              if (at >= 0) model.splice(at, 1);
+              model.push(name);
+              if (model.length > 4) model.shift();
+            } else if (kind === "get") {
+              expect((await store.get(name)) !== undefined).toBe(at >= 0);
+              if (at >= 0) model.push(...model.splice(at, 1));
+            } else {
+              await store.delete(name);
+              if (at >= 0) model.splice(at, 1);
+            }
+            expect([...store.rawEntries()].map(([k]) => k)).toEqual(model);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+
     it("evicts an expired session before the least recently used live one", async () => {
       let now = T0;
       const store = memoryStore({ maxSessions: 2, now: () => now });

@@ -1,6 +1,5 @@
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isSessionError } from "../../src/errors.js";
 import { type MysqlStore, type MysqlStoreOptions, mysqlStore } from "../../src/stores/mysql.js";
 import type { StoredSession } from "../../src/stores/store.js";
 import { testStore } from "../../src/testing/index.js";
@@ -234,16 +233,22 @@ describe.skipIf(!available)("mysqlStore", () => {
           expect(most).toBe(1);
         }, 30_000);
 
-        it("with createTable: false and no lease table yet (migrate not rerun), sweep still sweeps sessions", async () => {
-          await mysqlStore({ pool, table: MIGRATE_TABLE, now }).migrate();
-          await admin.query(`DROP TABLE IF EXISTS ${MIGRATE_TABLE}_locks`);
-          const s = mysqlStore({ pool, table: MIGRATE_TABLE, createTable: false, now });
-          const key = newKey();
-          await s.set(key, record({ a: 1 }), clock - 1);
-          expect(await s.sweep(now())).toBeGreaterThanOrEqual(1);
-          // The lock itself needs the table: it reports the missing table as the store being unavailable.
-          const err = await s.lock(newKey(), 1000, 0).catch((e: unknown) => e);
-          expect(isSessionError(err, "ERR_STORE_UNAVAILABLE")).toBe(true);
+        it("takes a user id of 255 characters and refuses a longer one as the caller's RangeError", async () => {
+          const s = store();
+          const [key, other] = [newKey(), newKey()];
+          const widest = "ü".repeat(255);
+          await s.set(
+            key,
+            { data: {}, meta: { ...metaAt(clock), userId: widest } },
+            clock + HOUR_MS,
+          );
+          expect((await s.listByUser(widest)).map((e) => e.key)).toEqual([key]);
+          const tooLong = { data: {}, meta: { ...metaAt(clock), userId: `${widest}x` } };
+          await expect(s.set(other, tooLong, clock + HOUR_MS)).rejects.toBeInstanceOf(RangeError);
+          const rebind = { set: {}, delete: [], meta: { userId: `${widest}x` } };
+          await expect(s.patch(key, rebind, clock + HOUR_MS)).rejects.toBeInstanceOf(RangeError);
+          expect((await s.get(key))?.meta.userId).toBe(widest);
+          expect(await s.get(other)).toBeUndefined();
         });
 
         it("a key both set and deleted in one patch ends deleted, as applyPatch does", async () => {

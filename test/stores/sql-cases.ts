@@ -13,6 +13,8 @@ import { HOUR_MS, metaAt } from "./support.js";
 export interface SqlStore extends SessionStore {
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   migrate(): Promise<void>;
+  sweep(now: number): Promise<number>;
+  lock(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
 }
 
 /** Options a test sets on top of the file's pool, table and clock. */
@@ -199,6 +201,17 @@ export function sqlStoreCases<S extends SqlStore>(hooks: SqlStoreHooks<S>): void
     };
     expect(await s.patch(key, { set, delete: [] }, deadline)).toBe(true);
     expect((await s.get(key))?.data).toEqual({ a: null, ...set });
+  });
+
+  it("with createTable: false and no lease table (a hand-made table, or migrate not rerun), sweep still sweeps", async () => {
+    await hooks.open({ table: hooks.migrateTable }).migrate();
+    await hooks.pool().query(`DROP TABLE IF EXISTS ${hooks.migrateTable}_locks`);
+    const s = hooks.open({ table: hooks.migrateTable, createTable: false });
+    await s.set(newKey(), record({ a: 1 }), clock - 1);
+    expect(await s.sweep(clock)).toBeGreaterThanOrEqual(1);
+    // The lock itself needs the table: it reports the missing table as the store being unavailable.
+    const err = await s.lock(newKey(), 1000, 0).catch((e: unknown) => e);
+    expect(isSessionError(err, "ERR_STORE_UNAVAILABLE")).toBe(true);
   });
 
   it("sets and deletes data keys with dots, quotes, spaces, backslashes and emoji", async () => {

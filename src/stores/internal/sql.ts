@@ -83,6 +83,21 @@ export function toEntries(rows: readonly SqlRow[]): StoredSessionEntry[] {
   return entries;
 }
 
+// JSON.stringify escapes a lone surrogate as \udXXX (pairs it writes as they are), behind an even run of
+// backslashes; an odd run means the text "\\ud800" was escaped, not a surrogate.
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
+
+/**
+ * `JSON.stringify` for a UTF-8 database. A lone surrogate (a `.slice()` through an emoji) is valid
+ * JSON text that jsonb and MariaDB's JSON checks refuse, which failed the whole write as an outage;
+ * it becomes U+FFFD, as TextEncoder (and so cookie mode) makes it.
+ */
+export function toJsonText(value: unknown): string {
+  // Typed string, but undefined for undefined or a function: passed on as it was.
+  const text: string | undefined = JSON.stringify(value);
+  return text?.includes("\\ud") ? text.replace(LONE_SURROGATE, "$1\ufffd") : (text as string);
+}
+
 /** A patch's meta changes split into fields to set and fields to remove (those given as `null`). */
 export function splitMeta(meta: SessionPatch["meta"]): {
   set: Record<string, unknown>;
