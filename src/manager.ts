@@ -143,7 +143,10 @@ interface Transport {
   /** The request's URL and headers, for `secure: "auto"`. */
   url: string | undefined;
   headers: HeaderReader;
-  /** A token came in and was refused: clear it if nothing else is written. */
+  /**
+   * A token came in and was refused in a way worth clearing, if nothing else is written. Not for an
+   * id the store does not know (see `refuse`).
+   */
   refused: boolean;
   /**
    * The token the client holds: as received once accepted, then as last sent. Reused when only the
@@ -215,7 +218,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   }
 
   function refuse(transport: Transport, reason: InvalidReason, userId?: string): void {
-    transport.refused = true;
+    // An id the store does not know is left in place, not cleared: it is most often the id a
+    // parallel request carried while another signed in (regenerate) or renewed, and a clearing line
+    // arriving after that response would delete the new cookie and sign the visitor out. A dead id
+    // opens nothing; the next write replaces it.
+    if (reason !== "unknown-session") transport.refused = true;
     const at = config.now();
     if (reason === "expired-idle" || reason === "expired-absolute") {
       emit({
@@ -624,9 +631,9 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             store.patch(key as string, patch, expiresAt),
           );
           if (!applied) {
-            // Destroyed or expired elsewhere since load: a late write must not revive it.
+            // Destroyed, regenerated or expired elsewhere since load: a late write must not revive
+            // it, nor clear the cookie (see `refuse`).
             refuse(transport, "unknown-session");
-            sendClear(session, headers);
             session.markCommitted(undefined);
             return;
           }
@@ -665,8 +672,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             store.touch(key, now, deadlineOf(session.meta)),
           );
           if (!found) {
-            refuse(transport, "unknown-session");
-            sendClear(session, headers);
+            refuse(transport, "unknown-session"); // the cookie stays (see `refuse`)
             session.markCommitted(undefined);
             return;
           }

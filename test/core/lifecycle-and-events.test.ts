@@ -257,3 +257,34 @@ describe("the per-session lock when load fails", () => {
     expect(session.get("n")).toBe(1);
   });
 });
+
+describe("requests racing a sign-in", () => {
+  it("a request still carrying the id a regenerate replaced leaves the new cookie alone", async () => {
+    const h = storeHarness();
+    await h.request((s) => s.set("n", 1));
+    const old = h.jar.header() as string;
+    const load = () =>
+      h.sessions.load(new Request("https://example.com/", { headers: { cookie: old } }));
+    // Two requests loaded before the sign-in commits: one only reads (its touch falls due), one writes.
+    const reading = await load();
+    const writing = await load();
+    writing.set("n", 2);
+    await h.request((s) => s.regenerate({ userId: "u1" }));
+    const signedIn = h.jar.header();
+    h.clock.advance(2 * DAY);
+    // And one that arrives after it, from a tab that had not seen the new cookie yet.
+    const late = await load();
+    for (const session of [reading, writing, late]) {
+      const headers = new Headers();
+      await h.sessions.commit(session, headers);
+      // A clearing line here, answered last, would delete the new cookie and sign the visitor out.
+      expect(headers.getSetCookie()).toEqual([]);
+    }
+    expect(h.invalid).toEqual(["unknown-session", "unknown-session", "unknown-session"]);
+    // Nothing was revived under the old id, and the signed-in session is intact.
+    const next = await h.request(undefined, { cookie: signedIn });
+    expect(next.session.userId).toBe("u1");
+    expect(next.session.get("n")).toBe(1);
+    expect((await load()).isNew).toBe(true);
+  });
+});
