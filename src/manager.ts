@@ -12,6 +12,7 @@ import {
 } from "./crypto/token.js";
 import { isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
+import { isNodeRequest, type NodeRequestLike, nodeSessionInput } from "./internal/node-input.js";
 import { decodeRecord, encodeRecord, utf8Length } from "./internal/record.js";
 import { reportHookError } from "./internal/report.js";
 import { TokenCache } from "./internal/token-cache.js";
@@ -57,14 +58,17 @@ export interface HeaderWriter {
 }
 
 /**
- * What `load` reads: a Fetch `Request`, its `Headers`, or headers with the request's URL and client IP.
- * `ip` may be a function: it is called only when a server-store session records the address, so an
- * adapter whose framework computes the IP on demand (Express's `req.ip`) pays for it only then.
+ * What `load` reads: a Fetch `Request`, its `Headers`, headers with the request's URL and client IP,
+ * or a Node.js `IncomingMessage` (a WebSocket `upgrade` handler's request, say: read as the
+ * node-based adapters read it). `ip` may be a function: it is called only when a server-store
+ * session records the address, so an adapter whose framework computes the IP on demand (Express's
+ * `req.ip`) pays for it only then.
  */
 export type SessionInput =
   | Request
   | HeaderReader
-  | { headers: HeaderReader; url?: string; ip?: string | (() => string | undefined) };
+  | { headers: HeaderReader; url?: string; ip?: string | (() => string | undefined) }
+  | NodeRequestLike;
 
 /** One session of a user, as a "your devices" page lists it. */
 export interface UserSession {
@@ -313,8 +317,10 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return transport;
   }
 
-  async function load(input: SessionInput): Promise<SessionState> {
-    const headers = isHeaders(input) ? input : input.headers;
+  async function load(given: SessionInput): Promise<SessionState> {
+    // A Node request (a WebSocket upgrade, a handler outside the adapters) is read as the adapters do.
+    const input = isNodeRequest(given) ? nodeSessionInput(given) : given;
+    const headers = (isHeaders(input) ? input : input.headers) as HeaderReader;
     const transport = readTransport(input, headers);
     try {
       const cookies = parseCookies(headers.get("cookie"));

@@ -5,11 +5,12 @@ import type {
   preHandlerAsyncHookHandler,
 } from "fastify";
 import { type Guard, runGuards } from "../guard.js";
+import { nodeSessionInput } from "../internal/node-input.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { HeaderList } from "./internal/header-list.js";
-import { guardRequest, nodeSessionInput } from "./internal/node-request.js";
+import { guardRequest } from "./internal/node-request.js";
 import {
   commitLast,
   discardBody,

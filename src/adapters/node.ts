@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Guard, runGuards } from "../guard.js";
+import { nodeRequestUrl } from "../internal/node-input.js";
 import type { Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
-import { guardRequest, requestUrl } from "./internal/node-request.js";
+import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
 import { errorResponse } from "./internal/respond.js";
@@ -57,7 +58,7 @@ export function withSession<T extends SessionData>(
       const denied =
         guards.length === 0
           ? undefined
-          : await runGuards(guards, session, guardRequest(req, requestUrl(req)));
+          : await runGuards(guards, session, guardRequest(req, nodeRequestUrl(req)));
       if (denied) await sendWebResponse(res, denied);
       else await handler(req as SessionRequest<T>, res);
     } catch (err) {

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { nodeSessionInput } from "../../internal/node-input.js";
 import type { Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
-import { nodeSessionInput } from "./node-request.js";
 import { commitBeforeHeaders } from "./node-response.js";
 import { commitLast, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
 
