@@ -103,6 +103,7 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
   const table = options.table ?? DEFAULTS.table;
   const createTable = options.createTable ?? DEFAULTS.createTable;
   const now = options.now ?? DEFAULTS.now;
+  if (typeof now !== "function") throw new ConfigError('mysqlStore "now" must be a function');
   if (typeof table !== "string" || !TABLE_NAME.test(table)) {
     throw new ConfigError(
       'mysqlStore "table" must be a name of letters, digits and "_" (up to 64), optionally "database.table"',

@@ -118,7 +118,12 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const pool = options.pool;
   const table = options.table ?? DEFAULTS.table;
   const createTable = options.createTable ?? DEFAULTS.createTable;
-  const now = options.now ?? DEFAULTS.now;
+  const clock = options.now ?? DEFAULTS.now;
+  if (typeof clock !== "function") throw new ConfigError('postgresStore "now" must be a function');
+  // expires_at is a bigint, which refuses "….5": a clock with fractional milliseconds
+  // (performance.timeOrigin + performance.now()) failed every call as an outage. Whole milliseconds,
+  // deadlines rounded up, so rounding never ends a session early.
+  const now = () => Math.floor(clock());
   // Named statements need pg's config-object form of `query`, which pg's Pool and Client (both have
   // `connect`) accept; a bare `{ query }` wrapper may only take `(text, values)`.
   const prepare =
@@ -206,7 +211,7 @@ WHERE key = $1 AND expires_at > $4`);
       toJsonText(session.data),
       toJsonText(session.meta),
       session.meta.userId ?? null,
-      expiresAt,
+      Math.ceil(expiresAt),
     ]);
   }
 
@@ -226,7 +231,7 @@ WHERE key = $1 AND expires_at > $4`);
       patchSql.set(shape, statement);
     }
     // The same order as the $n of `patchText`.
-    const values: unknown[] = [key, expiresAt, now()];
+    const values: unknown[] = [key, Math.ceil(expiresAt), now()];
     if (shape & DATA_SET) values.push(dataSet);
     if (shape & DATA_DELETE) values.push(changes.delete);
     if (shape & META_SET) values.push(metaSet);
@@ -236,7 +241,12 @@ WHERE key = $1 AND expires_at > $4`);
   }
 
   async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
-    const result = await exec("touch", touchSql, [key, touchedAt, expiresAt, now()]);
+    const result = await exec("touch", touchSql, [
+      key,
+      Math.floor(touchedAt),
+      Math.ceil(expiresAt),
+      now(),
+    ]);
     return (result.rowCount ?? 0) > 0;
   }
 
@@ -264,7 +274,7 @@ WHERE key = $1 AND expires_at > $4`);
   }
 
   async function sweep(at: number): Promise<number> {
-    const result = await exec("sweep", `DELETE FROM ${t} WHERE expires_at <= $1`, [at]);
+    const result = await exec("sweep", `DELETE FROM ${t} WHERE expires_at <= $1`, [Math.floor(at)]);
     // Leases left by crashed requests: harmless (an expired lease is overwritten), but they pile up.
     // A table made by hand for createTable: false may have no lease table: its sessions still went.
     await exec("sweep", pgLockSweepSql(locks), []).catch((err: unknown) => {

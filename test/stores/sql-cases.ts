@@ -22,6 +22,7 @@ export interface SqlStoreOverrides {
   pool?: unknown;
   table?: string;
   createTable?: boolean;
+  now?: () => number;
 }
 
 export interface SqlStoreHooks<S extends SqlStore> {
@@ -212,6 +213,19 @@ export function sqlStoreCases<S extends SqlStore>(hooks: SqlStoreHooks<S>): void
     // The lock itself needs the table: it reports the missing table as the store being unavailable.
     const err = await s.lock(newKey(), 1000, 0).catch((e: unknown) => e);
     expect(isSessionError(err, "ERR_STORE_UNAVAILABLE")).toBe(true);
+  });
+
+  it("works on a clock with fractional milliseconds (performance.timeOrigin + performance.now())", async () => {
+    const s = hooks.open({ now: () => clock + 0.25 });
+    const key = newKey();
+    await s.set(key, record({ a: 1 }), clock + 1000.5);
+    expect(await s.patch(key, { set: { b: 2 }, delete: [] }, clock + 2000.5)).toBe(true);
+    expect(await s.touch(key, clock + 0.75, clock + 3000.5)).toBe(true);
+    expect((await s.get(key))?.data).toEqual({ a: 1, b: 2 });
+    const gone = newKey();
+    await s.set(gone, record({}), clock + 0.5);
+    expect(await s.sweep(clock + 1.5)).toBeGreaterThanOrEqual(1);
+    expect(await s.get(gone)).toBeUndefined();
   });
 
   it("sets and deletes data keys with dots, quotes, spaces, backslashes and emoji", async () => {
