@@ -752,7 +752,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const count = await guardStore(s, "deleteByUser", () =>
       (s.deleteByUser as NonNullable<SessionStore["deleteByUser"]>)(userId, except ? [except] : []),
     );
-    emit({ type: "destroyed", at: config.now(), userId });
+    // An audit log records what happened: no event when there was nothing to sign out.
+    if (count > 0) emit({ type: "destroyed", at: config.now(), userId });
     return count;
   }
 

@@ -180,6 +180,20 @@ const COOKIE_PATH = /^[!-:=-~]*$/;
 const COOKIE_DOMAIN =
   /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Headers with a meaning of their own, which the token would collide with: the cookie transport's,
+// the connection's, and the credentials other middleware reads.
+const RESERVED_HEADERS = [
+  "cookie",
+  "set-cookie",
+  "host",
+  "connection",
+  "content-length",
+  "content-type",
+  "transfer-encoding",
+  "authorization",
+  "proxy-authorization",
+  "origin",
+];
 
 /** Validates and normalises options once, at start-up. Throws `ConfigError` saying what to change. */
 export function resolveOptions(
@@ -245,6 +259,11 @@ export function resolveOptions(
   if (input.header !== undefined && input.header !== false) {
     if (typeof input.header !== "string" || !HEADER_NAME.test(input.header)) {
       throw new ConfigError(`"header" must be a header name such as "x-session", or false`);
+    }
+    if (RESERVED_HEADERS.includes(input.header.toLowerCase())) {
+      throw new ConfigError(
+        `"header" cannot be "${input.header}": HTTP and browsers give it another meaning; use a name of your own such as "x-session"`,
+      );
     }
     header = input.header.toLowerCase();
   }

@@ -288,3 +288,15 @@ describe("requests racing a sign-in", () => {
     expect((await load()).isNew).toBe(true);
   });
 });
+
+describe("events of destroyByUser", () => {
+  it("one destroyed event when it signed sessions out, none when there was nothing to sign out", async () => {
+    const h = storeHarness();
+    await h.request((s) => s.regenerate({ userId: "ana" }));
+    h.events.length = 0;
+    expect(await h.sessions.destroyByUser("nobody")).toBe(0);
+    expect(h.events).toEqual([]);
+    expect(await h.sessions.destroyByUser("ana")).toBe(1);
+    expect(h.events).toEqual([{ type: "destroyed", at: h.clock.now(), userId: "ana" }]);
+  });
+});

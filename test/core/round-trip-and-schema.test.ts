@@ -136,3 +136,19 @@ describe("data keys are any string", () => {
     expect(session.get("constructor")).toBe(1);
   });
 });
+
+describe("what a schema's output means for the next load", () => {
+  it("keeps the output: a transform whose output fails the schema refuses the saved session (README)", async () => {
+    // A cookie holding "5" loads as 5; written back by the next change, 5 is no string.
+    const h2 = harness({ schema: z.object({ n: z.string().transform(Number) }) });
+    const plain = harness();
+    await plain.request((s) => s.set("n", "5"));
+    const loaded = await h2.request((s) => s.set("touched" as never, true as never), {
+      cookie: plain.jar.header(),
+    });
+    expect(loaded.session.get("n")).toBe(5);
+    const next = await h2.request();
+    expect(next.session.isNew).toBe(true);
+    expect(h2.invalid).toEqual(["schema"]);
+  });
+});

@@ -148,6 +148,15 @@ describe("ConfigError at createSessions", () => {
     expect(err.message).toMatch(/key id/);
   });
 
+  it("refuses a header transport named like a header HTTP already uses", () => {
+    for (const header of ["cookie", "Set-Cookie", "authorization", "host"]) {
+      expect(() => createSessions({ secret: SECRET, header })).toThrow(
+        /"header" cannot be .*use a name of your own/,
+      );
+    }
+    expect(() => createSessions({ secret: SECRET, header: "x-session" })).not.toThrow();
+  });
+
   it("refuses an unknown option with a did-you-mean", () => {
     expect(configError({ secret: SECRET, idleTimout: "1h" }).message).toBe(
       'sessionkit: unknown option "idleTimout"; did you mean "idleTimeout"?',
