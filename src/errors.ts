@@ -3,6 +3,7 @@
  * - `ERR_CONFIG`: an option is missing, unknown or invalid (thrown by `createSessions`).
  * - `ERR_STORE_UNAVAILABLE`: the session store could not be reached; map it to 503.
  * - `ERR_SESSION_TOO_LARGE`: a write would push a cookie session past `maxSize`.
+ * - `ERR_SESSION_SCHEMA`: a commit would save data the `schema` refuses; nothing was saved.
  * - `ERR_STORE_CAPABILITY`: an optional store method (e.g. `listByUser`) is not implemented.
  * - `ERR_SESSION_STATE`: an operation that the session's state does not allow.
  * - `ERR_LOCK_TIMEOUT`: the per-session lock could not be taken within `lock.wait`.
@@ -11,6 +12,7 @@ export type SessionErrorCode =
   | "ERR_CONFIG"
   | "ERR_STORE_UNAVAILABLE"
   | "ERR_SESSION_TOO_LARGE"
+  | "ERR_SESSION_SCHEMA"
   | "ERR_STORE_CAPABILITY"
   | "ERR_SESSION_STATE"
   | "ERR_LOCK_TIMEOUT";

@@ -22,7 +22,7 @@ import {
   resolveOptions,
   type SessionsOptions,
 } from "./options.js";
-import { validateData } from "./schema.js";
+import { dataIssues, validateData } from "./schema.js";
 import { type Session, type SessionData, type SessionHooks, SessionState } from "./session.js";
 import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js";
 import {
@@ -593,6 +593,18 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const now = config.now();
     const hasWrites = session.hasWrites;
     const origin = session.origin;
+    if (hasWrites && schema) {
+      // Saved, data the schema refuses (an untyped request body handed to set) would make the next
+      // load refuse the whole session: the visitor signed out, and no error anywhere. Said here, in
+      // the request that wrote it, before anything is saved.
+      const issues = await dataIssues(schema, session.data);
+      if (issues) {
+        throw new SessionError(
+          "ERR_SESSION_SCHEMA",
+          `the session's data does not match its schema at ${issues.slice(0, 5).join(", ")}; nothing was saved. Check request input against the schema before session.set`,
+        );
+      }
+    }
 
     if (session.destroyed && origin) {
       if (store && origin.key)

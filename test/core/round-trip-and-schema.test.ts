@@ -7,7 +7,8 @@ import fc from "fast-check";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { harness, jarToken } from "./harness.js";
+import { isSessionError } from "../../src/index.js";
+import { type Harness, harness, jarToken, storeHarness } from "./harness.js";
 
 /** Nested JSON objects with unicode keys and strings (any code point, lone surrogates included). */
 const jsonObject = fc.dictionary(
@@ -137,18 +138,53 @@ describe("data keys are any string", () => {
   });
 });
 
-describe("what a schema's output means for the next load", () => {
-  it("keeps the output: a transform whose output fails the schema refuses the saved session (README)", async () => {
-    // A cookie holding "5" loads as 5; written back by the next change, 5 is no string.
-    const h2 = harness({ schema: z.object({ n: z.string().transform(Number) }) });
+describe("a write the schema refuses", () => {
+  const schema = z.object({ theme: z.enum(["light", "dark"]).default("light") });
+
+  it("throws ERR_SESSION_SCHEMA in the request that wrote it, naming the key, and saves nothing", async () => {
+    const untyped: unknown = "purple"; // what a form or JSON body hands a handler
+    // Untyped harnesses: the point is a value the types would have refused.
+    const both: Harness[] = [harness({ schema }) as unknown as Harness, storeHarness({ schema })];
+    for (const h of both) {
+      await h.request((s) => s.regenerate({ userId: "u1" }));
+      const before = h.jar.header();
+      const err = await h
+        .request((s) => s.set("theme", untyped))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(isSessionError(err, "ERR_SESSION_SCHEMA")).toBe(true);
+      expect((err as Error).message).toContain("at theme");
+      expect((err as Error).message).not.toContain("purple"); // a value never reaches a message
+      // The visitor keeps the session they had: same cookie, still signed in, nothing lost.
+      expect(h.jar.header()).toBe(before);
+      const next = await h.request();
+      expect(next.session.userId).toBe("u1");
+      expect(next.session.get("theme")).toBe("light");
+      expect(h.invalid).toEqual([]);
+    }
+  });
+
+  it("also refuses a transform whose output fails the schema, before it is saved (README)", async () => {
+    // A cookie holding "5" loads as 5; written back, 5 is no string: said at commit, not by a
+    // sign-out on the next load.
+    const schema = z.object({ n: z.string().transform(Number) });
+    const h = harness({ schema }) as unknown as Harness;
     const plain = harness();
     await plain.request((s) => s.set("n", "5"));
-    const loaded = await h2.request((s) => s.set("touched" as never, true as never), {
-      cookie: plain.jar.header(),
-    });
-    expect(loaded.session.get("n")).toBe(5);
-    const next = await h2.request();
-    expect(next.session.isNew).toBe(true);
-    expect(h2.invalid).toEqual(["schema"]);
+    const err = await h
+      .request(
+        (s) => {
+          expect(s.get("n")).toBe(5);
+          s.set("n", 6);
+        },
+        { cookie: plain.jar.header() },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isSessionError(err, "ERR_SESSION_SCHEMA")).toBe(true);
   });
 });
