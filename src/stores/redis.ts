@@ -154,9 +154,14 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   }
 
   async function read(key: string): Promise<Parsed | undefined> {
-    const name = sessionKey(key);
-    const entry = parseHash(await send(["HGETALL", name], name));
+    const entry = await readAny(key);
     return entry && entry.expiresAt > now() ? entry : undefined;
+  }
+
+  /** A session hash as the server holds it, even one whose deadline has passed by `now`. */
+  async function readAny(key: string): Promise<Parsed | undefined> {
+    const name = sessionKey(key);
+    return parseHash(await send(["HGETALL", name], name));
   }
 
   // get, patch and touch run on every request: their own try/catch, no `run` closure around them.
@@ -174,11 +179,15 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     // Serialised before `run`: a value JSON cannot hold (a BigInt) is the caller's TypeError, not an outage.
     const at = deadline(expiresAt);
     const pairs: string[] = [EXPIRES, at];
+    // A value JSON leaves out (undefined, a function, a symbol) is left out, as JSON.stringify of
+    // the record would: an unparsable field would make the whole session unreadable.
     for (const [name, value] of Object.entries(session.data)) {
-      if (value !== undefined) pairs.push(DATA + name, JSON.stringify(value));
+      const json = JSON.stringify(value);
+      if (json !== undefined) pairs.push(DATA + name, json);
     }
     for (const [field, value] of Object.entries(session.meta)) {
-      if (value !== undefined && value !== null) pairs.push(META + field, JSON.stringify(value));
+      const json = value === null ? undefined : JSON.stringify(value);
+      if (json !== undefined) pairs.push(META + field, json);
     }
     return run("set", async () => {
       const userId = session.meta.userId;
@@ -205,9 +214,10 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     const set = patch.set;
     for (const name in set) {
       if (!Object.hasOwn(set, name)) continue;
-      const value = set[name];
-      if (value === undefined) removed.push(DATA + name);
-      else args.push(DATA + name, JSON.stringify(value));
+      // A value JSON leaves out (undefined, a function) deletes the key, as in `set`.
+      const json = JSON.stringify(set[name]);
+      if (json === undefined) removed.push(DATA + name);
+      else args.push(DATA + name, json);
     }
     for (const name of patch.delete) removed.push(DATA + name);
     const meta = patch.meta;
@@ -216,7 +226,10 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         if (!Object.hasOwn(meta, field)) continue;
         const value = meta[field as keyof SessionMeta];
         if (value === null) removed.push(META + field);
-        else if (value !== undefined) args.push(META + field, JSON.stringify(value));
+        else if (value !== undefined) {
+          const json = JSON.stringify(value);
+          if (json !== undefined) args.push(META + field, json);
+        }
       }
     }
     const newUser = meta?.userId;
@@ -234,12 +247,14 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         if (typeof newUser === "string") await prune(newUser, [key], Number.MAX_SAFE_INTEGER);
         return false;
       }
-      if (typeof reply === "string") {
-        // The session outlives what its user index is known to: extend the index, then record it.
-        const userId = parseJson(reply);
+      if (reply !== 1) {
+        // The session outlives what its user index is known to: extend the index, then record it
+        // (for as long as the session still belongs to that user).
+        const owner = bulkText(reply);
+        const userId = parseJson(owner);
         if (typeof userId === "string") {
           const until = await indexAdd(userId, key, Number(at));
-          await evalScript(INDEX_UNTIL_SCRIPT, sessionKey(key), [String(until)]);
+          await evalScript(INDEX_UNTIL_SCRIPT, sessionKey(key), [String(until), owner as string]);
         }
       }
       return true;
@@ -259,7 +274,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   async function remove(key: string): Promise<void> {
     return run("delete", async () => {
       const reply = await evalScript(DELETE_SCRIPT, sessionKey(key), []);
-      const userId = typeof reply === "string" ? parseJson(reply) : undefined;
+      const userId = parseJson(bulkText(reply));
       if (typeof userId === "string") await send(["ZREM", indexKey(userId), key], indexKey(userId));
     });
   }
@@ -277,13 +292,18 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const at = now();
       const indexed = await members(userId);
       // Sent together: one client pipelines them, a cluster client groups them by node.
-      const entries = await Promise.all(indexed.map(([key]) => read(key)));
+      const entries = await Promise.all(indexed.map(([key]) => readAny(key)));
+      const until = now();
       const found: StoredSessionEntry[] = [];
       const stale: string[] = [];
       indexed.forEach(([key], i) => {
         const entry = entries[i];
         if (entry && entry.meta.userId === userId) {
-          found.push({ key, expiresAt: entry.expiresAt, data: entry.data, meta: entry.meta });
+          // Past its deadline by this clock but still on the server (clocks differ): hidden, yet
+          // left indexed, as a host with the server's time may still slide it.
+          if (entry.expiresAt > until) {
+            found.push({ key, expiresAt: entry.expiresAt, data: entry.data, meta: entry.meta });
+          }
         } else {
           stale.push(key);
         }
@@ -352,8 +372,11 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         ["HMGET", sessionKey(key), USER_FIELD, EXPIRES],
         sessionKey(key),
       )) as unknown[];
-      if (user != null && decode(user) === owner && Number(decode(expires)) > at) {
-        await indexAdd(userId, key, Number(decode(expires)));
+      if (user != null && decode(user) === owner) {
+        // Still on the server: re-scored if it slid past `at`; else left for the server to expire
+        // (a sweeping clock ahead of the server's must not unlist a session that may yet slide).
+        const expiresAt = Number(decode(expires));
+        if (expiresAt > at) await indexAdd(userId, key, expiresAt);
       } else {
         gone.push(key);
       }
@@ -368,7 +391,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return pollLock(
       async () => {
         const reply = await run("lock", () => send(["SET", name, token, "NX", "PX", px], name));
-        if (reply !== "OK") return null;
+        if (bulkText(reply) !== "OK") return null;
         return () =>
           run("unlock", async () => void (await evalScript(UNLOCK_SCRIPT, name, [token])));
       },
@@ -495,7 +518,14 @@ function decode(value: unknown): string {
   return String(value);
 }
 
-function parseJson(text: string): unknown {
+/** A script's or command's string reply, which a client may hand over as a Buffer; else `undefined`. */
+function bulkText(reply: unknown): string | undefined {
+  if (typeof reply === "string") return reply;
+  return reply instanceof Uint8Array ? textDecoder.decode(reply) : undefined;
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
   try {
     return JSON.parse(text);
   } catch {

@@ -6,6 +6,7 @@
  */
 import type { Redis, RedisCommander } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INDEX_UNTIL_SCRIPT } from "../../src/stores/internal/redis-scripts.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
 import type { SessionStore } from "../../src/stores/store.js";
 import { testStore } from "../../src/testing/index.js";
@@ -143,6 +144,46 @@ export function countCommands<C extends object>(client: C): { client: C; command
   return { client: proxy, commands };
 }
 
+/**
+ * Wraps a client so that the first command whose arguments start with `first`, `second` is held
+ * back until `open()` is called: a test can then run other calls in the gap between two of the
+ * store's round trips. `held` resolves once the command is waiting.
+ */
+export function holdCommand<C extends object>(
+  client: C,
+  first: string,
+  second: string,
+): { client: C; held: Promise<void>; open(): void } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let reached!: () => void;
+  const held = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let holding = true;
+  const proxy = new Proxy(client, {
+    get(target, property) {
+      const value = Reflect.get(target, property);
+      if (typeof value !== "function") return value;
+      if (property === "call" || property === "sendCommand") {
+        return async (...args: unknown[]) => {
+          const command = (property === "call" ? args : args.find(Array.isArray)) as unknown[];
+          if (holding && command[0] === first && command[1] === second) {
+            holding = false;
+            reached();
+            await gate;
+          }
+          return value.apply(target, args);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+  return { client: proxy, held, open };
+}
+
 function sharedCases<A extends RedisAdmin>(target: RedisTarget<A>, newKey: () => string): void {
   const { admin, store, sessionKey, indexKey, lockKey } = target;
 
@@ -193,6 +234,97 @@ function sharedCases<A extends RedisAdmin>(target: RedisTarget<A>, newKey: () =>
     counted.commands.length = 0;
     expect(await s.touch(key, Date.now(), Date.now() + HOUR_MS)).toBe(true);
     expect(counted.commands.map((c) => c[0])).toEqual(["EVALSHA"]);
+  });
+
+  it("delete takes the session out of its user's index at once", async () => {
+    const s = store();
+    const [gone, kept] = [newKey(), newKey()];
+    const userId = "deleted-from-index";
+    for (const key of [gone, kept]) {
+      await s.set(key, { data: {}, meta: { ...metaAt(Date.now()), userId } }, Date.now() + HOUR_MS);
+    }
+    await s.delete(gone);
+    expect(await admin().zrange(indexKey(userId), "0", "-1")).toEqual([kept]);
+  });
+
+  it("a touch that extends the old user's index does not vouch for the index of the user the session moved to", async () => {
+    // The touch reads the session's user (a), extends a's index, then records that horizon in the
+    // session; a sign-in as b lands in between. The horizon must not be recorded for b's session,
+    // or b's index would expire while the session still slides on, unlisted.
+    const key = newKey();
+    const start = Date.now();
+    await store().set(
+      key,
+      { data: {}, meta: { ...metaAt(start), userId: "moved-a" } },
+      start + 10 * MINUTE_MS,
+    );
+    const held = holdCommand(target.client(), "EVALSHA", INDEX_UNTIL_SCRIPT.sha);
+    const touching = store(held.client).touch(key, start, start + 10 * HOUR_MS);
+    await held.held;
+    expect(
+      await store().patch(
+        key,
+        { set: {}, delete: [], meta: { userId: "moved-b" } },
+        start + 10 * MINUTE_MS,
+      ),
+    ).toBe(true);
+    held.open();
+    expect(await touching).toBe(true);
+    expect(await store().touch(key, start, start + 5 * HOUR_MS)).toBe(true);
+    expect(await admin().pttl(indexKey("moved-b"))).toBeGreaterThan(4 * HOUR_MS);
+    expect((await store().listByUser?.("moved-b"))?.map((e) => e.key)).toEqual([key]);
+  });
+
+  it("sweep with a clock ahead of the server's leaves a session the server still has in its user's index", async () => {
+    // A cron host whose clock runs a minute ahead sweeps while the session, about to expire, is
+    // still being used through hosts with the right time: it slides, and must stay listed.
+    const s = store();
+    const key = newKey();
+    const userId = "swept-ahead";
+    const start = Date.now();
+    await s.set(key, { data: {}, meta: { ...metaAt(start), userId } }, start + 5000);
+    await s.sweep?.(start + MINUTE_MS);
+    expect(await s.touch(key, start, start + 8000)).toBe(true);
+    expect((await s.listByUser?.(userId))?.map((e) => e.key)).toEqual([key]);
+    expect(await s.deleteByUser?.(userId)).toBe(1);
+    expect(await s.get(key)).toBeUndefined();
+  });
+
+  it("listByUser on a clock ahead of the server's hides a session but leaves it in its user's index", async () => {
+    const key = newKey();
+    const userId = "listed-ahead";
+    const start = Date.now();
+    await store().set(key, { data: {}, meta: { ...metaAt(start), userId } }, start + 5000);
+    const ahead = redisStore({
+      client: target.client(),
+      prefix: target.prefix,
+      now: () => Date.now() + MINUTE_MS,
+    });
+    expect(await ahead.listByUser?.(userId)).toEqual([]);
+    expect(await store().touch(key, start, start + 8000)).toBe(true);
+    expect((await store().listByUser?.(userId))?.map((e) => e.key)).toEqual([key]);
+  });
+
+  it("leaves out a value JSON leaves out (a function), rather than losing the session or failing as an outage", async () => {
+    const s = store();
+    const key = newKey();
+    const dropped = { fn: () => 1, symbol: Symbol("s"), hidden: { toJSON: () => undefined } };
+    await s.set(
+      key,
+      { data: { a: 1, ...dropped }, meta: metaAt(Date.now()) },
+      Date.now() + HOUR_MS,
+    );
+    expect((await s.get(key))?.data).toEqual({ a: 1 });
+    await s.patch(key, { set: { b: 2 }, delete: [] }, Date.now() + HOUR_MS);
+    expect(
+      await s.patch(
+        key,
+        { set: { a: 3, b: dropped.fn, ...dropped }, delete: [] },
+        Date.now() + HOUR_MS,
+      ),
+    ).toBe(true);
+    // As JSON.stringify of the patched record has it: a key whose value JSON drops is gone.
+    expect((await s.get(key))?.data).toEqual({ a: 3 });
   });
 
   itRoundTripsThroughCreateSessions(store);

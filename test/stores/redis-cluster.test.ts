@@ -1,6 +1,9 @@
 import { Cluster } from "ioredis";
-import { createCluster } from "redis";
+import { createCluster, RESP_TYPES } from "redis";
 import { describe, expect, it } from "vitest";
+import { StoreUnavailableError } from "../../src/errors.js";
+import { redisStore } from "../../src/stores/redis.js";
+import { freePort } from "../helpers/redis-server.js";
 import { REDIS_CLUSTER_NODES, serviceAvailable } from "../helpers/services.js";
 import { type RedisClientKind, type RedisTarget, testRedisStores } from "./redis-cases.js";
 import { HOUR_MS, keyMaker, MINUTE_MS, metaAt } from "./support.js";
@@ -38,7 +41,47 @@ const KINDS: RedisClientKind[] = [
       return { client, close: async () => void client.destroy() };
     },
   },
+  {
+    // Bulk strings as Buffers (`withTypeMapping`), as an app that keeps binary values configures it.
+    name: "node-redis cluster Buffer replies",
+    async connect() {
+      const client = createCluster({
+        rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({
+          url: `redis://${host}:${port}`,
+        })),
+      });
+      client.on("error", () => {});
+      await client.connect();
+      return {
+        client: client.withTypeMapping({
+          [RESP_TYPES.BLOB_STRING]: Buffer,
+          [RESP_TYPES.SIMPLE_STRING]: Buffer,
+        }),
+        close: async () => void client.destroy(),
+      };
+    },
+  },
 ];
+
+describe("redisStore on a Redis Cluster it cannot reach", () => {
+  it("sweep rejects with StoreUnavailableError rather than resolving 0 when no master is known", async () => {
+    // ioredis empties its node list when no node of the cluster answers.
+    const port = await freePort();
+    const client = new Cluster([{ host: "127.0.0.1", port }], {
+      lazyConnect: true,
+      clusterRetryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
+    client.on("error", () => {});
+    await client.connect().catch(() => {});
+    try {
+      const store = redisStore({ client, prefix: "unreachable:", commandTimeout: 500 });
+      await expect(store.sweep?.(Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
 
 describe.skipIf(!available)("redisStore on a Redis Cluster", () => {
   testRedisStores({

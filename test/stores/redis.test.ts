@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { createClient } from "redis";
+import { createClient, RESP_TYPES } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../../src/errors.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
@@ -94,7 +94,26 @@ describe.skipIf(!available)("redisStore", () => {
 
   testRedisStores({
     filePrefix: FILE_PREFIX,
-    kinds: KINDS.map((kind) => ({ name: kind.name, connect: () => kind.connect(REDIS_URL) })),
+    kinds: [
+      ...KINDS.map((kind) => ({ name: kind.name, connect: () => kind.connect(REDIS_URL) })),
+      {
+        // A client whose bulk strings arrive as Buffers (`withTypeMapping`), as an app that keeps
+        // binary values in Redis configures it: every reply the store reads is a Buffer.
+        name: "node-redis Buffer replies",
+        async connect() {
+          const client = createClient({ url: REDIS_URL });
+          client.on("error", () => {});
+          await client.connect();
+          return {
+            client: client.withTypeMapping({
+              [RESP_TYPES.BLOB_STRING]: Buffer,
+              [RESP_TYPES.SIMPLE_STRING]: Buffer,
+            }),
+            close: async () => void client.destroy(),
+          };
+        },
+      },
+    ],
     newKey,
     connectAdmin: async () => new Redis(REDIS_URL),
     nodes: (admin) => [admin],

@@ -109,7 +109,11 @@ export function createRedisClient(client: unknown, commandTimeout: number | fals
   }
 
   async function masters(): Promise<Sender[]> {
-    return (await commands.masters()).map((sender) => (args) => withTimeout(sender(args)));
+    const senders = await withTimeout(commands.masters());
+    // A cluster client knows no master while no node answers (ioredis empties its list): an outage,
+    // not an empty keyspace.
+    if (senders.length === 0) throw new Error("the Redis client knows no master node to scan");
+    return senders.map((sender) => (args) => withTimeout(sender(args)));
   }
 
   return { send, evalScript, masters };

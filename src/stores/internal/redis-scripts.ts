@@ -81,9 +81,13 @@ if ttl >= 0 and now + ttl >= target then return now + ttl end
 redis.call('PEXPIREAT', KEYS[1], target)
 return target`);
 
-/** Sets the index horizon of a live session. ARGV: epoch ms. */
+/**
+ * Sets the index horizon of a live session, but only while it still belongs to the user whose index
+ * that horizon is: a sign-in as someone else since then recorded that user's horizon. ARGV: epoch
+ * ms, user id as JSON.
+ */
 export const INDEX_UNTIL_SCRIPT = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], '${USER_FIELD}') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], '${INDEX_UNTIL}', ARGV[1])
 return 1`);
 
