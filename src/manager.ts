@@ -630,7 +630,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           liveOrigin?.key !== undefined && !idChanged
             ? liveOrigin.key
             : await hashSessionId(backend, session.id);
-        if (!liveOrigin || session.replaced || idChanged) {
+        // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
+        if (!liveOrigin || idChanged) {
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           if (transport.ip !== undefined) meta.ip = transport.ip;

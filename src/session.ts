@@ -139,6 +139,11 @@ export class SessionState implements Session<SessionData> {
   metaChanges = new Set<keyof SessionMeta>();
   /** The whole record must be written (clear, regenerate, a new session). */
   replaced = false;
+  /**
+   * The data keys `clear` emptied, so that a store session keeping its id writes the clear as a
+   * patch deleting them: a patch is refused for a record destroyed meanwhile, a whole write is not.
+   */
+  clearedKeys: Set<string> | undefined;
   /** The origin must be deleted at commit. */
   destroyed = false;
   /** The user the destroyed origin was bound to, for the "destroyed" event. */
@@ -225,7 +230,9 @@ export class SessionState implements Session<SessionData> {
       replaced: this.replaced,
       changes: this.changes,
       metaChanges: new Set(this.metaChanges),
+      clearedKeys: this.clearedKeys,
     };
+    this.clearedKeys = new Set([...(this.clearedKeys ?? []), ...Object.keys(this.data)]);
     this.data = {};
     this.changes = new Map();
     if (this.meta.flash) {
@@ -317,6 +324,7 @@ export class SessionState implements Session<SessionData> {
     this.changes = new Map();
     this.metaChanges = new Set();
     this.replaced = false;
+    this.clearedKeys = undefined;
     this.reissue = undefined;
     this.isNew = true;
   }
@@ -327,6 +335,7 @@ export class SessionState implements Session<SessionData> {
     this.changes = new Map();
     this.metaChanges = new Set();
     this.replaced = false;
+    this.clearedKeys = undefined;
     this.destroyed = false;
     this.destroyedUserId = undefined;
     this.reissue = undefined;
@@ -340,6 +349,7 @@ export class SessionState implements Session<SessionData> {
       if (value === DELETED) deleted.push(key);
       else set[key] = value;
     }
+    for (const key of this.clearedKeys ?? []) if (!this.changes.has(key)) deleted.push(key);
     return { set, delete: deleted };
   }
 

@@ -74,6 +74,36 @@ describe.each(stores)("revocation on the %s store", (_name, make) => {
     expect(alive.session.data).toEqual({ user: "alice" });
   });
 
+  it("a clear racing a destroy does not revive the session either", async () => {
+    const h = storeHarness(make);
+    const { token } = await signIn(h, "alice");
+    const late = await h.sessions.load(
+      new Request("https://example.com/", { headers: { cookie: `sid=${token}` } }),
+    );
+    await h.sessions.destroyByUser("alice");
+    late.clear();
+    late.set("cart", 1);
+    await h.sessions.commit(late, new Headers());
+    expect(h.invalid).toContain("unknown-session");
+    const replay = await h.request(() => {}, { cookie: `sid=${token}`, keepJar: true });
+    expect(replay.session.isNew).toBe(true);
+    expect(await h.sessions.listByUser("alice")).toEqual([]);
+  });
+
+  it("a clear keeps the id and leaves only what was set after it", async () => {
+    const h = storeHarness(make);
+    const { token } = await signIn(h, "alice");
+    await h.request((s) => s.set("theme", "dark"));
+    await h.request((s) => {
+      s.clear();
+      s.set("fresh", true);
+    });
+    expect(jarToken(h.jar)).toBe(token);
+    const next = await h.request();
+    expect(next.session.data).toEqual({ fresh: true });
+    expect(next.session.userId).toBe("alice");
+  });
+
   it("a write racing a destroy does not revive the session", async () => {
     const h = storeHarness(make);
     const { token } = await signIn(h, "alice");
