@@ -35,6 +35,12 @@ interface EnvOf<T extends SessionData> {
 export interface HonoSessionOptions<T extends SessionData> {
   /** Run after the session loads, before the routes; the first Response a guard returns answers. */
   guards?: readonly Guard<T>[];
+  /**
+   * The client's address, recorded by store sessions for a devices page (`track.ip`). Hono has no
+   * portable one: on Node, `(c) => getConnInfo(c).remote.address` from `@hono/node-server/conninfo`;
+   * behind a proxy, the header it sets. Called only when a session records it. Default: none.
+   */
+  ip?: (c: Context) => string | undefined;
 }
 
 /**
@@ -63,10 +69,14 @@ export function sessionMiddleware<T extends SessionData>(
   options: HonoSessionOptions<T> = {},
 ): MiddlewareHandler<EnvOf<T>> {
   const guards = options.guards ?? [];
+  const ip = options.ip;
   return async (c, next) => {
     let session: Session<T>;
     try {
-      session = await sessions.load(c.req.raw);
+      const req = c.req.raw;
+      session = await sessions.load(
+        ip ? { headers: req.headers, url: req.url, ip: () => ip(c as Context) } : req,
+      );
     } catch (err) {
       if (isStoreUnavailable(err)) return storeUnavailableResponse();
       throw err;

@@ -11,6 +11,7 @@ import {
 } from "../../src/adapters/hono.js";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { createSessions, type Sessions } from "../../src/manager.js";
+import { memoryStore } from "../../src/stores/memory.js";
 import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
 import { listenLoopback } from "../helpers/listen.js";
 
@@ -132,5 +133,34 @@ describe("hono adapter specifics", () => {
     expect(reply.status).toBe(418);
     expect(await reply.json()).toEqual({ error: "sorry" });
     expect(reply.headers.getSetCookie()).toHaveLength(1);
+  });
+});
+
+describe("sessionkit/hono: the client's address for a devices page", () => {
+  it("records what the ip option gives (getConnInfo on Node), and none without it", async () => {
+    const { getConnInfo } = await import("@hono/node-server/conninfo");
+    for (const [withIp, expected] of [
+      [true, "127.0.0.1"],
+      [false, undefined],
+    ] as const) {
+      const sessions = createSessions({ secret: SECRET, store: memoryStore() });
+      const app = new Hono<SessionEnv>();
+      app.use(
+        sessionMiddleware(sessions, withIp ? { ip: (c) => getConnInfo(c).remote.address } : {}),
+      );
+      app.get("/login", async (c) => {
+        await c.get("session").regenerate({ userId: "ada" });
+        return c.text("ok");
+      });
+      const server = createAdaptorServer({ fetch: app.fetch, hostname: "127.0.0.1" });
+      const listening = await listenLoopback(server as Server);
+      try {
+        expect((await fetch(`${listening.url}/login`)).status).toBe(200);
+        const [device] = await sessions.listByUser("ada");
+        expect(device?.ip).toBe(expected);
+      } finally {
+        await listening.close();
+      }
+    }
   });
 });
