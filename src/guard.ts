@@ -21,9 +21,16 @@ export type Guard<T extends SessionData = SessionData> = (
   request: Request | undefined,
 ) => Response | undefined | void | Promise<Response | undefined | void>;
 
-/** How a guard refuses: a redirect (303 by default, so a POST becomes a GET) or a status. */
+/**
+ * How a guard refuses: a redirect (303 by default, so a POST becomes a GET) or a status. A redirect
+ * may leave a flash message for the page it leads to (`flash: ["info", "Please sign in"]`).
+ */
 export type Denial =
-  | { redirect: string; status?: 301 | 302 | 303 | 307 | 308 }
+  | {
+      redirect: string;
+      status?: 301 | 302 | 303 | 307 | 308;
+      flash?: [level: string, message: string];
+    }
   | { status: 401 | 403 | 404; body?: string };
 
 /**
@@ -33,13 +40,22 @@ export type Denial =
  * ```ts
  * const signedIn = requireSession((s) => s.userId !== undefined, { redirect: "/login" });
  * const admin = requireSession((s) => s.get("role") === "admin", { status: 403 });
+ * const told = requireSession((s) => s.userId !== undefined, {
+ *   redirect: "/login",
+ *   flash: ["info", "Please sign in first"],
+ * });
  * ```
  */
 export function requireSession<T extends SessionData = SessionData>(
   allow: (session: Session<T>) => boolean | Promise<boolean>,
   deny: Denial,
 ): Guard<T> {
-  return async (session) => ((await allow(session)) ? undefined : denialResponse(deny));
+  return async (session) => {
+    if (await allow(session)) return undefined;
+    // The adapter commits the session with the denial, so the page redirected to reads it.
+    if ("redirect" in deny && deny.flash) session.flash(deny.flash[0], deny.flash[1]);
+    return denialResponse(deny);
+  };
 }
 
 /** Runs guards in order; the first Response wins. */

@@ -20,7 +20,10 @@ export const untyped = (req: express.Request): Session => req.session;
 export function matrixApp(createApp: typeof express, sessions: Sessions): Promise<RunningApp> {
   const app = createApp();
   app.use(session(sessions));
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
 
   app.get("/read", (req, res) => {
     res.type("text").send(JSON.stringify(req.session.data));

@@ -19,7 +19,12 @@ const untyped = (request: FastifyRequest): Session => request.session;
 testAdapter("fastify", async (sessions) => {
   const app = Fastify();
   await app.register(session(sessions));
-  const signedIn = guard(requireSession((s: Session) => s.has("user"), { redirect: "/login" }));
+  const signedIn = guard(
+    requireSession((s: Session) => s.has("user"), {
+      redirect: "/login",
+      flash: ["info", "sign in first"],
+    }),
+  );
 
   app.get("/read", async (request, reply) =>
     reply.type("text/plain").send(JSON.stringify(request.session.data)),

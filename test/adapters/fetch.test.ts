@@ -9,7 +9,10 @@ function text(body: string, status = 200): Response {
 }
 
 testAdapter("fetch", (sessions) => {
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
   const fetch = withSession(sessions, async (request, { session }) => {
     const path = new URL(request.url).pathname;
     switch (`${request.method} ${path}`) {

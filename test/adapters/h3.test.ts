@@ -32,7 +32,10 @@ function listen(app: H3): Promise<RunningApp> {
 const sessionOf = (event: H3Event): Session => event.context.session as Session;
 
 testAdapter("h3", (sessions) => {
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
   // silent: /boom's error is expected; h3 would print it.
   const app = new H3({ silent: true }).use(sessionMiddleware(sessions));
   app.get("/read", (event) => JSON.stringify(sessionOf(event).data));

@@ -16,7 +16,10 @@ import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js"
 import { listenLoopback } from "../helpers/listen.js";
 
 function buildApp(sessions: Sessions): Hono<SessionEnv> {
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
   const app = new Hono<SessionEnv>();
   app.use(sessionMiddleware(sessions));
   app.get("/read", (c) => c.text(JSON.stringify(c.get("session").data)));

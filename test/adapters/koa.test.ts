@@ -17,7 +17,12 @@ function listen(app: Koa): Promise<RunningApp> {
 
 testAdapter("koa", (sessions) => {
   const app = new Koa();
-  const signedIn = guard(requireSession((s: Session) => s.has("user"), { redirect: "/login" }));
+  const signedIn = guard(
+    requireSession((s: Session) => s.has("user"), {
+      redirect: "/login",
+      flash: ["info", "sign in first"],
+    }),
+  );
   app.use(session(sessions));
   app.use(async (ctx) => {
     // The matrix drives untyped sessions: widen whatever data type a type test registered.

@@ -17,7 +17,10 @@ function send(res: ServerResponse, body: string, status = 200): void {
 }
 
 testAdapter("node:http", (sessions) => {
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
   const app = withSession(sessions, async (req, res) => {
     const { session } = req;
     const path = req.url?.split("?")[0];

@@ -36,7 +36,10 @@ async function listenOak(app: Application): Promise<RunningApp> {
 function matrixApp(sessions: any): Application {
   const app = new Application({ logErrors: false });
   new OakSession(app, sessions);
-  const signedIn = requireSession((s) => s.has("user"), { redirect: "/login" });
+  const signedIn = requireSession((s) => s.has("user"), {
+    redirect: "/login",
+    flash: ["info", "sign in first"],
+  });
   const router = new Router();
   router
     .get("/read", (ctx) => {

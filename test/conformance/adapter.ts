@@ -8,7 +8,8 @@
  *   POST /destroy    -> destroy(), body "bye"
  *   POST /flash      -> flash("info", "saved"), body "ok"
  *   GET  /flashes    -> body JSON.stringify(flashes("info"))
- *   GET  /private    -> guarded: no "user" -> 303 to /login (the adapter's guard mechanism); else body "secret"
+ *   GET  /private    -> guarded: no "user" -> 303 to /login with flash("info", "sign in first") (the
+ *                       adapter's guard mechanism, requireSession's flash); else body "secret"
  *   GET  /large      -> set "blob" to "x".repeat(9000), body "ok"
  *   GET  /boom       -> count += 1, then throw new Error("boom") (the framework's error response)
  *   GET  /redirect   -> set "went" true, then a 302 redirect to /read
@@ -131,6 +132,9 @@ export function testAdapter(name: string, serve: ServeApp): void {
         const denied = await client.get("/private");
         expect(denied.status).toBe(303);
         expect(denied.headers.get("location")).toBe("/login");
+        // The denial committed the session: the page redirected to reads the guard's flash, once.
+        expect(JSON.parse((await client.get("/flashes")).text)).toEqual(["sign in first"]);
+        expect(JSON.parse((await client.get("/flashes")).text)).toEqual([]);
         await client.post("/login");
         const allowed = await client.get("/private");
         expect(allowed.status).toBe(200);
