@@ -92,8 +92,11 @@ export interface Session<T extends SessionData = SessionData> {
    * With a store, the old id stops working when the response is committed: its record is deleted.
    * A cookie session has no server record to delete, so a copy of the old cookie still opens until
    * its own idle or absolute deadline (sealed inside it); keep timeouts short, or use a store, where
-   * that matters. `userId` binds (or, with null, unbinds) a user. Throws `ERR_SESSION_TOO_LARGE`,
-   * changing nothing, when the user id would push a cookie session past `maxSize`.
+   * that matters. `userId` binds (or, with null, unbinds) a user. A session bound to another user
+   * starts empty (data, flashes, label and remember-me choice): one user's data never carries over to
+   * the next who signs in on the same browser, while a visitor's data (a cart) carries over at their
+   * own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing nothing, when the user id would push a
+   * cookie session past `maxSize`.
    */
   regenerate(options?: { userId?: string | null }): Promise<void>;
   /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
@@ -299,9 +302,33 @@ export class SessionState implements Session<SessionData> {
       throw new SessionError("ERR_SESSION_STATE", "regenerate({ userId }) takes a string or null");
     }
     this.assertOpen();
-    const before = { id: this.id, meta: this.meta, replaced: this.replaced, reissue: this.reissue };
+    const before = {
+      id: this.id,
+      meta: this.meta,
+      replaced: this.replaced,
+      reissue: this.reissue,
+      data: this.data,
+      changes: this.changes,
+      metaChanges: new Set(this.metaChanges),
+    };
     this.id = this.hooks.generateId();
     this.meta = { ...this.meta, renewedAt: this.hooks.now() };
+    const previous = this.meta.userId;
+    if (
+      typeof options.userId === "string" &&
+      previous !== undefined &&
+      previous !== options.userId
+    ) {
+      // Signing in as someone else on a browser still signed in as another user: nothing of the
+      // other user's session (a role kept in it, their cart, their device label) may come along.
+      this.data = {};
+      this.changes = new Map();
+      for (const field of ["flash", "label", "persistent"] as const) {
+        if (this.meta[field] === undefined) continue;
+        delete this.meta[field];
+        this.metaChanges.add(field);
+      }
+    }
     if (options.userId === null) delete this.meta.userId;
     else if (options.userId !== undefined) this.meta.userId = options.userId;
     this.replaced = true;

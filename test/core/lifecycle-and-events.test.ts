@@ -300,3 +300,30 @@ describe("events of destroyByUser", () => {
     expect(h.events).toEqual([{ type: "destroyed", at: h.clock.now(), userId: "ana" }]);
   });
 });
+
+describe("regenerate as another user", () => {
+  it("starts empty: nothing of the previous user's session comes along; a visitor's cart does", async () => {
+    for (const h of [harness(), storeHarness()]) {
+      await h.request((s) => s.set("cart", ["book"]));
+      await h.request((s) => s.regenerate({ userId: "ana" }));
+      // The visitor's cart carried over to their own sign-in, and a repeat sign-in keeps it all.
+      await h.request(async (s) => {
+        expect(s.get("cart")).toEqual(["book"]);
+        s.set("role", "admin");
+        s.flash("info", "welcome ana");
+        s.rememberMe(true);
+        await s.regenerate({ userId: "ana" });
+        expect(s.get("role")).toBe("admin");
+      });
+      // Someone else signs in on the same browser without signing out first.
+      await h.request(async (s) => {
+        await s.regenerate({ userId: "bob" });
+        expect(s.data).toEqual({});
+      });
+      const next = await h.request();
+      expect(next.session.userId).toBe("bob");
+      expect(next.session.data).toEqual({});
+      expect(next.session.flashEntries()).toEqual([]);
+    }
+  });
+});
