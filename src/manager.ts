@@ -10,7 +10,7 @@ import {
   sealToken,
   signToken,
 } from "./crypto/token.js";
-import { isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
+import { ConfigError, isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { isNodeRequest, type NodeRequestLike, nodeSessionInput } from "./internal/node-input.js";
 import { decodeRecord, encodeRecord, utf8Length } from "./internal/record.js";
@@ -196,7 +196,20 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   /** Accepted tokens: the opened token and, with a store, the id's key (see TokenCache). */
   const tokens =
     config.tokenCache > 0 ? new TokenCache<Verified>(config.tokenCache, 4096) : undefined;
-  const generateId = config.generateId ?? (() => generateSessionId(backend));
+  const custom = config.generateId;
+  const generateId = custom
+    ? () => {
+        // An id the load side refuses would make every session "malformed" on its next request:
+        // said at the first id instead, with what the ids must be.
+        const id = custom();
+        if (!isSessionId(id)) {
+          throw new ConfigError(
+            `"generateId" returned an id sessionkit refuses when it comes back: ids are 16 to 128 characters of A-Z, a-z, 0-9, "-" and "_"`,
+          );
+        }
+        return id;
+      }
+    : () => generateSessionId(backend);
   const primaryKeyIdLength = config.secrets[0]?.id?.length ?? DERIVED_KEY_ID_CHARS;
   const hooks: SessionHooks = {
     now: config.now,

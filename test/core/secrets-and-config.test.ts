@@ -148,6 +148,18 @@ describe("ConfigError at createSessions", () => {
     expect(err.message).toMatch(/key id/);
   });
 
+  it("says at the first new session when a custom generateId makes ids the load side refuses", async () => {
+    const h = harness({ generateId: () => "too:short" });
+    const err = await h
+      .request((s) => s.set("n", 1))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/"generateId" returned an id .*16 to 128 characters/);
+  });
+
   it("refuses a header transport named like a header HTTP already uses", () => {
     for (const header of ["cookie", "Set-Cookie", "authorization", "host"]) {
       expect(() => createSessions({ secret: SECRET, header })).toThrow(
