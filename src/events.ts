@@ -8,7 +8,8 @@ import type { InvalidReason } from "./options.js";
  * - `renewed`: `renewInterval` rotated the id or token on its own.
  * - `expired`: a session past its idle or absolute deadline was refused.
  * - `invalid`: a token or stored data was refused (tampered, malformed, unknown key, schema...).
- * - `destroyed`: `destroy()` ended the session.
+ * - `destroyed`: `destroy()` ended the session, `revoke` ended one, or `destroyByUser` ended at least
+ *   one (none when it signed nothing out).
  */
 export type SessionEvent =
   | { type: "created"; at: number; userId?: string }

@@ -103,7 +103,8 @@ export interface Sessions<T extends SessionData = SessionData> {
   load(input: SessionInput): Promise<Session<T>>;
   /**
    * Writes what the request changed (nothing, if nothing did) and appends `Set-Cookie` (and the
-   * header transport) to `headers`. Safe to call again after further changes.
+   * header transport) to `headers`. Safe to call again after further changes. Data the `schema`
+   * refuses throws `ERR_SESSION_SCHEMA` (naming the keys) and nothing is saved.
    */
   commit(session: Session<T>, headers: HeaderWriter): Promise<void>;
   /** Store sessions: the live sessions of a user, for a "your devices" page. */

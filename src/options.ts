@@ -43,7 +43,10 @@ export interface CookieOptions {
 export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefined> {
   /** Required. A string of >= 32 characters, a list (first seals, all open) or `{ keyId: secret }`. */
   secret: SecretInput;
-  /** Any Standard Schema (Zod, Valibot, ArkType...). Stored data that fails it never reaches a handler. */
+  /**
+   * Any Standard Schema (Zod, Valibot, ArkType...). Stored data that fails it never reaches a handler,
+   * and a commit of data that fails it throws `ERR_SESSION_SCHEMA` and saves nothing.
+   */
   schema?: S;
   /** A server store. Without one, the whole session lives in the cookie. */
   store?: SessionStore;
@@ -80,8 +83,9 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
    */
   lock?: { wait?: Duration; ttl?: Duration } | false;
   /**
-   * How many accepted tokens to remember, so the same cookie on the next request skips its decryption
-   * (or, with a store, its HMAC check and id hash). Expiry and the store are still checked every time.
+   * At most how many accepted tokens to remember, so the same cookie on the next request skips its
+   * decryption (or, with a store, its HMAC check and id hash). Expiry and the store are still checked
+   * every time. Kept in two generations of half each: a token in use stays, one seen once ages out.
    * Default 1000 (tokens up to 4 KB each); `false` or 0: off.
    */
   tokenCache?: number | false;

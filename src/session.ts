@@ -74,7 +74,8 @@ export interface Session<T extends SessionData = SessionData> {
    * "Remember me": whether this session's cookie outlives the browser. `true` gives it a `Max-Age` (the
    * time left to its idle or absolute deadline), `false` makes it a browser-session cookie, gone when the
    * browser closes; unset, the `cookie.persistent` option decides. The server-side deadlines hold either
-   * way. The choice travels with the session: it survives `regenerate` and `clear`, not `destroy`.
+   * way. The choice travels with the session: it survives `regenerate` and `clear`, not `destroy`, nor
+   * `regenerate({ userId })` on a session bound to another user (which starts empty).
    *
    * @example
    * ```ts
@@ -84,7 +85,10 @@ export interface Session<T extends SessionData = SessionData> {
    * ```
    */
   rememberMe(remember?: boolean): void;
-  /** A name for this session on a "your devices" page ("Work laptop"); `undefined` removes it. Store sessions list it. */
+  /**
+   * A name for this session on a "your devices" page ("Work laptop"), cut to 100 characters;
+   * `undefined` removes it. Store sessions list it.
+   */
   setLabel(label: string | undefined): void;
   /**
    * New id, same data: call it on sign-in and on any privilege change, against session fixation
@@ -93,10 +97,10 @@ export interface Session<T extends SessionData = SessionData> {
    * A cookie session has no server record to delete, so a copy of the old cookie still opens until
    * its own idle or absolute deadline (sealed inside it); keep timeouts short, or use a store, where
    * that matters. `userId` binds (or, with null, unbinds) a user. A session bound to another user
-   * starts empty (data, flashes, label and remember-me choice): one user's data never carries over to
-   * the next who signs in on the same browser, while a visitor's data (a cart) carries over at their
-   * own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing nothing, when the user id would push a
-   * cookie session past `maxSize`.
+   * starts empty and anew (data, flashes, label, remember-me choice; its creation time is now): one
+   * user's data never carries over to the next who signs in on the same browser, while a visitor's
+   * data (a cart) carries over at their own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing
+   * nothing, when the user id would push a cookie session past `maxSize`.
    */
   regenerate(options?: { userId?: string | null }): Promise<void>;
   /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
@@ -323,6 +327,8 @@ export class SessionState implements Session<SessionData> {
       // other user's session (a role kept in it, their cart, their device label) may come along.
       this.data = {};
       this.changes = new Map();
+      // A new user's session begins now: its absolute deadline and "signed in since" count from here.
+      this.meta.createdAt = this.meta.renewedAt;
       for (const field of ["flash", "label", "persistent"] as const) {
         if (this.meta[field] === undefined) continue;
         delete this.meta[field];

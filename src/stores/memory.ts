@@ -30,7 +30,10 @@ export interface MemoryStore extends SessionStore {
   close(): Promise<void>;
   /** Entries held, including expired ones not yet read or swept. */
   readonly size: number;
-  /** Every entry as stored: `[key, json, expiresAt]`, least recently used first. */
+  /**
+   * Every entry as stored: `[key, json, expiresAt]`, least recently used first. `json` is the compact
+   * record `[data, createdAt, touchedAt, renewedAt]`, plus the other meta fields as a fifth element.
+   */
   rawEntries(): IterableIterator<[key: string, json: string, expiresAt: number]>;
 }
 

@@ -73,7 +73,8 @@ export interface RedisStoreOptions {
   /**
    * Milliseconds one Redis command may take before the call rejects with `StoreUnavailableError`;
    * default 2000; `false` waits as long as the client does. A timed-out write may still be applied
-   * later if the client queued it (see `client`).
+   * later if the client queued it (see `client`), and one already sent to a server that stalls is
+   * applied when it resumes, whatever the client settings.
    */
   commandTimeout?: number | false;
 }

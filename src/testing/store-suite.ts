@@ -33,11 +33,12 @@ const encoder = new TextEncoder();
 
 /**
  * The conformance suite every `SessionStore` runs: the edge cases of `stores/store.ts` against the
- * real backend, then the invariants of `DESIGN.md` through `createSessions`.
+ * real backend, then the manager's guarantees through `createSessions` (strict ids, per-key patches
+ * that lose no concurrent update, user indexes, the lock).
  *
  * `factory` is called once per test (so keep clients and pools outside it, created once); `reset`
  * runs after each test, then the store's `close()`. Optional methods (`listByUser`, `deleteByUser`,
- * `sweep`) are tested when present and reported as skipped when absent.
+ * `sweep`, `lock`) are tested when present and reported as skipped when absent.
  *
  * @example
  * ```ts

@@ -315,7 +315,8 @@ describe("regenerate as another user", () => {
         await s.regenerate({ userId: "ana" });
         expect(s.get("role")).toBe("admin");
       });
-      // Someone else signs in on the same browser without signing out first.
+      // Someone else signs in on the same browser without signing out first, an hour later.
+      h.clock.advance(HOUR);
       await h.request(async (s) => {
         await s.regenerate({ userId: "bob" });
         expect(s.data).toEqual({});
@@ -323,6 +324,7 @@ describe("regenerate as another user", () => {
       const next = await h.request();
       expect(next.session.userId).toBe("bob");
       expect(next.session.data).toEqual({});
+      expect(next.session.createdAt).toBe(h.clock.now()); // bob's session begins at his sign-in
       expect(next.session.flashEntries()).toEqual([]);
     }
   });
