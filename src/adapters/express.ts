@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
@@ -50,7 +51,10 @@ export function session(
   options: ExpressSessionOptions = {},
 ): RequestHandler {
   const guards = options.guards ?? [];
+  let noted = false;
   return middleware(async (req, res) => {
+    // Mounted again (a sub-app, a router): the outer mount's session is this request's session.
+    if (loadedBy(req.session, sessions)) return guards.length === 0 || allow(guards, req, res);
     const held = await loadAndHold(sessions, req, res, {
       ip: () => req.ip,
       onError: (err) => {
@@ -63,6 +67,7 @@ export function session(
       return false;
     }
     req.session = held.session;
+    if (!noted) noted = noteManager(sessions, held.session);
     return guards.length === 0 || allow(guards, req, res);
   });
 }

@@ -13,6 +13,7 @@ import {
   view,
 } from "./internal/h3-session.js";
 import { HeaderList } from "./internal/header-list.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitLast,
   commitToResponse,
@@ -252,7 +253,11 @@ export function sessionMiddleware<T extends SessionkitData>(
   options: { guards?: readonly Guard<T>[] } = {},
 ): Middleware {
   const guards = options.guards ?? [];
+  let noted = false;
   return async (event, next) => {
+    // Mounted again (a mounted sub-app with its own): the outer mount loads and commits.
+    const outer = loadedBy(event.context.session as SessionkitSession<T> | undefined, sessions);
+    if (outer) return (await runGuards(guards, outer, event.req)) ?? next();
     let session: SessionkitSession<T>;
     try {
       session = await sessions.load({
@@ -265,6 +270,7 @@ export function sessionMiddleware<T extends SessionkitData>(
       throw err;
     }
     event.context.session = session as SessionkitSession;
+    if (!noted) noted = noteManager(sessions, session);
     let value: unknown;
     let failure: { error: unknown } | undefined;
     try {

@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -70,7 +71,16 @@ export function sessionMiddleware<T extends SessionData>(
 ): MiddlewareHandler<EnvOf<T>> {
   const guards = options.guards ?? [];
   const ip = options.ip;
+  let noted = false;
   return async (c, next) => {
+    // Mounted again (app.route of a sub-app with its own): the outer mount loads and commits.
+    const outer = loadedBy(c.get("session"), sessions);
+    if (outer) {
+      const denied = await runGuards(guards, outer, c.req.raw);
+      if (denied) c.res = denied;
+      else await next();
+      return;
+    }
     let session: Session<T>;
     try {
       const req = c.req.raw;
@@ -82,6 +92,7 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     c.set("session", session);
+    if (!noted) noted = noteManager(sessions, session);
     const denied = await runGuards(guards, session, c.req.raw);
     if (denied) c.res = denied;
     else await next();

@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
@@ -44,7 +45,13 @@ export function session(
   options: KoaSessionOptions = {},
 ): Middleware {
   const guards = options.guards ?? [];
+  let noted = false;
   return async (ctx, next) => {
+    // Mounted again (a sub-app, a router): the outer mount's session is this request's session.
+    if (loadedBy(ctx.session as Session | undefined, sessions)) {
+      if (await allow(guards, ctx)) await next();
+      return;
+    }
     // Holding the raw response, rather than committing after `next()`, also covers Koa's error
     // response (which clears headers set before it), `ctx.respond = false` and early flushes.
     const held = await loadAndHold(sessions, ctx.req, ctx.res, {
@@ -59,6 +66,7 @@ export function session(
       return;
     }
     ctx.session = held.session;
+    if (!noted) noted = noteManager(sessions, held.session);
     if (await allow(guards, ctx)) await next();
   };
 }

@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { nodeRequestUrl } from "../internal/node-input.js";
 import type { Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
@@ -41,12 +42,19 @@ export function withSession<T extends SessionData>(
   options: NodeSessionOptions<T> = {},
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const guards = options.guards ?? [];
+  let noted = false;
   return async (req, res) => {
     let held: HeldSession<T> | Response;
-    try {
-      held = await loadAndHold(sessions, req, res, { onError: errorResponse });
-    } catch (err) {
-      held = errorResponse(err);
+    // Nested in another withSession of the same manager: its session is this request's session.
+    const outer = loadedBy((req as Partial<SessionRequest<T>>).session, sessions);
+    if (outer) held = { session: outer, responding: () => res.headersSent };
+    else {
+      try {
+        held = await loadAndHold(sessions, req, res, { onError: errorResponse });
+        if (!noted && !(held instanceof Response)) noted = noteManager(sessions, held.session);
+      } catch (err) {
+        held = errorResponse(err);
+      }
     }
     if (held instanceof Response) {
       await sendWebResponse(res, held);

@@ -9,6 +9,7 @@ import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
+import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitLast,
   discardBody,
@@ -110,7 +111,10 @@ export class OakSession<T extends SessionData = SessionData> {
 export function sessionMiddleware<T extends SessionData>(
   sessions: Sessions<T>,
 ): Middleware<OakSessionState<T>> {
+  let noted = false;
   return async (ctx, next) => {
+    // Mounted again (on a router, beside OakSession): the outer mount loads and commits.
+    if (loadedBy(ctx.state.session?.raw, sessions)) return next();
     let session: Session<T>;
     try {
       session = await sessions.load({
@@ -123,6 +127,7 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     ctx.state.session = new AsyncSessionState(session);
+    if (!noted) noted = noteManager(sessions, session);
     const headers = new Headers();
     try {
       await next();

@@ -43,6 +43,7 @@ export function nodeSessionInput(
 /** The request's absolute URL as it reached this server (no proxy header trusted): node:http gives the path. */
 export function nodeRequestUrl(req: NodeRequestLike): string {
   const encrypted = req.socket?.encrypted === true;
-  const host = req.headers.host;
+  // HTTP/2 names the host in the `:authority` pseudo-header; a client may leave Host out.
+  const host = req.headers.host ?? req.headers[":authority"];
   return `${encrypted ? "https" : "http"}://${typeof host === "string" ? host : "localhost"}${req.url ?? "/"}`;
 }

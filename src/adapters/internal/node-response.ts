@@ -36,7 +36,15 @@ const sentHeaders = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, "
 
 /** Whether node:http has sent the head, whatever a pending hold makes `res.headersSent` say. */
 function headSent(res: ServerResponse): boolean {
-  return sentHeaders ? Boolean(sentHeaders.call(res)) : res.headersSent;
+  if (res instanceof OutgoingMessage)
+    return sentHeaders ? Boolean(sentHeaders.call(res)) : res.headersSent;
+  // node:http2's compatibility response: not an OutgoingMessage (whose getter reads `_header`, which
+  // node:http2 defines as `headersSent`: endless recursion), so its prototype's own getter is asked.
+  for (let o = Object.getPrototypeOf(res); o !== null; o = Object.getPrototypeOf(o)) {
+    const own = Object.getOwnPropertyDescriptor(o, "headersSent");
+    if (own) return Boolean(own.get ? own.get.call(res) : own.value);
+  }
+  return false;
 }
 
 /**
@@ -63,7 +71,8 @@ const HEADERS_SENT: PropertyDescriptor = {
 function installHeadersSent(res: ServerResponse): void {
   if (!sentHeaders) return;
   const proto = Object.getPrototypeOf(res) as object;
-  if (proto === ServerResponse.prototype) {
+  // On the response itself also for node:http2's, whose prototype every HTTP/2 server shares.
+  if (proto === ServerResponse.prototype || !(res instanceof OutgoingMessage)) {
     Object.defineProperty(res, "headersSent", HEADERS_SENT);
   } else if (!withHeadersSent.has(proto)) {
     Object.defineProperty(proto, "headersSent", HEADERS_SENT);
