@@ -5,6 +5,7 @@
  * reach its admin connection and scan its keys; what only one of them has stays in that file.
  */
 import type { Redis, RedisCommander } from "ioredis";
+import { RESP_TYPES } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INDEX_UNTIL_SCRIPT } from "../../src/stores/internal/redis-scripts.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
@@ -126,6 +127,19 @@ async function dumpKeys(admin: RedisAdmin, keys: readonly string[]): Promise<str
  * ioredis sends through `call(...args)`, node-redis through `sendCommand(args)` and, on a
  * cluster, `sendCommand(firstKey, isReadonly, args)`.
  */
+/**
+ * A node-redis client whose bulk and simple strings arrive as Buffers (`withTypeMapping`), as an app
+ * that keeps binary values in Redis configures it: every reply the store reads is a Buffer.
+ */
+export function withBufferReplies<C extends { withTypeMapping(mapping: object): unknown }>(
+  client: C,
+): ReturnType<C["withTypeMapping"]> {
+  return client.withTypeMapping({
+    [RESP_TYPES.BLOB_STRING]: Buffer,
+    [RESP_TYPES.SIMPLE_STRING]: Buffer,
+  }) as ReturnType<C["withTypeMapping"]>;
+}
+
 export function countCommands<C extends object>(client: C): { client: C; commands: unknown[][] } {
   const commands: unknown[][] = [];
   const proxy = new Proxy(client, {

@@ -1,12 +1,26 @@
 import { Cluster } from "ioredis";
-import { createCluster, RESP_TYPES } from "redis";
+import { createCluster } from "redis";
 import { describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { redisStore } from "../../src/stores/redis.js";
 import { freePort } from "../helpers/redis-server.js";
 import { REDIS_CLUSTER_NODES, serviceAvailable } from "../helpers/services.js";
-import { type RedisClientKind, type RedisTarget, testRedisStores } from "./redis-cases.js";
+import {
+  type RedisClientKind,
+  type RedisTarget,
+  testRedisStores,
+  withBufferReplies,
+} from "./redis-cases.js";
 import { HOUR_MS, keyMaker, MINUTE_MS, metaAt } from "./support.js";
+
+async function nodeRedisCluster() {
+  const client = createCluster({
+    rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
+  });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
 
 const seed = REDIS_CLUSTER_NODES[0] ?? { host: "127.0.0.1", port: 7000 };
 const available = await serviceAvailable("Redis Cluster", `redis://${seed.host}:${seed.port}`);
@@ -31,34 +45,15 @@ const KINDS: RedisClientKind[] = [
   {
     name: "node-redis cluster",
     async connect() {
-      const client = createCluster({
-        rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({
-          url: `redis://${host}:${port}`,
-        })),
-      });
-      client.on("error", () => {});
-      await client.connect();
+      const client = await nodeRedisCluster();
       return { client, close: async () => void client.destroy() };
     },
   },
   {
-    // Bulk strings as Buffers (`withTypeMapping`), as an app that keeps binary values configures it.
     name: "node-redis cluster Buffer replies",
     async connect() {
-      const client = createCluster({
-        rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({
-          url: `redis://${host}:${port}`,
-        })),
-      });
-      client.on("error", () => {});
-      await client.connect();
-      return {
-        client: client.withTypeMapping({
-          [RESP_TYPES.BLOB_STRING]: Buffer,
-          [RESP_TYPES.SIMPLE_STRING]: Buffer,
-        }),
-        close: async () => void client.destroy(),
-      };
+      const client = await nodeRedisCluster();
+      return { client: withBufferReplies(client), close: async () => void client.destroy() };
     },
   },
 ];

@@ -1,12 +1,17 @@
 import { Redis } from "ioredis";
-import { createClient, RESP_TYPES } from "redis";
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../../src/errors.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
 import type { SessionStore } from "../../src/stores/store.js";
 import { PrivateRedis } from "../helpers/redis-server.js";
 import { REDIS_URL, serviceAvailable } from "../helpers/services.js";
-import { countCommands, type RedisTarget, testRedisStores } from "./redis-cases.js";
+import {
+  countCommands,
+  type RedisTarget,
+  testRedisStores,
+  withBufferReplies,
+} from "./redis-cases.js";
 import { HOUR_MS, keyMaker, MINUTE_MS, metaAt } from "./support.js";
 
 const available = await serviceAvailable("Redis", REDIS_URL);
@@ -97,20 +102,12 @@ describe.skipIf(!available)("redisStore", () => {
     kinds: [
       ...KINDS.map((kind) => ({ name: kind.name, connect: () => kind.connect(REDIS_URL) })),
       {
-        // A client whose bulk strings arrive as Buffers (`withTypeMapping`), as an app that keeps
-        // binary values in Redis configures it: every reply the store reads is a Buffer.
         name: "node-redis Buffer replies",
         async connect() {
           const client = createClient({ url: REDIS_URL });
           client.on("error", () => {});
           await client.connect();
-          return {
-            client: client.withTypeMapping({
-              [RESP_TYPES.BLOB_STRING]: Buffer,
-              [RESP_TYPES.SIMPLE_STRING]: Buffer,
-            }),
-            close: async () => void client.destroy(),
-          };
+          return { client: withBufferReplies(client), close: async () => void client.destroy() };
         },
       },
     ],
