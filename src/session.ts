@@ -423,7 +423,10 @@ export class SessionState implements Session<SessionData> {
     for (const key of Object.keys(partial)) {
       const value = partial[key];
       previous.set(key, this.changes.has(key) ? this.changes.get(key) : undefined);
-      if (value === undefined) {
+      // What JSON cannot hold and leaves out (undefined, a function, a symbol) deletes the key here,
+      // as a cookie session's JSON would: every store then sees a delete (PostgreSQL kept the old
+      // value, MySQL wrote null, the others dropped the key).
+      if (value === undefined || typeof value === "function" || typeof value === "symbol") {
         if (!Object.hasOwn(data, key)) continue;
         delete data[key];
         this.changes.set(key, DELETED);

@@ -502,6 +502,15 @@ export function testStore(
         expect(headers.getSetCookie()).toEqual([]);
       });
 
+      it("a value JSON leaves out (a function) deletes its key, as in a cookie session", async () => {
+        const sessions = manager(store);
+        const { cookie } = await seeded(sessions, { kept: 1, gone: "x" });
+        const session = await load(sessions, cookie);
+        session.set("gone", () => "not data");
+        await sessions.commit(session, new Headers());
+        expect((await load(sessions, cookie)).data).toEqual({ kept: 1 });
+      });
+
       it(`${CONCURRENT_WRITERS} concurrent requests of one session each keep their own key`, async () => {
         const sessions = manager(store);
         const { cookie } = await seeded(sessions);
