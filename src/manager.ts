@@ -806,8 +806,25 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     headerName: config.header,
     store,
   };
+  hooksOf.set(sessions, hooks);
   // The schema's type is a compile-time view of the same runtime object.
   return sessions as unknown as Sessions<InferSessionData<S>>;
+}
+
+/** Each manager's hooks object, which every session it loads carries: how `loadedBy` knows its own. */
+const hooksOf = new WeakMap<object, SessionHooks>();
+
+/**
+ * `candidate` if it is a session `sessions` loaded, else undefined. For adapters mounted twice on one
+ * request (a sub-app or router that mounts the middleware again): the second mount must reuse the
+ * first one's session, since two sessions of one manager would both commit, the outer last, and its
+ * touch would re-seal the old session after a sign-out in the inner mount.
+ * @internal
+ */
+export function loadedBy<C>(candidate: C | undefined | null, sessions: object): C | undefined {
+  return candidate instanceof SessionState && candidate.hooks === hooksOf.get(sessions)
+    ? candidate
+    : undefined;
 }
 
 /**

@@ -1,9 +1,8 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import { type Guard, runGuards } from "../guard.js";
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
@@ -51,7 +50,6 @@ export function session(
   options: ExpressSessionOptions = {},
 ): RequestHandler {
   const guards = options.guards ?? [];
-  let noted = false;
   return middleware(async (req, res) => {
     // Mounted again (a sub-app, a router): the outer mount's session is this request's session.
     if (loadedBy(req.session, sessions)) return guards.length === 0 || allow(guards, req, res);
@@ -67,7 +65,6 @@ export function session(
       return false;
     }
     req.session = held.session;
-    if (!noted) noted = noteManager(sessions, held.session);
     return guards.length === 0 || allow(guards, req, res);
   });
 }

@@ -1,7 +1,7 @@
 import type { HTTPEvent, Middleware } from "h3";
 import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
 import {
   applyHeaders,
@@ -13,7 +13,6 @@ import {
   view,
 } from "./internal/h3-session.js";
 import { HeaderList } from "./internal/header-list.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitLast,
   commitToResponse,
@@ -253,7 +252,6 @@ export function sessionMiddleware<T extends SessionkitData>(
   options: { guards?: readonly Guard<T>[] } = {},
 ): Middleware {
   const guards = options.guards ?? [];
-  let noted = false;
   return async (event, next) => {
     // Mounted again (a mounted sub-app with its own): the outer mount loads and commits.
     const outer = loadedBy(event.context.session as SessionkitSession<T> | undefined, sessions);
@@ -270,7 +268,6 @@ export function sessionMiddleware<T extends SessionkitData>(
       throw err;
     }
     event.context.session = session as SessionkitSession;
-    if (!noted) noted = noteManager(sessions, session);
     let value: unknown;
     let failure: { error: unknown } | undefined;
     try {

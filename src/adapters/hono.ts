@@ -1,8 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { type Guard, runGuards } from "../guard.js";
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -71,7 +70,6 @@ export function sessionMiddleware<T extends SessionData>(
 ): MiddlewareHandler<EnvOf<T>> {
   const guards = options.guards ?? [];
   const ip = options.ip;
-  let noted = false;
   return async (c, next) => {
     // Mounted again (app.route of a sub-app with its own): the outer mount loads and commits.
     const outer = loadedBy(c.get("session"), sessions);
@@ -92,7 +90,6 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     c.set("session", session);
-    if (!noted) noted = noteManager(sessions, session);
     const denied = await runGuards(guards, session, c.req.raw);
     if (denied) c.res = denied;
     else await next();

@@ -1,9 +1,8 @@
 import type { Middleware, ParameterizedContext } from "koa";
 import { type Guard, runGuards } from "../guard.js";
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
@@ -45,7 +44,6 @@ export function session(
   options: KoaSessionOptions = {},
 ): Middleware {
   const guards = options.guards ?? [];
-  let noted = false;
   return async (ctx, next) => {
     // Mounted again (a sub-app, a router): the outer mount's session is this request's session.
     if (loadedBy(ctx.session as Session | undefined, sessions)) {
@@ -66,7 +64,6 @@ export function session(
       return;
     }
     ctx.session = held.session;
-    if (!noted) noted = noteManager(sessions, held.session);
     if (await allow(guards, ctx)) await next();
   };
 }

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Guard, runGuards } from "../guard.js";
 import { nodeRequestUrl } from "../internal/node-input.js";
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
@@ -42,7 +41,6 @@ export function withSession<T extends SessionData>(
   options: NodeSessionOptions<T> = {},
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const guards = options.guards ?? [];
-  let noted = false;
   return async (req, res) => {
     let held: HeldSession<T> | Response;
     // Nested in another withSession of the same manager: its session is this request's session.
@@ -51,7 +49,6 @@ export function withSession<T extends SessionData>(
     else {
       try {
         held = await loadAndHold(sessions, req, res, { onError: errorResponse });
-        if (!noted && !(held instanceof Response)) noted = noteManager(sessions, held.session);
       } catch (err) {
         held = errorResponse(err);
       }

@@ -2,14 +2,13 @@ import type { Application, Context, Middleware, Request as OakRequest } from "@o
 import type { SecretInput } from "../crypto/keyring.js";
 import { SessionError, StoreUnavailableError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
-import { createSessions, type Sessions } from "../manager.js";
+import { createSessions, loadedBy, type Sessions } from "../manager.js";
 import type { SessionsOptions } from "../options.js";
 import type { FlashEntry, FlashLevel, Session, SessionData } from "../session.js";
 import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite-file.js";
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
-import { loadedBy, noteManager } from "./internal/mounted.js";
 import {
   commitLast,
   discardBody,
@@ -111,7 +110,6 @@ export class OakSession<T extends SessionData = SessionData> {
 export function sessionMiddleware<T extends SessionData>(
   sessions: Sessions<T>,
 ): Middleware<OakSessionState<T>> {
-  let noted = false;
   return async (ctx, next) => {
     // Mounted again (on a router, beside OakSession): the outer mount loads and commits.
     if (loadedBy(ctx.state.session?.raw, sessions)) return next();
@@ -127,7 +125,6 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     ctx.state.session = new AsyncSessionState(session);
-    if (!noted) noted = noteManager(sessions, session);
     const headers = new Headers();
     try {
       await next();
