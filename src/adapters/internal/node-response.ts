@@ -39,12 +39,9 @@ function headSent(res: ServerResponse): boolean {
   if (res instanceof OutgoingMessage)
     return sentHeaders ? Boolean(sentHeaders.call(res)) : res.headersSent;
   // node:http2's compatibility response: not an OutgoingMessage (whose getter reads `_header`, which
-  // node:http2 defines as `headersSent`: endless recursion), so its prototype's own getter is asked.
-  for (let o = Object.getPrototypeOf(res); o !== null; o = Object.getPrototypeOf(o)) {
-    const own = Object.getOwnPropertyDescriptor(o, "headersSent");
-    if (own) return Boolean(own.get ? own.get.call(res) : own.value);
-  }
-  return false;
+  // node:http2 defines as `headersSent`: endless recursion), so its prototype's own getter is asked,
+  // past the hold's getter on the response itself.
+  return Boolean(Reflect.get(Object.getPrototypeOf(res) as object, "headersSent", res));
 }
 
 /**
