@@ -356,16 +356,22 @@ export function sqlOutageCases<S extends SqlStore>(hooks: SqlStoreHooks<S>): voi
     it("survives its idle connections being killed: the next call fails cleanly or reconnects", async () => {
       await withRig(6, "idle", async (rig, key) => {
         const s = rig.store;
-        await Promise.all(Array.from({ length: 6 }, () => s.get(key))); // several idle connections
+        const IDLE = 6;
+        await Promise.all(Array.from({ length: IDLE }, () => s.get(key))); // several idle connections
         await rig.killAll();
 
-        const next = await s.get(key).then(
-          (value) => ({ value }),
-          (error: unknown) => ({ error }),
-        );
-        if ("error" in next) expect(next.error).toBeInstanceOf(StoreUnavailableError);
-        else expect(next.value?.data).toEqual({ acknowledged: 1 });
-        expect((await s.get(key))?.data).toEqual({ acknowledged: 1 });
+        // A killed idle connection the driver has not yet noticed fails the one call that takes it,
+        // cleanly; so at most one call per killed connection fails, and then calls work by themselves.
+        let recovered: StoredSession | undefined;
+        for (let attempt = 0; attempt <= IDLE && recovered === undefined; attempt++) {
+          const next = await s.get(key).then(
+            (value) => ({ value }),
+            (error: unknown) => ({ error }),
+          );
+          if ("error" in next) expect(next.error).toBeInstanceOf(StoreUnavailableError);
+          else recovered = next.value;
+        }
+        expect(recovered?.data).toEqual({ acknowledged: 1 });
         expect(await s.patch(key, { set: { after: 1 }, delete: [] }, deadline)).toBe(true);
         expect((await s.get(key))?.data).toEqual({ acknowledged: 1, after: 1 });
         rig.afterRecovery?.();
