@@ -1,8 +1,9 @@
-import type { Sessions } from "../manager.js";
+import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
 import {
   commitToResponse,
   isStoreUnavailable,
+  servedSessions,
   storeUnavailableResponse,
 } from "./internal/respond.js";
 
@@ -19,7 +20,9 @@ export interface FetchSessionContext<T extends SessionData> {
  * Wraps a fetch-style handler (Cloudflare Workers, Deno.serve, Bun.serve, any `Request -> Response`)
  * with a session: loaded before, committed onto the response after, also on redirects and streamed
  * bodies (headers are set before the body is read). An unhandled `StoreUnavailableError` becomes 503.
- * Extra arguments (a Worker's `env` and `ctx`) pass through.
+ * Extra arguments (a Worker's `env` and `ctx`) pass through. Wrapped inside another `withSession` or
+ * `createHandler` of the same manager and given the same Request, it reuses that session, which the
+ * outer one commits.
  *
  * @example
  * ```ts
@@ -45,8 +48,11 @@ export function withSession<T extends SessionData, A extends unknown[]>(
   ) => Response | Promise<Response>,
 ): (request: Request, ...rest: A) => Promise<Response> {
   return async (request, ...rest) => {
+    const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
+    if (outer) return handler(request, { session: outer }, ...rest);
     try {
       const session = await sessions.load(request);
+      servedSessions.set(request, session);
       const response = await handler(request, { session }, ...rest);
       return await commitToResponse(sessions, session, response);
     } catch (err) {

@@ -26,6 +26,7 @@ import {
   session as fastifySession,
   requireSession,
 } from "../../src/adapters/fastify.js";
+import { createHandler, withSession as fetchSession } from "../../src/adapters/fetch.js";
 import {
   getSession,
   sessionMiddleware as h3Session,
@@ -227,6 +228,43 @@ describe("second mount of the session middleware on one request", () => {
     const running = await listenLoopback(createServer(a.callback()));
     try {
       await expectSignOutHolds(running.url, "", later);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it("fetch: a withSession or createHandler inside a withSession given the same Request reuses its session", async () => {
+    const { sessions, later } = touchySessions();
+    let loads = 0;
+    const load = sessions.load;
+    // Counted on the manager itself: a copy would not be the manager that loaded the session.
+    const counted = Object.assign(sessions, {
+      load: (input: Parameters<typeof load>[0]) => {
+        loads++;
+        return load(input);
+      },
+    });
+    const inner = fetchSession(counted, (request, { session }) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/login") session.set("user", "ada");
+      if (path === "/logout") session.destroy();
+      return new Response(String(session.get("user") ?? "none"));
+    });
+    const page = createHandler(counted)
+      .addPropsResolver(({ handle }) => ({ user: handle.get("user") }))
+      .render(({ user }) => new Response(String(user ?? "none")));
+    const outer = fetchSession(counted, (request) =>
+      new URL(request.url).pathname === "/page" ? page(request) : inner(request),
+    );
+    const server = createAdaptorServer({ fetch: outer, hostname: "127.0.0.1" });
+    const running = await listenLoopback(server as import("node:http").Server);
+    try {
+      await expectSignOutHolds(running.url, "", later);
+      const client = new Client(running.url);
+      await client.post("/login");
+      expect((await client.get("/page")).text).toBe("ada");
+      // One load per request: login, logout, me; then login and page.
+      expect(loads).toBe(5);
     } finally {
       await running.close();
     }

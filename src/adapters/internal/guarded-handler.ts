@@ -1,6 +1,11 @@
-import type { Sessions } from "../../manager.js";
+import { loadedBy, type Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
-import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
+import {
+  commitToResponse,
+  isStoreUnavailable,
+  servedSessions,
+  storeUnavailableResponse,
+} from "./respond.js";
 
 /** What guards and props resolvers receive: the request, the session's data, and the session itself. */
 export interface HandlerContext<T extends SessionData> {
@@ -65,8 +70,11 @@ function build<T extends SessionData, P>(
     addGuard: (guard) => build(sessions, [...guards, guard], resolve),
     addPropsResolver: (next) => build(sessions, guards, next),
     render: (view) => async (request) => {
+      // Inside another handler of the same manager given this Request: its session, its commit.
+      const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
       try {
-        const handle = await sessions.load(request);
+        const handle = outer ?? (await sessions.load(request));
+        if (!outer) servedSessions.set(request, handle);
         const context: HandlerContext<T> = {
           request,
           handle,
@@ -80,7 +88,7 @@ function build<T extends SessionData, P>(
           if (response) break;
         }
         response ??= await view(await resolve(context), context);
-        return await commitToResponse(sessions, handle, response);
+        return outer ? response : await commitToResponse(sessions, handle, response);
       } catch (err) {
         if (isStoreUnavailable(err)) return storeUnavailableResponse();
         throw err;
