@@ -70,6 +70,24 @@ const SERVER_NOW = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
 const SAME_USER = "`user_id` = ? AND CHAR_LENGTH(`user_id`) = CHAR_LENGTH(?)";
 // Error codes are safe to show (never data); anything else from the driver stays in `cause`.
 const SAFE_CODE = /^[A-Z0-9_]{1,64}$/;
+// mysql2 names a server's error number from MySQL's list. Below 1900 MySQL and MariaDB agree; from
+// there their numbers part (MariaDB's 4025, a failed CHECK, is MySQL's
+// ER_INNODB_AUTOEXTEND_SIZE_OUT_OF_RANGE), so such an error is shown by its number and SQLSTATE.
+const SHARED_ERRNO_BELOW = 1900;
+
+/** What an error message may say of the driver's error: its code, or a server error's number. */
+function errorCode(err: unknown): string | undefined {
+  const { code, errno, sqlState } = (err ?? {}) as {
+    code?: unknown;
+    errno?: unknown;
+    sqlState?: unknown;
+  };
+  if (typeof errno === "number" && errno >= SHARED_ERRNO_BELOW) {
+    const state = typeof sqlState === "string" && SAFE_CODE.test(sqlState) ? sqlState : undefined;
+    return state ? `server error ${errno}, SQLSTATE ${state}` : `server error ${errno}`;
+  }
+  return typeof code === "string" && SAFE_CODE.test(code) ? code : undefined;
+}
 
 type Row = RowDataPacket & SqlRow;
 
@@ -395,7 +413,7 @@ function isLockConflict(err: unknown): boolean {
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
 function run<R>(operation: string, sql: string, call: () => Promise<R>): Promise<R> {
-  return runQuery("mysql", operation, call, SAFE_CODE, (err) => {
+  return runQuery("mysql", operation, call, errorCode, (err) => {
     const driverError = err as { sql?: unknown } | null;
     // mysql2 puts the statement with every value interpolated (session data, the key) on `err.sql`;
     // keep the statement's shape for debugging and drop the values, so logging the cause leaks nothing.

@@ -78,6 +78,12 @@ const MIGRATION_LOCK_PREFIX = "sessionkit:migrate:";
 // Error codes are safe to show (never data); anything else from the driver stays in `cause`.
 const SAFE_CODE = /^[A-Z0-9_]{1,32}$/;
 
+/** The driver's error code (SQLSTATE or a socket error's name), if it is one. */
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && SAFE_CODE.test(code) ? code : undefined;
+}
+
 type Row = SqlRow & { key?: string; expires_at?: string | number };
 type Query = (text: string | QueryConfig, values?: unknown[]) => Promise<QueryResult<Row>>;
 
@@ -337,5 +343,5 @@ function patchText(table: string, shape: number): string {
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */
 function run<R>(operation: string, call: () => Promise<R>): Promise<R> {
-  return runQuery("postgres", operation, call, SAFE_CODE);
+  return runQuery("postgres", operation, call, errorCode);
 }

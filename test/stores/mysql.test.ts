@@ -251,6 +251,32 @@ describe.skipIf(!available)("mysqlStore", () => {
           expect(await s.get(other)).toBeUndefined();
         });
 
+        it("names a server error by its number and SQLSTATE where MySQL's and MariaDB's numbers differ", async () => {
+          // A CHECK the table's owner added: MariaDB refuses with 4025, which mysql2 names from
+          // MySQL's list (ER_INNODB_AUTOEXTEND_SIZE_OUT_OF_RANGE); MySQL 8 with 3819.
+          const checked = `${TABLE}_chk`;
+          await admin.query(`DROP TABLE IF EXISTS ${checked}`);
+          try {
+            const s = mysqlStore({ pool, table: checked, now });
+            const key = newKey();
+            await s.set(key, record({}), clock + HOUR_MS);
+            await admin.query(
+              `ALTER TABLE ${checked} ADD CONSTRAINT short_user CHECK (CHAR_LENGTH(user_id) < 4)`,
+            );
+            const bound = { data: {}, meta: { ...metaAt(clock), userId: "abcdef" } };
+            const err = await s.set(newKey(), bound, clock + HOUR_MS).then(
+              () => undefined,
+              (e: unknown) => e as Error,
+            );
+            const errno = (err?.cause as { errno?: number } | undefined)?.errno ?? 0;
+            expect(errno).toBeGreaterThanOrEqual(1900);
+            expect(err?.message).toContain(`(server error ${errno}, SQLSTATE `);
+            expect(err?.message).not.toMatch(/\(ER_/);
+          } finally {
+            await admin.query(`DROP TABLE IF EXISTS ${checked}`);
+          }
+        });
+
         it("a key both set and deleted in one patch ends deleted, as applyPatch does", async () => {
           const s = store();
           const key = newKey();

@@ -18,23 +18,23 @@ const TIME_FIELDS = ["createdAt", "touchedAt", "renewedAt"] as const;
 
 /**
  * Runs one driver call; any failure becomes `StoreUnavailableError` naming only the store, the
- * operation and the driver's error code when it matches `safeCode`. The driver's message can quote
- * values (a key in a constraint detail): it stays in `cause`. `scrub` may clean the driver's error
- * before it becomes the cause.
+ * operation and what `codeOf` says of the driver's error (a code, never data). The driver's message
+ * can quote values (a key in a constraint detail): it stays in `cause`. `scrub` may clean the
+ * driver's error before it becomes the cause.
  */
 export async function runQuery<R>(
   store: string,
   operation: string,
   call: () => Promise<R>,
-  safeCode: RegExp,
+  codeOf: (err: unknown) => string | undefined,
   scrub?: (err: unknown) => void,
 ): Promise<R> {
   try {
     return await call();
   } catch (err) {
     scrub?.(err);
-    const code = (err as { code?: unknown } | null)?.code;
-    const suffix = typeof code === "string" && safeCode.test(code) ? ` (${code})` : "";
+    const code = codeOf(err);
+    const suffix = code ? ` (${code})` : "";
     throw new StoreUnavailableError(
       `the ${store} store failed during ${operation}${suffix}; check that the database is reachable (the driver's error is the cause)`,
       { cause: err },
