@@ -9,7 +9,7 @@ import { HeaderList } from "./header-list.js";
  * the outer one's session. Two would both commit, the outer last, and its touch would re-seal a
  * session the inner one signed out.
  */
-export const servedSessions = new WeakMap<Request, Session<SessionData>>();
+export const servedSessions = new WeakMap<Request, object>();
 
 /** The response every adapter gives for an unhandled `StoreUnavailableError`. */
 export function storeUnavailableResponse(): Response {
