@@ -4,6 +4,7 @@ import { ConfigError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { parseDurationMs } from "./internal/duration.js";
 import { rejectUnknown } from "./internal/unknown-options.js";
+import { nonObjectOutput } from "./schema.js";
 import type { SessionStore } from "./stores/store.js";
 import { CHUNK_VALUE_BYTES, type CookieSettings, MAX_CHUNKS } from "./transport/cookie.js";
 
@@ -212,6 +213,12 @@ export function resolveOptions(
   if (input.schema !== undefined && typeof input.schema?.["~standard"]?.validate !== "function") {
     throw new ConfigError(
       `"schema" must be a Standard Schema (Zod 3.24+, Valibot 1+, ArkType 2+): it has no ["~standard"].validate`,
+    );
+  }
+  const described = input.schema && nonObjectOutput(input.schema);
+  if (described) {
+    throw new ConfigError(
+      `"schema" must describe an object (session data is a set of keys), but this one's output is ${described}; wrap it, e.g. z.object({ value: yourSchema })`,
     );
   }
   const store = input.store;

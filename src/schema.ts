@@ -35,3 +35,27 @@ export async function validateData(
     ? (value as Record<string, unknown>)
     : undefined;
 }
+
+/**
+ * What the schema says its output is, when that is not an object: the JSON Schema `type` of the
+ * schemas that can describe themselves (Standard JSON Schema: Zod 4, ArkType), e.g. `"string"`.
+ * `undefined` when it is an object, when the schema cannot say (Valibot, a transform) or says
+ * something looser (a union): those are left to validation, which refuses non-objects anyway.
+ */
+export function nonObjectOutput(schema: StandardSchemaV1): string | undefined {
+  const describe = (
+    schema["~standard"] as {
+      jsonSchema?: { output?: (options: { target: string }) => unknown };
+    }
+  ).jsonSchema?.output;
+  if (typeof describe !== "function") return undefined;
+  let type: unknown;
+  try {
+    type = (describe({ target: "draft-2020-12" }) as { type?: unknown } | null)?.type;
+  } catch {
+    return undefined; // not expressible as JSON Schema (a transform, a custom type): say nothing
+  }
+  if (typeof type === "string") return type === "object" ? undefined : type;
+  if (Array.isArray(type) && type.length > 0 && !type.includes("object")) return type.join(" or ");
+  return undefined;
+}

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { isSessionError } from "../../src/index.js";
+import { createSessions, isSessionError } from "../../src/index.js";
 import { type Harness, harness, jarToken, storeHarness } from "./harness.js";
 
 /** Nested JSON objects with unicode keys and strings (any code point, lone surrogates included). */
@@ -124,6 +124,41 @@ describe("schemas", () => {
     const { session } = await h.request(() => {}, { cookie: `sid=${jarToken(writer.jar)}` });
     expect(session.isNew).toBe(false);
     expect(session.data).toEqual({ username: "ada", visits: 0 });
+  });
+});
+
+describe("a schema that does not describe an object", () => {
+  const secret = "s".repeat(32);
+  for (const [name, schema, said] of [
+    ["Zod string", z.string(), "string"],
+    ["Zod array", z.array(z.string()), "array"],
+    ["ArkType number", type("number"), "number"],
+  ] as const) {
+    it(`${name} is a ConfigError at start-up, naming what the schema describes`, () => {
+      let caught: unknown;
+      try {
+        createSessions({ secret, schema });
+      } catch (err) {
+        caught = err;
+      }
+      expect(isSessionError(caught, "ERR_CONFIG")).toBe(true);
+      expect((caught as Error).message).toContain(`output is ${said}`);
+    });
+  }
+
+  it("object schemas, unions, and schemas that cannot describe themselves are accepted", () => {
+    for (const schema of [
+      z.object({ a: z.string() }),
+      z.record(z.string(), z.number()),
+      z.union([z.object({ a: z.string() }), z.object({ b: z.number() })]),
+      z.object({ n: z.string().transform(Number) }),
+      z.any(),
+      type({ "a?": "string" }),
+      v.object({ a: v.string() }),
+      v.string(), // Valibot cannot say what it describes: left to validation, which refuses it
+    ]) {
+      expect(() => createSessions({ secret, schema })).not.toThrow();
+    }
   });
 });
 
