@@ -3,7 +3,7 @@
  * and "sign out everywhere". Works with ioredis (`Redis`, `Cluster`) and node-redis (`createClient`,
  * `createCluster`), passed in by the user; this module imports no driver at run time.
  *
- * Key layout (`P` = `prefix`, `K` = the store key, `U` = the user id):
+ * Key layout (`P` = `prefix`, `K` = the store key, `U` = the user id, a lone surrogate as U+FFFD):
  * - `P s:{K}` HASH. Field `d:<name>` = JSON of data key `<name>`; `m:<field>` = JSON of a meta field;
  *   `e` = expiresAt (epoch ms); `i` = until when the user index is known to outlive this session.
  *   The key carries PEXPIREAT expiresAt, so expiry follows the Redis server's clock.
@@ -132,7 +132,10 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   const { send, evalScript, masters } = createRedisClient(options.client, commandTimeout);
 
   const sessionKey = (key: string) => `${prefix}s:{${key}}`;
-  const indexKey = (userId: string) => `${prefix}u:{${userId}}`;
+  // Named by the id as UTF-8 holds it: the bytes a driver sends for a lone surrogate (U+FFFD), and
+  // a string whose cluster slot the drivers compute as the server does (they encode a lone
+  // surrogate differently, so every command on the raw name bounced with MOVED).
+  const indexKey = (userId: string) => `${prefix}u:{${utf8Text(userId)}}`;
   const lockKey = (key: string) => `${prefix}l:{${key}}`;
   const indexPrefix = `${prefix}u:{`;
 
@@ -299,7 +302,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const stale: string[] = [];
       indexed.forEach(([key], i) => {
         const entry = entries[i];
-        if (entry && entry.meta.userId === userId) {
+        if (entry && sameUser(entry.meta.userId, userId)) {
           // Past its deadline by this clock but still on the server (clocks differ): hidden, yet
           // left indexed, as a host with the server's time may still slide it.
           if (entry.expiresAt > until) {
@@ -320,11 +323,18 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const except = new Set(exceptKeys);
       const targets = (await members(userId)).map(([key]) => key).filter((key) => !except.has(key));
       const owner = JSON.stringify(userId);
-      const replies = await Promise.all(
-        targets.map((key) => evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner])),
-      );
-      const deleted = targets.filter((_, i) => Number(replies[i]) === 1);
-      const stale = targets.filter((_, i) => Number(replies[i]) !== 1);
+      const deleteIfOwner = async (key: string): Promise<boolean> => {
+        const reply = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner]);
+        if (Number(reply) === 1) return true;
+        // Another spelling of a user id UTF-8 holds as the same text (see `sameUser`): the same
+        // user to this index, so deleted too, if it still has that owner.
+        const other = bulkText(reply);
+        if (other === undefined || !sameUser(parseJson(other), userId)) return false;
+        return Number(await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other])) === 1;
+      };
+      const done = await Promise.all(targets.map(deleteIfOwner));
+      const deleted = targets.filter((_, i) => done[i]);
+      const stale = targets.filter((_, i) => !done[i]);
       if (deleted.length > 0) await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
       await prune(userId, stale, at);
       return deleted.length;
@@ -366,14 +376,13 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     const due = parseScored(
       await send(["ZRANGEBYSCORE", name, "-inf", String(at), "WITHSCORES"], name),
     );
-    const owner = JSON.stringify(userId);
     const gone: string[] = [];
     for (const [key] of due) {
       const [user, expires] = (await send(
         ["HMGET", sessionKey(key), USER_FIELD, EXPIRES],
         sessionKey(key),
       )) as unknown[];
-      if (user != null && decode(user) === owner) {
+      if (user != null && sameUser(parseJson(decode(user)), userId)) {
         // Still on the server: re-scored if it slid past `at`; else left for the server to expire
         // (a sweeping clock ahead of the server's must not unlist a session that may yet slide).
         const expiresAt = Number(decode(expires));
@@ -532,6 +541,24 @@ function parseJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+// A lone surrogate: a high half with no low half after it, or a low half with no high half before it.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Whether a session's owner is `userId` to the user index. An index key is named by the user id as
+ * UTF-8 sends it, where a lone surrogate becomes U+FFFD (as in the SQL stores' `user_id` column), so
+ * ids that differ only there share one index: they are one user to `listByUser`, `deleteByUser`
+ * and `sweep` alike, and none of them prunes the others' live sessions as stale.
+ */
+function sameUser(owner: unknown, userId: string): boolean {
+  return owner === userId || (typeof owner === "string" && utf8Text(owner) === utf8Text(userId));
+}
+
+/** `text` as UTF-8 holds it (and `TextEncoder` writes it): each lone surrogate becomes U+FFFD. */
+function utf8Text(text: string): string {
+  return text.replace(LONE_SURROGATE, "\ufffd");
 }
 
 /** PEXPIREAT takes whole milliseconds; rounding up never ends a session early. */

@@ -97,11 +97,14 @@ local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
 redis.call('DEL', KEYS[1])
 return user or 0`);
 
-/** Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, 0 other user, -1 missing. */
+/**
+ * Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, -1 missing
+ * or bound to no user, else the user id (JSON) it belongs to.
+ */
 export const DELETE_IF_USER_SCRIPT = script(`
 local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
 if not user then return -1 end
-if user ~= ARGV[1] then return 0 end
+if user ~= ARGV[1] then return user end
 redis.call('DEL', KEYS[1])
 return 1`);
 
