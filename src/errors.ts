@@ -23,8 +23,15 @@ export type SessionErrorCode =
  *
  * @example
  * ```ts
- * try { await sessions.load(request) }
- * catch (err) { if (isSessionError(err, "ERR_STORE_UNAVAILABLE")) return new Response(null, { status: 503 }) }
+ * async function handle(request: Request): Promise<Response> {
+ *   try {
+ *     const session = await sessions.load(request);
+ *     return new Response(`visits: ${session.get("visits") ?? 0}`);
+ *   } catch (err) {
+ *     if (isSessionError(err, "ERR_STORE_UNAVAILABLE")) return new Response(null, { status: 503 });
+ *     throw err;
+ *   }
+ * }
  * ```
  */
 export class SessionError extends Error {
@@ -36,7 +43,18 @@ export class SessionError extends Error {
   }
 }
 
-/** A misconfiguration found by `createSessions` or a store factory; the message says what to change. */
+/**
+ * A misconfiguration found by `createSessions` or a store factory; the message says what to change.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   createSessions({ secret: "too short" }); // a secret needs at least 32 characters
+ * } catch (err) {
+ *   if (err instanceof ConfigError) console.error(err.message); // "sessionkit: ..."
+ * }
+ * ```
+ */
 export class ConfigError extends SessionError {
   constructor(message: string, options?: ErrorOptions) {
     super("ERR_CONFIG", message, options);
@@ -55,7 +73,12 @@ export const STORE_RETRY_AFTER_SECONDS = 5;
  *
  * @example
  * ```ts
- * app.get("/devices", async (req) => sessions.listByUser(userId)); // store down: 503, Retry-After: 5
+ * import express from "express";
+ * const app = express();
+ * // A route that throws it (store down) is answered 503 with Retry-After: 5 by Express itself
+ * app.get("/devices", async (req, res) => {
+ *   res.json(await sessions.listByUser(req.session.userId!));
+ * });
  * ```
  */
 export class StoreUnavailableError extends SessionError {
@@ -75,7 +98,19 @@ export class StoreUnavailableError extends SessionError {
   }
 }
 
-/** Tells whether `err` is a sessionkit error, optionally with the given code. */
+/**
+ * Tells whether `err` is a sessionkit error, optionally with the given code.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await sessions.destroyByUser(userId); // "sign out everywhere"
+ * } catch (err) {
+ *   if (!isSessionError(err, "ERR_STORE_UNAVAILABLE")) throw err;
+ *   // the store is down and nothing was deleted: ask the user to try again
+ * }
+ * ```
+ */
 export function isSessionError(err: unknown, code?: SessionErrorCode): err is SessionError {
   return err instanceof SessionError && (code === undefined || err.code === code);
 }

@@ -6,6 +6,8 @@ import type { SessionData } from "./session.js";
  *
  * @example
  * ```ts
+ * import { z } from "zod";
+ * const schema = z.object({ userId: z.string().optional(), visits: z.number().default(0) });
  * declare module "sessionkit" {
  *   interface Register { data: z.infer<typeof schema> }
  * }

@@ -22,6 +22,7 @@ declare global {
   }
 }
 
+/** Options of the `session()` middleware. */
 export interface ExpressSessionOptions {
   /** Run after the session loads, for every request; the first Response answers instead of the app. */
   guards?: readonly Guard<RegisteredSessionData>[];

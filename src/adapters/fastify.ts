@@ -30,6 +30,7 @@ declare module "fastify" {
   }
 }
 
+/** Options of the `session()` plugin. */
 export interface FastifySessionOptions {
   /** Run after the session loads, for every request; the first Response answers instead of the route. */
   guards?: readonly Guard<RegisteredSessionData>[];

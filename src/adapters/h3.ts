@@ -135,8 +135,12 @@ export async function useSession<T extends DataT = DataT>(
  *
  * @example
  * ```ts
- * const session = await getSession(event, { password });
- * if (!session.data.userId) return redirect("/login");
+ * import { redirect } from "h3";
+ * app.get("/account", async (event) => {
+ *   const session = await getSession(event, { password });
+ *   if (!session.data.userId) return redirect("/login");
+ *   return `Signed in as ${session.data.userId}`;
+ * });
  * ```
  */
 export async function getSession<T extends DataT = DataT>(
@@ -183,7 +187,7 @@ export async function updateSession<T extends DataT = DataT>(
  *
  * @example
  * ```ts
- * return { token: await sealSession(event, { password, cookie: false }) };
+ * app.post("/token", async (event) => ({ token: await sealSession(event, { password, cookie: false }) }));
  * ```
  */
 export async function sealSession(event: HTTPEvent, config: SessionConfig): Promise<string> {

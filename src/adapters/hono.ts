@@ -32,6 +32,7 @@ interface EnvOf<T extends SessionData> {
   Variables: { session: Session<T> };
 }
 
+/** Options of `sessionMiddleware`. */
 export interface HonoSessionOptions<T extends SessionData> {
   /** Run after the session loads, before the routes; the first Response a guard returns answers. */
   guards?: readonly Guard<T>[];

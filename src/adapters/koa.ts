@@ -18,6 +18,7 @@ declare module "koa" {
   }
 }
 
+/** Options of the `session()` middleware. */
 export interface KoaSessionOptions {
   /** Run after the session loads, for every request; the first Response answers instead of the app. */
   guards?: readonly Guard<RegisteredSessionData>[];
@@ -75,7 +76,8 @@ export function session(
  * @example
  * ```ts
  * const signedIn = requireSession((s) => s.has("username"), { redirect: "/login" });
- * router.get("/account", guard(signedIn), (ctx) => { ctx.body = "secret" });
+ * app.use(guard(signedIn)); // every middleware below needs a signed-in session
+ * app.use((ctx) => { ctx.body = "secret" });
  * ```
  */
 export function guard(...guards: Guard<RegisteredSessionData>[]): Middleware {

@@ -14,6 +14,7 @@ export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 /** A node:http request with its session. */
 export type SessionRequest<T extends SessionData> = IncomingMessage & { session: Session<T> };
 
+/** Options of `withSession`. */
 export interface NodeSessionOptions<T extends SessionData> {
   /** Run before the handler; the first that returns a Response answers instead of the handler. */
   guards?: readonly Guard<T>[];

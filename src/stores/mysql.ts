@@ -108,7 +108,7 @@ type Row = RowDataPacket & SqlRow;
  *
  * const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectTimeout: 5000 });
  * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store: mysqlStore({ pool }) });
- * setInterval(() => sessions.store?.sweep?.(Date.now()), 3_600_000).unref();
+ * setInterval(() => sessions.store?.sweep?.(Date.now()).catch(console.error), 3_600_000).unref();
  * ```
  */
 export function mysqlStore(options: MysqlStoreOptions): MysqlStore {

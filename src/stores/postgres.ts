@@ -108,7 +108,7 @@ type Statement = string | { readonly name: string; readonly text: string };
  * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5000 });
  * pool.on("error", (err) => console.error("idle postgres client failed", err));
  * const sessions = createSessions({ secret: process.env.SESSION_SECRET!, store: postgresStore({ pool }) });
- * setInterval(() => sessions.store?.sweep?.(Date.now()), 3_600_000).unref();
+ * setInterval(() => sessions.store?.sweep?.(Date.now()).catch(console.error), 3_600_000).unref();
  * ```
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
