@@ -159,7 +159,8 @@ interface Transport {
    */
   token: string | undefined;
   userAgent: string | undefined;
-  ip: string | undefined;
+  /** The client's address, or how to get it: asked only when a new record is written. */
+  ip: string | (() => string | undefined) | undefined;
   /** Releases the per-session lock (the `lock` option) once the request has committed. */
   release: (() => Promise<void>) | undefined;
 }
@@ -325,7 +326,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if (config.track.userAgent)
         transport.userAgent = headers.get("user-agent")?.slice(0, USER_AGENT_MAX_CHARS);
       if (config.track.ip && !isHeaders(input) && "ip" in input) {
-        transport.ip = typeof input.ip === "function" ? input.ip() : input.ip;
+        transport.ip = input.ip;
       }
     }
     return transport;
@@ -648,7 +649,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         if (!liveOrigin || idChanged) {
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
-          if (transport.ip !== undefined) meta.ip = transport.ip;
+          const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
+          if (ip !== undefined) meta.ip = ip;
           await guardStore(store, "set", () =>
             store.set(key as string, { data: session.data, meta }, expiresAt),
           );

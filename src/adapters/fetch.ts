@@ -1,5 +1,6 @@
+import { SessionError } from "../errors.js";
 import { loadedBy, type Sessions } from "../manager.js";
-import type { Session, SessionData } from "../session.js";
+import { closeSession, type Session, type SessionData } from "../session.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -16,6 +17,18 @@ export interface FetchSessionContext<T extends SessionData> {
   session: Session<T>;
 }
 
+/** Options of `withSession`. */
+export interface FetchSessionOptions<A extends unknown[]> {
+  /**
+   * The client's address, recorded by store sessions for a devices page (`track.ip`); given the
+   * request and the handler's extra arguments. Fetch has no portable one: on Workers
+   * `(request) => request.headers.get("cf-connecting-ip") ?? undefined`; on Deno
+   * `(_request, info) => info.remoteAddr.hostname`; on Bun `(request, server) =>
+   * server.requestIP(request)?.address`. Called only when a session records it. Default: none.
+   */
+  ip?: (request: Request, ...rest: A) => string | null | undefined;
+}
+
 /**
  * Wraps a fetch-style handler (Cloudflare Workers, Deno.serve, Bun.serve, any `Request -> Response`)
  * with a session: loaded before, committed onto the response after, also on redirects and streamed
@@ -23,6 +36,11 @@ export interface FetchSessionContext<T extends SessionData> {
  * Extra arguments (a Worker's `env` and `ctx`) pass through. Wrapped inside another `withSession` or
  * `createHandler` of the same manager and given the same Request, it reuses that session, which the
  * outer one commits.
+ *
+ * A handler may return `undefined` where its runtime answers by itself (Bun after
+ * `server.upgrade(request)`): nothing is committed then, and a session the handler changed throws
+ * `ERR_SESSION_STATE` (no response is left to carry its cookie); commit into the upgrade's headers
+ * first (`await sessions.commit(session, headers)`) to keep such a change.
  *
  * @example
  * ```ts
@@ -39,25 +57,53 @@ export interface FetchSessionContext<T extends SessionData> {
  * };
  * ```
  */
-export function withSession<T extends SessionData, A extends unknown[]>(
+export function withSession<
+  T extends SessionData,
+  A extends unknown[],
+  R extends Response | undefined = Response,
+>(
   sessions: Sessions<T>,
-  handler: (
-    request: Request,
-    context: FetchSessionContext<T>,
-    ...rest: A
-  ) => Response | Promise<Response>,
-): (request: Request, ...rest: A) => Promise<Response> {
+  handler: (request: Request, context: FetchSessionContext<T>, ...rest: A) => R | Promise<R>,
+  options: FetchSessionOptions<A> = {},
+): (request: Request, ...rest: A) => Promise<R> {
+  const ip = options.ip;
   return async (request, ...rest) => {
     const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
     if (outer) return handler(request, { session: outer }, ...rest);
     try {
-      const session = await sessions.load(request);
+      const session = await sessions.load(
+        ip
+          ? {
+              headers: request.headers,
+              url: request.url,
+              ip: () => ip(request, ...rest) ?? undefined,
+            }
+          : request,
+      );
       servedSessions.set(request, session);
       const response = await handler(request, { session }, ...rest);
-      return await commitToResponse(sessions, session, response);
+      if (response === undefined) return answeredElsewhere(session) as R;
+      return (await commitToResponse(sessions, session, response)) as R;
     } catch (err) {
-      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      if (isStoreUnavailable(err)) return storeUnavailableResponse() as R;
       throw err;
     }
   };
+}
+
+/**
+ * The handler returned no Response: its runtime answered (a WebSocket upgrade), so no cookie can
+ * follow. An unchanged session is left as it is (a touch due waits for the next request); a change
+ * would be lost without a word, so it is refused instead.
+ */
+function answeredElsewhere<T extends SessionData>(session: Session<T>): undefined {
+  const changed = session.isDirty;
+  closeSession(session);
+  if (changed) {
+    throw new SessionError(
+      "ERR_SESSION_STATE",
+      "the handler changed the session but returned no Response (after a WebSocket upgrade?), so nothing can carry its cookie; commit it into the upgrade's headers first: await sessions.commit(session, headers)",
+    );
+  }
+  return undefined;
 }

@@ -47,6 +47,7 @@ export type {
   RedisClientLike,
 } from "./internal/redis-client.js";
 
+/** Options of `redisStore`: the client you own, and how keys are named and commands bounded. */
 export interface RedisStoreOptions {
   /**
    * A connected ioredis `Redis` or `Cluster`, or a node-redis `createClient()` / `createCluster()`

@@ -1,6 +1,10 @@
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
+import { describe, expect, it } from "vitest";
 import { requireSession, withSession } from "../../src/adapters/fetch.js";
+import { isSessionError } from "../../src/errors.js";
+import { createSessions } from "../../src/manager.js";
+import { memoryStore } from "../../src/stores/memory.js";
 import { testAdapter } from "../conformance/adapter.js";
 import { listenLoopback } from "../helpers/listen.js";
 
@@ -69,4 +73,100 @@ testAdapter("fetch", (sessions) => {
   });
   const server = createAdaptorServer({ fetch, hostname: "127.0.0.1" });
   return listenLoopback(server as Server);
+});
+
+describe("withSession: a handler that returns no Response (its runtime answered, as Bun after an upgrade)", () => {
+  const secret = "fetch-undefined-secret-0123456789abcdef";
+
+  it("returns undefined and commits nothing for an unchanged session, even with a touch due", async () => {
+    let now = 1_000_000;
+    const sessions = createSessions({ secret, idleTimeout: "30m", now: () => now });
+    const signIn = withSession(sessions, (_request, { session }) => {
+      session.set("user", "ada");
+      return new Response("ok");
+    });
+    const cookie = (await signIn(new Request("http://localhost/"))).headers
+      .getSetCookie()[0]
+      ?.split(";")[0];
+    now += 20 * 60_000; // past the touch interval: a commit would re-seal
+    let seen: unknown;
+    const upgraded = withSession(sessions, (_request, { session }) => {
+      seen = session.get("user");
+      return undefined;
+    });
+    const request = new Request("http://localhost/socket", { headers: { cookie: cookie ?? "" } });
+    await expect(upgraded(request)).resolves.toBeUndefined();
+    expect(seen).toBe("ada");
+  });
+
+  it("refuses with ERR_SESSION_STATE when the handler changed the session, naming the way out", async () => {
+    const sessions = createSessions({ secret });
+    const upgraded = withSession(sessions, (_request, { session }) => {
+      session.set("user", "ada");
+      return undefined;
+    });
+    const err = await upgraded(new Request("http://localhost/socket")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isSessionError(err, "ERR_SESSION_STATE")).toBe(true);
+    expect((err as Error).message).toContain("sessions.commit(session, headers)");
+  });
+
+  it("a change committed into the upgrade's own headers first is kept and not refused", async () => {
+    const sessions = createSessions({ secret, store: memoryStore() });
+    const upgradeHeaders = new Headers();
+    const upgraded = withSession(sessions, async (_request, { session }) => {
+      session.set("user", "ada");
+      await sessions.commit(session, upgradeHeaders);
+      return undefined;
+    });
+    await expect(upgraded(new Request("http://localhost/socket"))).resolves.toBeUndefined();
+    const cookie = upgradeHeaders.getSetCookie()[0]?.split(";")[0] ?? "";
+    const again = await sessions.load(new Request("http://localhost/", { headers: { cookie } }));
+    expect(again.get("user")).toBe("ada");
+  });
+});
+
+describe("withSession's ip option", () => {
+  it("records the address it gives, from the request and the handler's extra arguments, on a store session", async () => {
+    const sessions = createSessions({
+      secret: "fetch-ip-secret-0123456789abcdefghijkl",
+      store: memoryStore(),
+    });
+    const calls: unknown[] = [];
+    const fetch = withSession(
+      sessions,
+      async (_request, { session }, _info: { remoteAddr: string }) => {
+        await session.regenerate({ userId: "ada" });
+        return new Response("ok");
+      },
+      {
+        ip: (request, info) => {
+          calls.push(request.url);
+          return info.remoteAddr;
+        },
+      },
+    );
+    await fetch(new Request("http://localhost/login"), { remoteAddr: "203.0.113.7" });
+    const [device] = await sessions.listByUser("ada");
+    expect(device?.ip).toBe("203.0.113.7");
+    expect(calls).toEqual(["http://localhost/login"]);
+  });
+
+  it("is not called for a visitor who writes nothing", async () => {
+    const sessions = createSessions({
+      secret: "fetch-ip-secret-0123456789abcdefghijkl",
+      store: memoryStore(),
+    });
+    let called = 0;
+    const fetch = withSession(sessions, () => new Response("ok"), {
+      ip: () => {
+        called++;
+        return "203.0.113.7";
+      },
+    });
+    await fetch(new Request("http://localhost/"));
+    expect(called).toBe(0);
+  });
 });

@@ -24,7 +24,7 @@ const TIMEOUT_MS = 180_000;
  * Public exports whose TSDoc is missing in a file another change owns at the moment; each must still
  * be missing (the test below fails once it is documented, so the entry is removed, not forgotten).
  */
-const PENDING_DOCS = new Set(["RedisStoreOptions"]);
+const PENDING_DOCS = new Set<string>([]);
 
 let checker: DocsChecker;
 let samples: Sample[];
