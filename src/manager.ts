@@ -647,6 +647,20 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
+          if (idChanged && liveOrigin.key) {
+            // A record moves to a new id (renewal, regenerate) only while the old one lives: a
+            // request loaded before a sign-out elsewhere (destroyByUser, revoke, destroy) would
+            // otherwise bring the session back under an id the sign-out never saw.
+            const oldKey = liveOrigin.key;
+            const alive = await guardStore(store, "touch", () =>
+              store.touch(oldKey, now, expiresAt),
+            );
+            if (!alive) {
+              refuse(transport, "unknown-session");
+              session.markCommitted(undefined);
+              return;
+            }
+          }
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;

@@ -567,6 +567,21 @@ export function testStore(
         expect((await load(sessions, cookieOf(headers))).get("cart")).toEqual(["apple"]);
       });
 
+      it("a request loaded before a sign-out elsewhere cannot bring the session back by moving it to a new id", async () => {
+        const sessions = manager(store);
+        const { cookie, key } = await seeded(sessions, { cart: ["apple"] });
+        const inFlight = await load(sessions, cookie); // a request of another tab, still running
+        const signOut = await load(sessions, cookie);
+        signOut.destroy();
+        await sessions.commit(signOut, new Headers());
+        await inFlight.regenerate(); // a renewal, or a privilege change, commits after the sign-out
+        const headers = new Headers();
+        await sessions.commit(inFlight, headers);
+        expect(await store.get(key)).toBeUndefined();
+        expect(await store.get(await storeKeyOf(inFlight.id))).toBeUndefined();
+        expect(headers.getSetCookie()).toEqual([]);
+      });
+
       it("destroy deletes the record", async () => {
         const sessions = manager(store);
         const { cookie, key } = await seeded(sessions);
