@@ -13,6 +13,12 @@ interface Queued {
 interface Hold {
   queue: Queued[] | undefined;
   released: boolean;
+  /**
+   * The held response was dropped for an error answer: calls that still reach this hold (a
+   * middleware mounted after the session, as compression, captured its methods and writes the
+   * dropped body late) are discarded rather than mixed into the answer.
+   */
+  dropped: boolean;
   release: () => Promise<void>;
   /** The response's first hold (this one, unless another session middleware held it before). */
   root: Hold;
@@ -95,10 +101,16 @@ function holding(method: Held): Method {
   return function (this: HoldingResponse, ...args: unknown[]) {
     const hold = this.sessionkitHold;
     if (hold === undefined || hold.released) {
+      if (hold?.dropped) return discard(this, method);
       return (Object.getPrototypeOf(this)[method] as Method).apply(this, args);
     }
     return enqueue(hold, this, method, args);
   };
+}
+
+/** What a call to a dropped response returns: as if written, so a producer finishes and lets go. */
+function discard(res: ServerResponse, method: Held): unknown {
+  return method === "write" ? true : res;
 }
 
 /** A held call: the first one starts the commit; the response goes out when it settles. */
@@ -173,9 +185,11 @@ export function commitBeforeHeaders(
     ? { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders }
     : undefined;
 
+  let wrappers: Record<Held, Method> | undefined;
   const hold: Hold = {
     queue: undefined,
     released: false,
+    dropped: false,
     root: response.sessionkitHold as Hold,
     pending: 0,
     release: async () => {
@@ -188,12 +202,11 @@ export function commitBeforeHeaders(
       }
       hold.released = true;
       hold.root.pending--;
-      if (original) install(res, original);
+      // Only where a wrapper of this hold is still in place: one installed after it (compression
+      // mounted after the session) stays, or the rest of a streamed body would bypass it.
+      if (original && wrappers) restore(res, wrappers, original);
       if (failure) {
-        if (!headSent(res)) {
-          for (const name of res.getHeaderNames()) res.removeHeader(name);
-          await sendWebResponse(res, failure);
-        }
+        if (!headSent(res)) await answerInstead(hold, res, original, failure);
         return;
       }
       if (headers && !headSent(res)) applyHeaders(res, headers);
@@ -210,9 +223,7 @@ export function commitBeforeHeaders(
           res.destroy();
           return;
         }
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        if (headers) applyHeaders(res, headers);
-        await sendWebResponse(res, answer);
+        await answerInstead(hold, res, original, answer, headers);
       }
     },
   };
@@ -222,22 +233,70 @@ export function commitBeforeHeaders(
     hold.root = hold;
     response.sessionkitHold = hold;
   }
-  if (original) {
-    const wrap =
-      (method: Held) =>
-      (...args: unknown[]) =>
-        enqueue(hold, res, method, args);
-    install(res, {
-      writeHead: wrap("writeHead"),
-      write: wrap("write"),
-      end: wrap("end"),
-      flushHeaders: wrap("flushHeaders"),
-    });
-  } else {
-    install(res, HOLDING);
-  }
+  if (original) wrappers = wrapOver(hold, res, original);
+  install(res, wrappers ?? HOLDING);
   // Whether the handler has begun to respond (held or sent).
   return () => hold.queue !== undefined || res.headersSent;
+}
+
+/**
+ * Drops the held response for `answer`, sent through the methods beneath the hold: a wrapper
+ * mounted after the session (compression) may have begun the dropped body, and would swallow or
+ * encode the answer. A module function, not a closure per request: it runs only on errors.
+ */
+async function answerInstead(
+  hold: Hold,
+  res: ServerResponse,
+  original: Record<Held, unknown> | undefined,
+  answer: Response,
+  headers?: HeaderList,
+): Promise<void> {
+  hold.dropped = true;
+  install(res, original ?? prototypeMethods(res));
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  if (headers) applyHeaders(res, headers);
+  await sendWebResponse(res, answer);
+}
+
+/** The wrappers a hold installs over another middleware's own methods (the slower way). */
+function wrapOver(hold: Hold, res: ServerResponse, original: Record<Held, unknown>) {
+  const wrap =
+    (method: Held): Method =>
+    (...args) => {
+      if (hold.dropped) return discard(res, method);
+      // Released: a middleware mounted after the session captured this wrapper (compression's
+      // gzip output arrives after the commit), and its call goes on rather than into a spent queue.
+      if (hold.released) return (original[method] as Method).apply(res, args);
+      return enqueue(hold, res, method, args);
+    };
+  return {
+    writeHead: wrap("writeHead"),
+    write: wrap("write"),
+    end: wrap("end"),
+    flushHeaders: wrap("flushHeaders"),
+  };
+}
+
+/** The response prototype's own methods, beneath every wrapper. */
+function prototypeMethods(res: ServerResponse): Record<Held, unknown> {
+  const proto = Object.getPrototypeOf(res) as Record<Held, unknown>;
+  return {
+    writeHead: proto.writeHead,
+    write: proto.write,
+    end: proto.end,
+    flushHeaders: proto.flushHeaders,
+  };
+}
+
+/** Puts `original` back for each method whose wrapper is still the response's own. */
+function restore(
+  res: ServerResponse,
+  wrappers: Record<Held, unknown>,
+  original: Record<Held, unknown>,
+): void {
+  const target = res as unknown as Record<Held, unknown>;
+  for (const method of HELD)
+    if (target[method] === wrappers[method]) target[method] = original[method];
 }
 
 /** Sets the four methods by name (see `HoldingResponse`). */
