@@ -33,7 +33,7 @@ interface EnvOf<T extends SessionData> {
 }
 
 /** Options of `sessionMiddleware`. */
-export interface HonoSessionOptions<T extends SessionData> {
+export interface HonoSessionOptions<T extends SessionData, E extends EnvOf<T> = EnvOf<T>> {
   /** Run after the session loads, before the routes; the first Response a guard returns answers. */
   guards?: readonly Guard<T>[];
   /**
@@ -41,7 +41,7 @@ export interface HonoSessionOptions<T extends SessionData> {
    * portable one: on Node, `(c) => getConnInfo(c).remote.address` from `@hono/node-server/conninfo`;
    * behind a proxy, the header it sets. Called only when a session records it. Default: none.
    */
-  ip?: (c: Context) => string | undefined;
+  ip?: (c: Context<E>) => string | undefined;
 }
 
 /**
@@ -65,13 +65,16 @@ export interface HonoSessionOptions<T extends SessionData> {
  * });
  * ```
  */
-export function sessionMiddleware<T extends SessionData>(
+export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = EnvOf<T>>(
   sessions: Sessions<T>,
-  options: HonoSessionOptions<T> = {},
-): MiddlewareHandler<EnvOf<T>> {
+  options: HonoSessionOptions<T, E> = {},
+): MiddlewareHandler<E> {
   const guards = options.guards ?? [];
   const ip = options.ip;
-  return async (c, next) => {
+  return async (given, next) => {
+    // Typed by the app's own Env where it has one (bindings beside the session); read as the part
+    // this middleware declares.
+    const c = given as unknown as Context<EnvOf<T>>;
     // Mounted again (app.route of a sub-app with its own): the outer mount loads and commits.
     const outer = loadedBy(c.get("session"), sessions);
     if (outer) {
@@ -84,7 +87,7 @@ export function sessionMiddleware<T extends SessionData>(
     try {
       const req = c.req.raw;
       session = await sessions.load(
-        ip ? { headers: req.headers, url: req.url, ip: () => ip(c as Context) } : req,
+        ip ? { headers: req.headers, url: req.url, ip: () => ip(given) } : req,
       );
     } catch (err) {
       if (isStoreUnavailable(err)) return storeUnavailableResponse();

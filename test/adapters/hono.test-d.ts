@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import {
@@ -34,6 +34,25 @@ describe("sessionkit/hono types", () => {
     const app = new Hono<{ Bindings: { DB: string } } & SessionEnv<Data>>();
     app.get("/", (c) => {
       expectTypeOf(c.env.DB).toEqualTypeOf<string>();
+      expectTypeOf(c.get("session").get("visits")).toEqualTypeOf<number | undefined>();
+      return c.text("ok");
+    });
+  });
+
+  it("a middleware kept in a variable typed by the app's Env (Workers: made on the first request)", () => {
+    type Env = { Bindings: { SESSION_SECRET: string; PROXY: boolean } } & SessionEnv<Data>;
+    const app = new Hono<Env>();
+    let middleware: MiddlewareHandler<Env> | undefined;
+    app.use((c, next) => {
+      middleware ??= sessionMiddleware(createSessions({ secret: c.env.SESSION_SECRET, schema }), {
+        ip: (c) => {
+          expectTypeOf(c.env.PROXY).toEqualTypeOf<boolean>();
+          return c.req.header("cf-connecting-ip");
+        },
+      });
+      return middleware(c, next);
+    });
+    app.get("/", (c) => {
       expectTypeOf(c.get("session").get("visits")).toEqualTypeOf<number | undefined>();
       return c.text("ok");
     });
