@@ -10,6 +10,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { createSessions, type Sessions } from "../../src/manager.js";
 import { type MemoryStore, memoryStore } from "../../src/stores/memory.js";
 import { SECRET } from "../conformance/adapter.js";
+import { keepCookies } from "../helpers/http.js";
 
 /** A session manager under test, and its memory store when it has one. */
 export interface Mode {
@@ -101,15 +102,7 @@ export class RawClient {
   }
 
   private keep(lines: string[]): void {
-    for (const line of lines) {
-      const [pair = "", ...attributes] = line.split(";");
-      const eq = pair.indexOf("=");
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
-      if (expired || value === "") this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
+    keepCookies(this.jar, lines);
   }
 }
 

@@ -80,6 +80,32 @@ async function expectRoundTrip(client: RawClient, reply: RawReply, key: string, 
   expect(JSON.parse(read.text)).toEqual(value);
 }
 
+/** A gzipped reply of `path` whose body is `text`, whose cookie reads `key` back as `value`. */
+async function expectGzipped(
+  client: RawClient,
+  path: string,
+  text: string,
+  key: string,
+  value: unknown,
+): Promise<RawReply> {
+  const reply = await client.get(path, GZIP);
+  expect(reply.headers["content-encoding"]).toBe("gzip");
+  expect(reply.text).toBe(text);
+  await expectRoundTrip(client, reply, key, value);
+  return reply;
+}
+
+/** A body streamed in two writes with a pause between: `LARGE_TEXT`, then "end". */
+function slowBody(): Readable {
+  return Readable.from(
+    (async function* () {
+      yield LARGE_TEXT;
+      await new Promise((done) => setTimeout(done, 5));
+      yield "end";
+    })(),
+  );
+}
+
 /** What on-headers does for morgan and response-time: an own-property writeHead wrapper. */
 const timingWrapper: express.RequestHandler = (_req, res, next) => {
   const writeHead = res.writeHead;
@@ -297,15 +323,9 @@ describe.each(MODES)("Express 5 with its middleware ($name sessions)", (mode) =>
     const running = await listenLoopback(createServer(server), { closeConnections: true });
     try {
       const client = new RawClient(running.url);
-      const large = await client.get("/large", GZIP);
+      const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
       expect(large.headers["x-response-time"]).toBe("1ms");
-      expect(large.headers["content-encoding"]).toBe("gzip");
-      expect(large.text).toBe(LARGE_TEXT);
-      await expectRoundTrip(client, large, "large", 1);
-      const stream = await client.get("/stream", GZIP);
-      expect(stream.headers["content-encoding"]).toBe("gzip");
-      expect(stream.text).toBe(`${LARGE_TEXT}${LARGE_TEXT}end`);
-      await expectRoundTrip(client, stream, "streamed", "yes");
+      await expectGzipped(client, "/stream", `${LARGE_TEXT}${LARGE_TEXT}end`, "streamed", "yes");
     } finally {
       await running.close();
     }
@@ -576,27 +596,15 @@ describe.each(MODES)("Koa 3 with its middleware ($name sessions)", (mode) => {
         } else if (ctx.path === "/stream") {
           session.set("streamed", "yes");
           ctx.type = "text";
-          ctx.body = Readable.from(
-            (async function* () {
-              yield LARGE_TEXT;
-              await new Promise((done) => setTimeout(done, 5));
-              yield "end";
-            })(),
-          );
+          ctx.body = slowBody();
         }
       });
       const running = await listen(server);
       try {
         const client = new RawClient(running.url);
-        const large = await client.get("/large", GZIP);
-        expect(large.headers["content-encoding"]).toBe("gzip");
+        const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
         expect(large.raw.length).toBeLessThan(LARGE_TEXT.length / 10);
-        expect(large.text).toBe(LARGE_TEXT);
-        await expectRoundTrip(client, large, "large", 1);
-        const stream = await client.get("/stream", GZIP);
-        expect(stream.headers["content-encoding"]).toBe("gzip");
-        expect(stream.text).toBe(`${LARGE_TEXT}end`);
-        await expectRoundTrip(client, stream, "streamed", "yes");
+        await expectGzipped(client, "/stream", `${LARGE_TEXT}end`, "streamed", "yes");
       } finally {
         await running.close();
       }
@@ -737,28 +745,14 @@ describe.each(MODES)("Fastify 5 with its plugins ($name sessions)", (mode) => {
       });
       server.get("/stream", async (request, reply) => {
         untyped(request.session).set("streamed", "yes");
-        return reply.type("text/plain").send(
-          Readable.from(
-            (async function* () {
-              yield LARGE_TEXT;
-              await new Promise((done) => setTimeout(done, 5));
-              yield "end";
-            })(),
-          ),
-        );
+        return reply.type("text/plain").send(slowBody());
       });
       const running = await listen(server);
       try {
         const client = new RawClient(running.url);
-        const large = await client.get("/large", GZIP);
-        expect(large.headers["content-encoding"]).toBe("gzip");
+        const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
         expect(large.raw.length).toBeLessThan(LARGE_TEXT.length / 10);
-        expect(large.text).toBe(LARGE_TEXT);
-        await expectRoundTrip(client, large, "large", 1);
-        const stream = await client.get("/stream", GZIP);
-        expect(stream.headers["content-encoding"]).toBe("gzip");
-        expect(stream.text).toBe(`${LARGE_TEXT}end`);
-        await expectRoundTrip(client, stream, "streamed", "yes");
+        await expectGzipped(client, "/stream", `${LARGE_TEXT}end`, "streamed", "yes");
       } finally {
         await running.close();
       }
@@ -960,16 +954,10 @@ describe.each(MODES)("Hono 4 on @hono/node-server with its middleware ($name ses
       const running = await listen(server);
       try {
         const client = new RawClient(running.url);
-        const large = await client.get("/large", GZIP);
-        expect(large.headers["content-encoding"]).toBe("gzip");
+        const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
         expect(large.raw.length).toBeLessThan(LARGE_TEXT.length / 10);
-        expect(large.text).toBe(LARGE_TEXT);
-        await expectRoundTrip(client, large, "large", 1);
-        const stream = await client.get("/stream", GZIP);
-        expect(stream.headers["content-encoding"]).toBe("gzip");
-        expect(stream.text).toBe(`${LARGE_TEXT}end`);
+        await expectGzipped(client, "/stream", `${LARGE_TEXT}end`, "streamed", "yes");
         expect(late).toEqual(["ERR_SESSION_STATE"]);
-        await expectRoundTrip(client, stream, "streamed", "yes");
       } finally {
         await running.close();
       }
@@ -1182,14 +1170,15 @@ describe.each(MODES)("node:http with compression ($name sessions)", (mode) => {
     });
     try {
       const client = new RawClient(running.url);
-      const large = await client.get("/large", GZIP);
+      const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
       expect(large.headers["x-response-time"]).toBe("1ms");
-      expect(large.headers["content-encoding"]).toBe("gzip");
-      expect(large.text).toBe(LARGE_TEXT);
-      await expectRoundTrip(client, large, "large", 1);
-      const stream = await client.get("/stream", GZIP);
-      expect(stream.text).toBe(`${LARGE_TEXT}end ERR_SESSION_STATE`);
-      await expectRoundTrip(client, stream, "streamed", "yes");
+      await expectGzipped(
+        client,
+        "/stream",
+        `${LARGE_TEXT}end ERR_SESSION_STATE`,
+        "streamed",
+        "yes",
+      );
     } finally {
       await running.close();
     }
@@ -1206,15 +1195,15 @@ describe.each(MODES)("node:http with compression ($name sessions)", (mode) => {
         expect(reader.text).toBe("reader");
         expect(reader.setCookies).toEqual([]);
         if (store) expect(store.size).toBe(0);
-        const large = await client.get("/large", GZIP);
-        expect(large.headers["content-encoding"]).toBe("gzip");
+        const large = await expectGzipped(client, "/large", LARGE_TEXT, "large", 1);
         expect(large.raw.length).toBeLessThan(LARGE_TEXT.length / 10);
-        expect(large.text).toBe(LARGE_TEXT);
-        await expectRoundTrip(client, large, "large", 1);
-        const stream = await client.get("/stream", GZIP);
-        expect(stream.headers["content-encoding"]).toBe("gzip");
-        expect(stream.text).toBe(`${LARGE_TEXT}end ERR_SESSION_STATE`);
-        await expectRoundTrip(client, stream, "streamed", "yes");
+        await expectGzipped(
+          client,
+          "/stream",
+          `${LARGE_TEXT}end ERR_SESSION_STATE`,
+          "streamed",
+          "yes",
+        );
       } finally {
         await running.close();
       }

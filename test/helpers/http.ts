@@ -6,6 +6,19 @@ export interface Reply {
   setCookies: string[];
 }
 
+/** Applies Set-Cookie lines to a jar as a browser would: an empty value or `Max-Age=0` deletes. */
+export function keepCookies(jar: Map<string, string>, lines: readonly string[]): void {
+  for (const line of lines) {
+    const [pair = "", ...attributes] = line.split(";");
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
+    if (expired || value === "") jar.delete(name);
+    else jar.set(name, value);
+  }
+}
+
 export class Client {
   readonly jar = new Map<string, string>();
   constructor(readonly base: string) {}
@@ -23,15 +36,7 @@ export class Client {
       redirect: "manual",
     });
     const setCookies = response.headers.getSetCookie();
-    for (const line of setCookies) {
-      const [pair = "", ...attributes] = line.split(";");
-      const eq = pair.indexOf("=");
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a));
-      if (expired || value === "") this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
+    keepCookies(this.jar, setCookies);
     return {
       status: response.status,
       text: await response.text(),
