@@ -95,6 +95,36 @@ async function expectGzipped(
   return reply;
 }
 
+/**
+ * A credentialed CORS preflight of PUT /api creates no session and no cookie; the PUT itself
+ * carries the cookie, whose session reads "api" back as `value`.
+ */
+async function expectCorsRoundTrip(
+  url: string,
+  store: { size: number } | undefined,
+  value: string,
+) {
+  const client = new RawClient(url);
+  const preflight = await client.request("/api", {
+    method: "OPTIONS",
+    headers: {
+      origin: ORIGIN,
+      "access-control-request-method": "PUT",
+      "access-control-request-headers": "content-type",
+    },
+  });
+  expect(preflight.status).toBe(204);
+  expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
+  expect(preflight.headers["access-control-allow-credentials"]).toBe("true");
+  expect(preflight.setCookies).toEqual([]);
+  if (store) expect(store.size).toBe(0);
+  const put = await client.request("/api", { method: "PUT", headers: { origin: ORIGIN } });
+  expect(put.status).toBe(200);
+  expect(put.headers["access-control-allow-origin"]).toBe(ORIGIN);
+  expect(put.headers["access-control-allow-credentials"]).toBe("true");
+  await expectRoundTrip(client, put, "api", value);
+}
+
 /** A body streamed in two writes with a pause between: `LARGE_TEXT`, then "end". */
 function slowBody(): Readable {
   return Readable.from(
@@ -367,25 +397,7 @@ describe.each(MODES)("Express 5 with its middleware ($name sessions)", (mode) =>
       });
       const running = await listenLoopback(createServer(server), { closeConnections: true });
       try {
-        const client = new RawClient(running.url);
-        const preflight = await client.request("/api", {
-          method: "OPTIONS",
-          headers: {
-            origin: ORIGIN,
-            "access-control-request-method": "PUT",
-            "access-control-request-headers": "content-type",
-          },
-        });
-        expect(preflight.status).toBe(204);
-        expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
-        expect(preflight.headers["access-control-allow-credentials"]).toBe("true");
-        expect(preflight.setCookies).toEqual([]);
-        if (store) expect(store.size).toBe(0);
-        const put = await client.request("/api", { method: "PUT", headers: { origin: ORIGIN } });
-        expect(put.status).toBe(200);
-        expect(put.headers["access-control-allow-origin"]).toBe(ORIGIN);
-        expect(put.headers["access-control-allow-credentials"]).toBe("true");
-        await expectRoundTrip(client, put, "api", "put");
+        await expectCorsRoundTrip(running.url, store, "put");
       } finally {
         await running.close();
       }
@@ -620,19 +632,7 @@ describe.each(MODES)("Koa 3 with its middleware ($name sessions)", (mode) => {
     });
     const running = await listen(server);
     try {
-      const client = new RawClient(running.url);
-      const preflight = await client.request("/api", {
-        method: "OPTIONS",
-        headers: { origin: ORIGIN, "access-control-request-method": "PUT" },
-      });
-      expect(preflight.status).toBe(204);
-      expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
-      expect(preflight.headers["access-control-allow-credentials"]).toBe("true");
-      expect(preflight.setCookies).toEqual([]);
-      if (store) expect(store.size).toBe(0);
-      const put = await client.request("/api", { method: "PUT", headers: { origin: ORIGIN } });
-      expect(put.headers["access-control-allow-credentials"]).toBe("true");
-      await expectRoundTrip(client, put, "api", "PUT");
+      await expectCorsRoundTrip(running.url, store, "PUT");
     } finally {
       await running.close();
     }
@@ -769,19 +769,7 @@ describe.each(MODES)("Fastify 5 with its plugins ($name sessions)", (mode) => {
     });
     const running = await listen(server);
     try {
-      const client = new RawClient(running.url);
-      const preflight = await client.request("/api", {
-        method: "OPTIONS",
-        headers: { origin: ORIGIN, "access-control-request-method": "PUT" },
-      });
-      expect(preflight.status).toBe(204);
-      expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
-      expect(preflight.headers["access-control-allow-credentials"]).toBe("true");
-      expect(preflight.setCookies).toEqual([]);
-      if (store) expect(store.size).toBe(0);
-      const put = await client.request("/api", { method: "PUT", headers: { origin: ORIGIN } });
-      expect(put.headers["access-control-allow-credentials"]).toBe("true");
-      await expectRoundTrip(client, put, "api", "put");
+      await expectCorsRoundTrip(running.url, store, "put");
     } finally {
       await running.close();
     }
@@ -978,19 +966,7 @@ describe.each(MODES)("Hono 4 on @hono/node-server with its middleware ($name ses
       });
       const running = await listen(server);
       try {
-        const client = new RawClient(running.url);
-        const preflight = await client.request("/api", {
-          method: "OPTIONS",
-          headers: { origin: ORIGIN, "access-control-request-method": "PUT" },
-        });
-        expect(preflight.status).toBe(204);
-        expect(preflight.headers["access-control-allow-origin"]).toBe(ORIGIN);
-        expect(preflight.headers["access-control-allow-credentials"]).toBe("true");
-        expect(preflight.setCookies).toEqual([]);
-        if (store) expect(store.size).toBe(0);
-        const put = await client.request("/api", { method: "PUT", headers: { origin: ORIGIN } });
-        expect(put.headers["access-control-allow-credentials"]).toBe("true");
-        await expectRoundTrip(client, put, "api", "put");
+        await expectCorsRoundTrip(running.url, store, "put");
       } finally {
         await running.close();
       }
