@@ -368,16 +368,24 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           const chunked = joinChunks(cookies, cookie.name, config.maxSize, fromCookie.present);
           if (chunked.token !== undefined) values.push(chunked.token);
         }
-        for (const value of values) {
-          await transport.release?.().catch(() => undefined);
-          transport.release = undefined;
-          transport.source = "cookie";
-          const session = await sessionFromToken(transport, value);
-          if (session) {
-            transport.refused = false;
-            return session;
-          }
+        const session = await retryWith(transport, values);
+        if (session) return session;
+      } else if (transport.source === "cookie" && fromCookie.present.length > 0) {
+        // A chunk tossed the same way (one `sid.0` set for the parent domain on a longer path)
+        // hides the chunks behind it: join each chunk name's last value instead.
+        const header = headers.get("cookie");
+        const last: Record<string, string | undefined> = {};
+        let tossed = false;
+        for (const name of fromCookie.present) {
+          const later = laterValues(header, name, SAME_NAME_TRIES - 1);
+          tossed ||= later.length > 0;
+          last[name] = later.length > 0 ? later[later.length - 1] : cookies[name];
         }
+        const joined = tossed
+          ? joinChunks(last, cookie.name, config.maxSize, fromCookie.present).token
+          : undefined;
+        const session = joined === undefined ? undefined : await retryWith(transport, [joined]);
+        if (session) return session;
       }
       return freshSession(transport);
     } catch (err) {
@@ -386,6 +394,24 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       transport.release = undefined;
       throw err;
     }
+  }
+
+  /** The first session one of `values` opens, each tried as a cookie after a refused first one. */
+  async function retryWith(
+    transport: Transport,
+    values: readonly string[],
+  ): Promise<SessionState | undefined> {
+    for (const value of values) {
+      await transport.release?.().catch(() => undefined);
+      transport.release = undefined;
+      transport.source = "cookie";
+      const session = await sessionFromToken(transport, value);
+      if (session) {
+        transport.refused = false;
+        return session;
+      }
+    }
+    return undefined;
   }
 
   /** The session a token opens, or undefined once `refuse` has recorded why not. */
@@ -665,8 +691,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
           if (ip !== undefined) meta.ip = ip;
-          await guardStore(store, "set", () =>
-            store.set(key as string, { data: session.data, meta }, expiresAt),
+          await guardStore(
+            store,
+            "set",
+            () => store.set(key as string, { data: session.data, meta }, expiresAt),
+            session.data,
           );
           if (idChanged && liveOrigin.key) {
             const oldKey = liveOrigin.key;
@@ -676,8 +705,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
           for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
           const patch = { ...session.dataPatch(), meta: metaPatch as never };
-          const applied = await guardStore(store, "patch", () =>
-            store.patch(key as string, patch, expiresAt),
+          const applied = await guardStore(
+            store,
+            "patch",
+            () => store.patch(key as string, patch, expiresAt),
+            patch.set,
           );
           if (!applied) {
             // Destroyed, regenerated or expired elsewhere since load: a late write must not revive
@@ -861,14 +893,27 @@ async function guardStore<R>(
   store: SessionStore,
   operation: string,
   call: () => Promise<R>,
+  written?: unknown,
 ): Promise<R> {
   try {
     return await call();
   } catch (err) {
     if (isSessionError(err)) throw err;
+    // A value JSON cannot hold (a BigInt, nesting past the stack) is the caller's error, as it is
+    // in a cookie session, not an outage to answer 503. Checked only once a write has failed.
+    if (written !== undefined && !isJsonable(written)) throw err;
     throw new StoreUnavailableError(`the ${store.name} store failed during ${operation}`, {
       cause: err,
     });
+  }
+}
+
+function isJsonable(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -881,6 +926,9 @@ const LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 
 /** Plain http to localhost is the one place a Secure cookie would be dropped by some clients. */
 function isLocalPlainHttp(url: string | undefined, headers: HeaderReader): boolean {
+  // A proxy in front (nginx's `proxy_pass http://127.0.0.1:3000` sends that as the Host) says the
+  // client's side is https: trusting it can only add Secure, never take it away.
+  if (forwardedHttps(headers)) return false;
   let origin: string;
   if (url?.includes("://")) {
     const hostEnd = url.indexOf("/", url.indexOf("://") + 3);
@@ -894,6 +942,19 @@ function isLocalPlainHttp(url: string | undefined, headers: HeaderReader): boole
 }
 
 let lastOrigin = { origin: "", local: false };
+
+/** Whether a proxy says the client spoke https: `X-Forwarded-Proto` or `Forwarded: proto=https`. */
+function forwardedHttps(headers: HeaderReader): boolean {
+  const proto = headers.get("x-forwarded-proto");
+  // A chain of proxies appends: the first value is the client's side.
+  if (proto && /^\s*https\s*(?:,|$)/i.test(proto)) return true;
+  const forwarded = headers.get("forwarded");
+  return (
+    forwarded !== null &&
+    forwarded !== undefined &&
+    /^[^,]*\bproto="?https"?\s*(?:[;,]|$)/i.test(forwarded)
+  );
+}
 
 function isLocalPlainOrigin(origin: string): boolean {
   const schemeEnd = origin.indexOf("://");

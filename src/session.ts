@@ -96,10 +96,11 @@ export interface Session<T extends SessionData = SessionData> {
    * With a store, the old id stops working when the response is committed: its record is deleted.
    * A cookie session has no server record to delete, so a copy of the old cookie still opens until
    * its own idle or absolute deadline (sealed inside it); keep timeouts short, or use a store, where
-   * that matters. `userId` binds (or, with null, unbinds) a user. A session bound to another user
-   * starts empty and anew (data, flashes, label, remember-me choice; its creation time is now): one
-   * user's data never carries over to the next who signs in on the same browser, while a visitor's
-   * data (a cart) carries over at their own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing
+   * that matters. `userId` binds (or, with null, unbinds) a user. A session bound to another user,
+   * or unbound from its user (a sign-out that keeps the session), starts empty and anew (data,
+   * flashes, label, remember-me choice; its creation time is now): one user's data never carries
+   * over to the next who signs in on the same browser, while a visitor's data (a cart) carries over
+   * at their own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing
    * nothing, when the user id would push a cookie session past `maxSize`.
    */
   regenerate(options?: { userId?: string | null }): Promise<void>;
@@ -318,13 +319,10 @@ export class SessionState implements Session<SessionData> {
     this.id = this.hooks.generateId();
     this.meta = { ...this.meta, renewedAt: this.hooks.now() };
     const previous = this.meta.userId;
-    if (
-      typeof options.userId === "string" &&
-      previous !== undefined &&
-      previous !== options.userId
-    ) {
-      // Signing in as someone else on a browser still signed in as another user: nothing of the
-      // other user's session (a role kept in it, their cart, their device label) may come along.
+    if (previous !== undefined && options.userId !== undefined && previous !== options.userId) {
+      // Signing in as someone else on a browser still signed in as another user, or signing out
+      // (unbinding) ahead of whoever signs in next: nothing of the user's session (a role kept in
+      // it, their cart, their device label) may come along.
       this.data = {};
       this.changes = new Map();
       // A new user's session begins now: its absolute deadline and "signed in since" count from here.
@@ -380,6 +378,8 @@ export class SessionState implements Session<SessionData> {
     const deleted: string[] = [];
     for (const [key, value] of this.changes) {
       if (value === DELETED) deleted.push(key);
+      // An assignment to "__proto__" would set the patch's prototype, and no store would see it.
+      else if (key === "__proto__") Object.defineProperty(set, key, ownData(value));
       else set[key] = value;
     }
     for (const key of this.clearedKeys ?? []) if (!this.changes.has(key)) deleted.push(key);
@@ -432,13 +432,7 @@ export class SessionState implements Session<SessionData> {
         this.changes.set(key, DELETED);
       } else {
         // A "__proto__" key from parsed input must become data, not this object's prototype.
-        if (key === "__proto__")
-          Object.defineProperty(data, key, {
-            value,
-            enumerable: true,
-            writable: true,
-            configurable: true,
-          });
+        if (key === "__proto__") Object.defineProperty(data, key, ownData(value));
         else data[key] = value;
         this.changes.set(key, value);
       }
@@ -480,4 +474,9 @@ export class SessionState implements Session<SessionData> {
  */
 export function closeSession(session: object): void {
   (session as SessionState).closed = true;
+}
+
+/** A plain data property, for a "__proto__" key that must be data rather than the prototype. */
+function ownData(value: unknown): PropertyDescriptor {
+  return { value, enumerable: true, writable: true, configurable: true };
 }

@@ -109,8 +109,13 @@ export function laterValues(
   const values: string[] = [];
   if (!header) return values;
   let seenFirst = false;
-  for (const pair of header.split(";")) {
-    // The parser reads each pair, so a value is trimmed and decoded exactly as the first one was.
+  // Only the pairs of this name are parsed, found by searching for the name: a refused cookie in
+  // front of thousands of others (or of 100 000 bare ";") must cost neither a parse and a
+  // percent-decode per pair nor a string per pair (test/security/attack-cookie-cost.test.ts).
+  for (let at = header.indexOf(name); at >= 0; at = header.indexOf(name, at + 1)) {
+    const pair = pairNamedAt(header, at, name);
+    if (pair === undefined) continue;
+    // The parser reads the pair, so a value is trimmed and decoded exactly as the first one was.
     const value = parseCookies(pair)[name];
     if (value === undefined) continue;
     if (!seenFirst) {
@@ -121,6 +126,28 @@ export function laterValues(
     if (values.length === max) break;
   }
   return values;
+}
+
+/**
+ * The whole pair when `name` at `at` is a pair's name, trimmed of spaces and tabs as the parser
+ * trims it: only blanks between it and the previous ";" (or the start), and between it and "=".
+ */
+function pairNamedAt(header: string, at: number, name: string): string | undefined {
+  let start = at;
+  while (start > 0 && isBlank(header.charCodeAt(start - 1))) start--;
+  if (start > 0 && header.charCodeAt(start - 1) !== SEMICOLON) return undefined;
+  let eq = at + name.length;
+  while (eq < header.length && isBlank(header.charCodeAt(eq))) eq++;
+  if (header.charCodeAt(eq) !== EQUALS) return undefined;
+  const end = header.indexOf(";", eq);
+  return header.slice(start, end < 0 ? header.length : end);
+}
+
+const SEMICOLON = 0x3b;
+const EQUALS = 0x3d;
+
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 function isChunkIndex(text: string): boolean {
