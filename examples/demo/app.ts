@@ -1,5 +1,5 @@
 // The demo's routes on sessionkit/node: sign-in with regenerate and "Remember me", a counter, a
-// preference, flash messages, a guarded page and "your devices" with revoke.
+// preference, flash messages, guarded members pages and "your devices" with names and revoke.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import {
@@ -14,7 +14,6 @@ import { ACCOUNTS, devicesBody, homeBody, layout, loginBody, privateBody, STYLE 
 export const demoSchema = z.object({
   visits: z.number().int().default(0),
   theme: z.enum(["light", "dark", "sepia"]).default("light"),
-  user: z.string().optional(),
 });
 type DemoData = z.infer<typeof demoSchema>;
 
@@ -49,8 +48,16 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(body);
 }
 
+// frame-ancestors: a page that frames the demo could trick a click on "Sign out everywhere", and
+// requireSameOrigin cannot tell, since that click is the demo's own form post (OWASP Clickjacking
+// Defense Cheat Sheet). The rest keeps any markup that slips past escaping from loading or running.
+const CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
 function html(res: ServerResponse, body: string, status = 200): void {
-  res.writeHead(status, { "content-type": "text/html; charset=utf-8" });
+  res.writeHead(status, {
+    "content-type": "text/html; charset=utf-8",
+    "content-security-policy": CSP,
+  });
   res.end(body);
 }
 
@@ -59,21 +66,26 @@ function redirect(res: ServerResponse, location: string): void {
   res.end();
 }
 
+const pathOf = (req: IncomingMessage) => (req.url ?? "/").split("?")[0] as string;
+const isMembersOnly = (path: string) =>
+  path === "/private" || path === "/devices" || path.startsWith("/devices/");
+
 export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions) {
   const timeouts = `sessions end after ${options.idleTimeout ?? "30m"} idle or ${options.absoluteTimeout ?? "12h"} in all`;
-  const signedIn = requireSession<DemoData>((s) => s.get("user") !== undefined, {
-    redirect: "/login",
-  });
 
   // CSRF: SameSite=Lax keeps the cookie off other sites' form posts, but another port of this host or
   // a sibling subdomain is the same site; this refuses every state-changing request from another origin.
   const sameOrigin = requireSameOrigin<DemoData>();
+  const signedIn = requireSession<DemoData>((s) => s.userId !== undefined, {
+    redirect: "/login",
+    flash: ["warning", "Sign in to see that page."],
+  });
 
   const page = (req: SessionRequest<DemoData>, title: string, body: string) =>
     layout(
       {
         title,
-        user: req.session.get("user"),
+        user: req.session.userId,
         flashes: req.session.flashEntries(),
         storeLabel: options.storeLabel,
         timeouts,
@@ -82,106 +94,99 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
       body,
     );
 
-  return withSession(
-    sessions,
-    async (req, res) => {
-      const { session } = req;
-      const path = (req.url ?? "/").split("?")[0];
-      const route = `${req.method} ${path}`;
-      switch (route) {
-        case "GET /style.css":
-          res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=60" });
-          return res.end(STYLE);
-        case "GET /": {
-          const visits = (session.get("visits") ?? 0) + 1;
-          session.set("visits", visits);
-          return html(
-            res,
-            page(
-              req,
-              "Home",
-              homeBody(
-                visits,
-                session.get("theme") ?? "light",
-                session.get("user"),
-                session.expiresAt,
-              ),
-            ),
-          );
-        }
-        case "POST /preference": {
-          const theme = (await readForm(req)).get("theme");
-          const parsed = demoSchema.shape.theme.safeParse(theme);
-          if (parsed.success) {
-            session.set("theme", parsed.data);
-            session.flash("success", `Theme set to ${parsed.data}.`);
-          } else session.flash("error", "Unknown theme.");
-          return redirect(res, "/");
-        }
-        case "GET /login":
-          return html(res, page(req, "Sign in", loginBody(undefined)));
-        case "POST /login": {
-          const form = await readForm(req);
-          const username = form.get("username") ?? "";
-          if (!Object.hasOwn(ACCOUNTS, username) || ACCOUNTS[username] !== form.get("password")) {
-            session.flash("error", "Wrong username or password.");
-            return redirect(res, "/login");
-          }
-          // A new id at sign-in: an id planted before it is dead from here on (session fixation).
-          await session.regenerate({ userId: username });
-          session.rememberMe(form.get("remember") === "on");
-          session.set("user", username);
-          session.flash("success", `Welcome, ${username}!`);
-          return redirect(res, "/");
-        }
-        case "POST /logout":
-          session.destroy();
-          session.flash("info", "You are signed out.");
-          return redirect(res, "/");
-        case "GET /private": {
-          const denied = await signedIn(session, undefined);
-          if (denied) {
-            session.flash("warning", "Sign in to see the members page.");
-            return redirect(res, "/login");
-          }
-          return html(res, page(req, "Members", privateBody(session.get("user") as string)));
-        }
-        case "GET /devices": {
-          const user = session.userId;
-          if (!user) return redirect(res, "/login");
-          const devices = sessions.store
-            ? await sessions.listByUser(user, { current: session })
-            : undefined;
-          return html(res, page(req, "Your devices", devicesBody(devices)));
-        }
-        case "POST /devices/others":
-        case "POST /devices/everywhere":
-        case "POST /devices/revoke": {
-          const user = session.userId;
-          if (!user || !sessions.store) return redirect(res, "/login");
-          if (route === "POST /devices/others") {
-            const count = await sessions.destroyByUser(user, { except: session });
-            session.flash("success", `Signed out ${count} other device${count === 1 ? "" : "s"}.`);
-            return redirect(res, "/devices");
-          }
-          if (route === "POST /devices/revoke") {
-            const handle = (await readForm(req)).get("handle") ?? "";
-            const done = await sessions.revoke(user, handle);
-            session.flash(
-              done ? "success" : "warning",
-              done ? "Device signed out." : "That device was already signed out.",
-            );
-            return redirect(res, "/devices");
-          }
-          await sessions.destroyByUser(user);
-          session.destroy();
-          session.flash("info", "Signed out everywhere.");
+  const everyone = async (req: SessionRequest<DemoData>, res: ServerResponse) => {
+    const { session } = req;
+    switch (`${req.method} ${pathOf(req)}`) {
+      case "GET /style.css":
+        res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=60" });
+        return res.end(STYLE);
+      case "GET /": {
+        const visits = (session.get("visits") ?? 0) + 1;
+        session.set("visits", visits);
+        const theme = session.get("theme") ?? "light";
+        const body = homeBody(visits, theme, session.userId, session.expiresAt, options.storeLabel);
+        return html(res, page(req, "Home", body));
+      }
+      case "POST /preference": {
+        const theme = (await readForm(req)).get("theme");
+        const parsed = demoSchema.shape.theme.safeParse(theme);
+        if (parsed.success) {
+          session.set("theme", parsed.data);
+          session.flash("success", `Theme set to ${parsed.data}.`);
+        } else session.flash("error", "Unknown theme.");
+        return redirect(res, "/");
+      }
+      case "GET /login":
+        return html(res, page(req, "Sign in", loginBody()));
+      case "POST /login": {
+        const form = await readForm(req);
+        const username = form.get("username") ?? "";
+        if (!Object.hasOwn(ACCOUNTS, username) || ACCOUNTS[username] !== form.get("password")) {
+          session.flash("error", "Wrong username or password.");
           return redirect(res, "/login");
         }
-        default:
-          return html(res, page(req, "Not found", "<p>No such page.</p>"), 404);
+        // A new id at sign-in: an id planted before it is dead from here on (session fixation).
+        await session.regenerate({ userId: username });
+        session.rememberMe(form.get("remember") === "on");
+        session.flash("success", `Welcome, ${username}!`);
+        return redirect(res, "/");
       }
-    },
-    { guards: [sameOrigin] },
-  );
+      case "POST /logout":
+        session.destroy();
+        session.flash("info", "You are signed out.");
+        return redirect(res, "/");
+      default:
+        return html(res, page(req, "Not found", "<p>No such page.</p>"), 404);
+    }
+  };
+
+  // Only reached through the signedIn guard: session.userId is set.
+  const members = async (req: SessionRequest<DemoData>, res: ServerResponse) => {
+    const { session } = req;
+    const user = session.userId as string;
+    const route = `${req.method} ${pathOf(req)}`;
+    if (route === "GET /private") return html(res, page(req, "Members", privateBody(user)));
+    if (route === "GET /devices") {
+      const devices = sessions.store
+        ? await sessions.listByUser(user, { current: session })
+        : undefined;
+      return html(res, page(req, "Your devices", devicesBody(devices)));
+    }
+    // Cookie sessions live only in each browser: nothing to name, list or revoke.
+    if (req.method !== "POST" || !sessions.store) return redirect(res, "/devices");
+    switch (route) {
+      case "POST /devices/label": {
+        const label = (await readForm(req)).get("label")?.trim();
+        session.setLabel(label || undefined);
+        session.flash("success", label ? "Device name saved." : "Device name removed.");
+        return redirect(res, "/devices");
+      }
+      case "POST /devices/revoke": {
+        const handle = (await readForm(req)).get("handle") ?? "";
+        const done = await sessions.revoke(user, handle);
+        session.flash(
+          done ? "success" : "warning",
+          done ? "Device signed out." : "That device was already signed out.",
+        );
+        return redirect(res, "/devices");
+      }
+      case "POST /devices/others": {
+        const count = await sessions.destroyByUser(user, { except: session });
+        session.flash("success", `Signed out ${count} other device${count === 1 ? "" : "s"}.`);
+        return redirect(res, "/devices");
+      }
+      case "POST /devices/everywhere":
+        await sessions.destroyByUser(user);
+        session.destroy();
+        session.flash("info", "Signed out everywhere.");
+        return redirect(res, "/login");
+      default:
+        return redirect(res, "/devices");
+    }
+  };
+
+  const open = withSession(sessions, everyone, { guards: [sameOrigin] });
+  const guarded = withSession(sessions, members, { guards: [sameOrigin, signedIn] });
+  return (req: IncomingMessage, res: ServerResponse) =>
+    isMembersOnly(pathOf(req)) ? guarded(req, res) : open(req, res);
 }

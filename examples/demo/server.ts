@@ -68,7 +68,12 @@ async function openStore(
       const file = join(DATA_DIR, "demo.db");
       const db = new Database(file);
       db.pragma("journal_mode = WAL");
-      return { store: sqliteStore({ db }), label: `sqlite ${file}` };
+      const store = sqliteStore({ db });
+      // Expired rows are only hidden on read: delete them now and every hour, or the file only grows.
+      const sweep = () => store.sweep(Date.now()).catch(console.error);
+      await sweep();
+      setInterval(sweep, 3_600_000).unref();
+      return { store, label: `sqlite ${file}` };
     }
     case "postgres": {
       const { default: pg } = await import("pg");
@@ -98,6 +103,11 @@ async function openStore(
 const { store, label } = await openStore(storeName);
 const options = { secret: demoSecret(), store, storeLabel: label };
 const server = createServer(createDemoApp(createDemoSessions(options), options));
+server.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EADDRINUSE") throw err;
+  console.error(`port ${port} is in use (another demo?): npm run demo -- --port ${port + 1}`);
+  process.exit(1);
+});
 server.listen(port, () => {
   console.log(`sessionkit demo on http://localhost:${port} (store: ${label}); Ctrl-C to stop`);
 });

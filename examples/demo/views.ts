@@ -52,6 +52,7 @@ export function homeBody(
   theme: string,
   user: string | undefined,
   expiresAt: number,
+  storeLabel: string,
 ): string {
   return `<p id="visits">You have visited this page <strong>${visits}</strong> time${visits === 1 ? "" : "s"}.</p>
 <p>${user ? `Signed in as <strong id="user">${escapeHtml(user)}</strong>.` : "You are not signed in."}</p>
@@ -61,18 +62,38 @@ export function homeBody(
     ${["light", "dark", "sepia"].map((t) => `<option${t === theme ? " selected" : ""}>${t}</option>`).join("")}
   </select></label> <button>Save preference</button>
 </form>
-<p>Current theme: <strong id="theme">${escapeHtml(theme)}</strong></p>`;
+<p>Current theme: <strong id="theme">${escapeHtml(theme)}</strong></p>
+${tour(storeLabel)}`;
 }
 
-export function loginBody(error: string | undefined): string {
+/** What to try, each with the sessionkit call behind it: the page a first visitor reads. */
+function tour(storeLabel: string): string {
+  return `<section aria-labelledby="tour"><h2 id="tour">What this demo shows</h2><ul>
+<li><strong>Session data</strong>: reload this page and the count goes up (<code>session.set</code>), kept in the
+ <code>${escapeHtml(storeLabel)}</code> store, typed and checked by a Zod schema. The theme above too.</li>
+<li><strong>Sign-in</strong>: <a href="/login">sign in</a> as a demo account. The session gets a new id and keeps its
+ data (<code>session.regenerate({ userId })</code>). Without "Remember me" the cookie ends with the browser;
+ with it, it lasts until the idle deadline (<code>session.rememberMe()</code>).</li>
+<li><strong>Flash messages</strong> by level (success, info, warning, error), shown once:
+ <code>session.flash(level, message)</code>.</li>
+<li><strong>Guarded pages</strong>: <a href="/private">Members</a> and <a href="/devices">Your devices</a> send
+ visitors to sign in (<code>requireSession</code>).</li>
+<li><strong>Your devices</strong>: sign in as the same user in a second browser or a private window, name the
+ device, then sign it out from the other one; its next request finds itself signed out
+ (<code>sessions.listByUser</code>, <code>revoke</code>, <code>destroyByUser</code>).</li>
+<li><strong>Safety</strong>: every form refuses posts from other origins (<code>requireSameOrigin()</code>);
+ a tampered or expired cookie gives a fresh session, never an error page.</li>
+</ul></section>`;
+}
+
+export function loginBody(): string {
   const accounts = Object.entries(ACCOUNTS)
     .map(([name, password]) => `<li><code>${name}</code> / <code>${password}</code></li>`)
     .join("");
-  return `${error ? `<p class="flash flash-error">${escapeHtml(error)}</p>` : ""}
-<form method="post" action="/login" class="stack">
+  return `<form method="post" action="/login" class="stack">
   <label>Username <input name="username" autocomplete="username" required></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-  <label><input name="remember" type="checkbox"> Remember me on this device</label>
+  <label class="check"><input name="remember" type="checkbox"> Remember me on this device</label>
   <button>Sign in</button>
 </form>
 <p>Demo accounts:</p><ul>${accounts}</ul>`;
@@ -123,18 +144,26 @@ export function devicesBody(devices: UserSession[] | undefined): string {
   // This device first, then the most recently seen.
   const rows = [...devices]
     .sort((a, b) => Number(b.current) - Number(a.current) || b.lastSeenAt - a.lastSeenAt)
-    .map(
-      (
-        d,
-      ) => `<tr${d.current ? ' class="current"' : ""}><td>${escapeHtml(browserOf(d.userAgent))}${d.current ? " (this device)" : ""}</td>
-<td>${escapeHtml(d.ip ?? "")}</td><td>${when(d.createdAt)}</td><td>${when(d.lastSeenAt)}</td>
-<td>${d.current ? "" : `<form method="post" action="/devices/revoke" class="inline"><input type="hidden" name="handle" value="${escapeHtml(d.handle)}"><button>Sign out</button></form>`}</td></tr>`,
-    )
+    .map((d) => {
+      const name = escapeHtml(d.label ?? browserOf(d.userAgent));
+      const browser = d.label ? `<br><small>${escapeHtml(browserOf(d.userAgent))}</small>` : "";
+      // The button's name says which device, for screen readers that list buttons out of the table.
+      const action = d.current
+        ? ""
+        : `<form method="post" action="/devices/revoke" class="inline"><input type="hidden" name="handle" value="${escapeHtml(d.handle)}"><button aria-label="Sign out ${name}">Sign out</button></form>`;
+      return `<tr${d.current ? ' class="current"' : ""}><td>${name}${d.current ? " (this device)" : ""}${browser}</td><td>${escapeHtml(d.ip ?? "")}</td>
+<td>${when(d.createdAt)}</td><td>${when(d.lastSeenAt)}</td><td>${action}</td></tr>`;
+    })
     .join("");
-  return `<table id="devices"><thead><tr><th>Browser</th><th>IP</th><th>Created</th><th>Last seen</th><th></th></tr></thead>
+  const label = devices.find((d) => d.current)?.label ?? "";
+  return `<table id="devices"><thead><tr><th>Device</th><th>IP</th><th>Started</th><th>Last seen</th><th>Action</th></tr></thead>
 <tbody>${rows}</tbody></table>
-<form method="post" action="/devices/others" class="inline"><button>Sign out other devices</button></form>
-<form method="post" action="/devices/everywhere" class="inline"><button>Sign out everywhere</button></form>`;
+<form method="post" action="/devices/label">
+  <label>Name this device <input name="label" maxlength="100" value="${escapeHtml(label)}" placeholder="Work laptop"></label>
+  <button>Save name</button>
+</form>
+<div class="actions"><form method="post" action="/devices/others" class="inline"><button>Sign out other devices</button></form>
+<form method="post" action="/devices/everywhere" class="inline"><button>Sign out everywhere</button></form></div>`;
 }
 
 export const STYLE = `*{box-sizing:border-box}body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}
@@ -144,10 +173,11 @@ main{max-width:52rem;margin:2rem auto;padding:0 1.5rem}footer{max-width:52rem;ma
 .flash{padding:.6rem 1rem;border-radius:.4rem;background:#e6f0ff;border:1px solid #9bbcf5}
 .flash-success{background:#e7f7ec;border-color:#8fd1a5}.flash-error{background:#fdecec;border-color:#f1a1a1}
 .flash-warning{background:#fff6e0;border-color:#f0cf7a}
-form.inline{display:inline}.stack{display:grid;gap:.7rem;max-width:20rem}.stack label{display:grid;gap:.2rem}input,select{font:inherit;padding:.3rem}
+form.inline{display:inline}.stack{display:grid;gap:.7rem;max-width:20rem}.stack label{display:grid;gap:.2rem}
+.stack label.check{display:flex;gap:.5rem;align-items:center}input,select{font:inherit;padding:.3rem}
 button{font:inherit;padding:.3rem .8rem;border-radius:.3rem;border:1px solid #46598a;background:#fff;cursor:pointer}
 table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{text-align:left;padding:.4rem;border-bottom:1px solid #dde}
-tr.current{background:#eef6ee}code{background:#eceef5;padding:0 .25rem;border-radius:.2rem}
+tr.current{background:#eef6ee}.actions{margin:1rem 0}code{background:#eceef5;padding:0 .25rem;border-radius:.2rem}
 body.theme-dark{background:#15181f;color:#e4e8f0}.theme-dark a{color:#9fc1ff}.theme-dark footer{color:#99a}
 .theme-dark code{background:#2a2f3a}.theme-dark tr.current{background:#1f2b22}.theme-dark .flash{color:#1d2330}
 body.theme-sepia{background:#f4ecd8;color:#433422}.theme-sepia tr.current{background:#e9dfc4}`;

@@ -73,8 +73,11 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
   });
 
   /** A fresh browser profile: its own cookies, as a separate device would have. */
-  async function device(): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  async function device(userAgent?: string): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({
+      viewport: { width: 1000, height: 700 },
+      ...(userAgent ? { userAgent } : {}),
+    });
     contexts.push(context);
     return { context, page: await context.newPage() };
   }
@@ -181,7 +184,7 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     const response = await page.goto(at("/private"));
     expect(pathOf(page)).toBe("/login");
     expect(response?.request().redirectedFrom()?.url()).toBe(at("/private"));
-    expect(await flashes(page)).toEqual(["Sign in to see the members page."]);
+    expect(await flashes(page)).toEqual(["Sign in to see that page."]);
 
     await signIn(page, "grace", "hopper");
     await page.goto(at("/private"));
@@ -342,6 +345,151 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
       expect(posted.status()).toBe(403);
       await page.goto(at("/"));
       expect(await signedInAs(page)).toBe("ada");
+    } finally {
+      evil.close();
+    }
+  });
+
+  test("the home page says what the demo shows and where to try it", async () => {
+    const { page } = await device();
+    await page.goto(at("/"));
+    const tour = page.getByRole("region", { name: "What this demo shows" });
+    expect(await tour.isVisible()).toBe(true);
+    // Each feature names the library call behind it, so a reader knows what to look up.
+    const text = (await tour.textContent()) ?? "";
+    for (const call of [
+      "regenerate",
+      "rememberMe",
+      "flash",
+      "listByUser",
+      "revoke",
+      "requireSameOrigin",
+    ]) {
+      expect(text).toContain(call);
+    }
+    const links = await tour
+      .locator("a")
+      .evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+    expect(links).toEqual(expect.arrayContaining(["/login", "/devices", "/private"]));
+    await shot(page, "home-tour");
+  });
+
+  test("the Remember me checkbox sits on one line with its text", async () => {
+    const { page } = await device();
+    await page.goto(at("/login"));
+    const box = await page.locator('input[name="remember"]').boundingBox();
+    const label = await page.locator('label:has(input[name="remember"])').boundingBox();
+    if (!box || !label) throw new Error("no Remember me checkbox");
+    // Stacked (checkbox above its text) the label is two lines high.
+    expect(label.height).toBeLessThan(2 * box.height + 8);
+    expect(box.x).toBeLessThanOrEqual(label.x + 4);
+  });
+
+  test("/devices signed out redirects to sign-in with a message", async () => {
+    const { page } = await device();
+    await page.goto(at("/devices"));
+    expect(pathOf(page)).toBe("/login");
+    expect(await flashes(page)).toEqual(["Sign in to see that page."]);
+  });
+
+  test("revoking one device signs that browser out on its next request", async () => {
+    const laptop = await device();
+    const phone = await device(
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    );
+    await signIn(laptop.page, "grace", "hopper");
+    await signIn(phone.page, "grace", "hopper");
+    await phone.page.goto(at("/private"));
+    expect(pathOf(phone.page)).toBe("/private");
+
+    await laptop.page.goto(at("/devices"));
+    // Each button names its device, so a screen reader hears which one it signs out.
+    const other = laptop.page.getByRole("button", { name: "Sign out Safari 17 on iOS" });
+    expect(await other.count()).toBe(1);
+    const before = await laptop.page.locator("#devices tbody tr").count();
+    await Promise.all([
+      laptop.page.waitForResponse((r) => r.request().isNavigationRequest() && r.status() === 200),
+      other.click(),
+    ]);
+    expect(await flashes(laptop.page)).toEqual(["Device signed out."]);
+    expect(await laptop.page.locator("#devices tbody tr").count()).toBe(before - 1);
+
+    // The phone holds its old cookie; the server no longer knows it.
+    await phone.page.goto(at("/private"));
+    expect(pathOf(phone.page)).toBe("/login");
+    await phone.page.goto(at("/"));
+    expect(await signedInAs(phone.page)).toBeUndefined();
+    await laptop.page.goto(at("/private"));
+    expect(pathOf(laptop.page)).toBe("/private");
+  });
+
+  test("a device name is shown to the user's other devices, as text (no markup runs)", async () => {
+    const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+    const laptop = await device();
+    const phone = await device();
+    for (const d of [laptop, phone]) d.page.on("dialog", (dialog) => dialog.dismiss());
+    await signIn(laptop.page, "grace", "hopper");
+    await signIn(phone.page, "grace", "hopper");
+    await phone.page.goto(at("/devices"));
+    await phone.page.fill('input[name="label"]', hostile);
+    await submit(phone.page, 'form[action="/devices/label"] button');
+    expect(await flashes(phone.page)).toEqual(["Device name saved."]);
+    expect(await phone.page.inputValue('input[name="label"]')).toBe(hostile);
+
+    await laptop.page.goto(at("/devices"));
+    expect(await laptop.page.locator("#devices tbody").textContent()).toContain(hostile);
+    expect(await laptop.page.locator("#devices img, #devices script").count()).toBe(0);
+    expect(
+      await laptop.page.evaluate(() => (window as { __pwned?: number }).__pwned),
+    ).toBeUndefined();
+    // The revoke button is named after the device's name.
+    expect(
+      await laptop.page.getByRole("button", { name: `Sign out ${hostile}`, exact: false }).count(),
+    ).toBe(1);
+    await shot(laptop.page, "devices-named");
+  });
+
+  test("a user agent with markup is shown as text on the devices page", async () => {
+    const laptop = await device();
+    const odd = await device("<script>window.__ua=1</script>");
+    await signIn(laptop.page, "ada", "lovelace");
+    await signIn(odd.page, "ada", "lovelace");
+    await laptop.page.goto(at("/devices"));
+    expect(await laptop.page.locator("#devices tbody").textContent()).toContain("<script>");
+    expect(await laptop.page.evaluate(() => (window as { __ua?: number }).__ua)).toBeUndefined();
+  });
+
+  test("a tampered session cookie gives a fresh session, not an error", async () => {
+    const { context, page } = await device();
+    await signIn(page, "ada", "lovelace");
+    const cookie = sessionCookie(await context.cookies(demo.url));
+    if (!cookie) throw new Error("no session cookie");
+    const flipped = `${cookie.value.slice(0, -2)}${cookie.value.endsWith("AA") ? "BB" : "AA"}`;
+    await context.addCookies([{ ...cookie, value: flipped }]);
+    const response = await page.goto(at("/"));
+    expect(response?.status()).toBe(200);
+    expect(await signedInAs(page)).toBeUndefined();
+    expect(await visits(page)).toBe(1);
+    expect(sessionCookie(await context.cookies(demo.url))?.value).not.toBe(flipped);
+  });
+
+  test("another page cannot frame the demo (clickjacking of its sign-out buttons)", async () => {
+    // requireSameOrigin cannot see this: a click inside the frame is the demo's own form post.
+    const port = await freePort();
+    const evil: Server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(`<iframe src="${at("/devices")}" width="800" height="500"></iframe>`);
+    });
+    evil.listen(port, "127.0.0.1");
+    await once(evil, "listening");
+    try {
+      const { page } = await device();
+      await signIn(page, "ada", "lovelace");
+      // goto waits for the page's load event, which waits for the frame.
+      await page.goto(`http://localhost:${port}/`);
+      const shown = await page.frameLocator("iframe").locator("#devices").count();
+      await shot(page, "framed");
+      expect(shown).toBe(0);
     } finally {
       evil.close();
     }
