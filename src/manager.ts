@@ -690,7 +690,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
-          if (ip !== undefined) meta.ip = ip;
+          if (ip !== undefined) meta.ip = plainIp(ip);
           await guardStore(
             store,
             "set",
@@ -907,6 +907,13 @@ async function guardStore<R>(
     });
   }
 }
+
+/** An IPv4 client of a dual-stack socket reads "::ffff:192.0.2.1": shown as the IPv4 address it is. */
+function plainIp(ip: string): string {
+  return IPV4_MAPPED.test(ip) ? ip.slice(7) : ip;
+}
+
+const IPV4_MAPPED = /^::ffff:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i;
 
 function isJsonable(value: unknown): boolean {
   try {

@@ -27,3 +27,21 @@ describe("session labels on a devices page", () => {
     expect(listed?.label).toBeUndefined();
   });
 });
+
+describe("the client address on a devices page", () => {
+  it("shows an IPv4 client of a dual-stack socket (::ffff:a.b.c.d) as its IPv4 address", async () => {
+    const sessions = createSessions({ secret: SECRET, store: memoryStore() });
+    for (const [given, shown] of [
+      ["::ffff:203.0.113.9", "203.0.113.9"],
+      ["::FFFF:198.51.100.2", "198.51.100.2"],
+      ["2001:db8::1", "2001:db8::1"],
+      ["::ffff:abcd", "::ffff:abcd"], // not an IPv4-mapped address: kept as given
+    ]) {
+      const session = await sessions.load({ headers: new Headers(), ip: given });
+      await session.regenerate({ userId: given });
+      await sessions.commit(session, new Headers());
+      const [listed] = await sessions.listByUser(given as string);
+      expect(listed?.ip, given).toBe(shown);
+    }
+  });
+});
