@@ -163,6 +163,8 @@ interface Transport {
   ip: string | (() => string | undefined) | undefined;
   /** Releases the per-session lock (the `lock` option) once the request has committed. */
   release: (() => Promise<void>) | undefined;
+  /** Why the request's first refused token was refused, for the new session's `invalidReason`. */
+  invalidReason: InvalidReason | undefined;
 }
 
 /**
@@ -242,6 +244,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     // arriving after that response would delete the new cookie and sign the visitor out. A dead id
     // opens nothing; the next write replaces it.
     if (reason !== "unknown-session") transport.refused = true;
+    transport.invalidReason ??= reason;
     const at = config.now();
     if (reason === "expired-idle" || reason === "expired-absolute") {
       emit({
@@ -297,7 +300,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   async function freshSession(transport: Transport): Promise<SessionState> {
     // Schema defaults apply to a new session when the empty object passes the schema.
     const data = (schema && (await validateData(schema, {}))) || {};
-    return new SessionState(
+    const session = new SessionState(
       generateId(),
       data,
       freshMeta(config.now()),
@@ -305,6 +308,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       hooks,
       transport,
     );
+    session.invalidReason = transport.invalidReason;
+    return session;
   }
 
   function readTransport(input: SessionInput, headers: HeaderReader): Transport {
@@ -321,6 +326,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       userAgent: undefined,
       ip: undefined,
       release: undefined,
+      invalidReason: undefined,
     };
     if (store) {
       if (config.track.userAgent)

@@ -1,4 +1,5 @@
 import { SessionError } from "./errors.js";
+import type { InvalidReason } from "./options.js";
 import type { SessionMeta } from "./stores/store.js";
 
 /** Session data: a JSON object. The schema, when given, narrows it. */
@@ -33,6 +34,18 @@ export interface Session<T extends SessionData = SessionData> {
   readonly data: Readonly<Partial<T>>;
   /** True when the request carried no valid session. */
   readonly isNew: boolean;
+  /**
+   * Why the session the request carried was refused, when this one is new because of it: the
+   * reasons `onInvalid` is told, per request, so a page can say what happened. `undefined` on a first
+   * visit, on a session that loaded, and after `destroy`.
+   *
+   * @example
+   * ```ts
+   * if (session.invalidReason === "expired-idle") session.flash("info", "You were signed out after a while idle");
+   * if (session.invalidReason === "unknown-session") session.flash("info", "This device was signed out");
+   * ```
+   */
+  readonly invalidReason: InvalidReason | undefined;
   /** The user this session is bound to by `regenerate({ userId })`. */
   readonly userId: string | undefined;
   /** Epoch ms of creation; the absolute deadline counts from here. */
@@ -163,6 +176,8 @@ export class SessionState implements Session<SessionData> {
   closed = false;
   /** Set by the manager when the token must be re-issued though nothing changed (rotation, touch). */
   reissue: "rotate" | "touch" | "renew" | undefined;
+  /** Set by the manager on a session made new because the request's was refused. */
+  invalidReason: InvalidReason | undefined = undefined;
   /** Transport facts the manager keeps for commit. */
   readonly transport: unknown;
   readonly hooks: SessionHooks;
@@ -348,6 +363,7 @@ export class SessionState implements Session<SessionData> {
       // Meta is reset below; the "destroyed" audit event still names the user.
       this.destroyedUserId = this.meta.userId;
     }
+    this.invalidReason = undefined;
     const now = this.hooks.now();
     this.id = this.hooks.generateId();
     this.data = {};

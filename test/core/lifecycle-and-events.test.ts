@@ -329,3 +329,42 @@ describe("regenerate as another user", () => {
     }
   });
 });
+
+describe("session.invalidReason: why this request's session is new", () => {
+  it("is undefined on a first visit and on a session that loaded", async () => {
+    const h = harness();
+    const first = await h.request((s) => s.set("n", 1));
+    expect(first.session.invalidReason).toBeUndefined();
+    const again = await h.request();
+    expect(again.session.isNew).toBe(false);
+    expect(again.session.invalidReason).toBeUndefined();
+  });
+
+  it("says expired-idle, tampered or unknown-session, per request, as onInvalid is told", async () => {
+    const h = harness({ idleTimeout: "30m" });
+    await h.request((s) => s.set("n", 1));
+    h.clock.advance(31 * 60_000);
+    expect((await h.request(() => {}, { keepJar: true })).session.invalidReason).toBe(
+      "expired-idle",
+    );
+    const tampered = await h.request(() => {}, { cookie: "sid=e1.AAAAAA.bm90LWEtdG9rZW4" });
+    expect(tampered.session.invalidReason).toBe(h.invalid.at(-1));
+    const store = storeHarness();
+    await store.request((s) => s.set("n", 1));
+    const token = jarToken(store.jar) as string;
+    await store.request((s) => s.destroy(), { keepJar: true });
+    const signedOut = await store.request(() => {}, { cookie: `sid=${token}` });
+    expect(signedOut.session.invalidReason).toBe("unknown-session");
+  });
+
+  it("is cleared by destroy, which is the app's own doing", async () => {
+    const h = harness({ idleTimeout: "30m" });
+    await h.request((s) => s.set("n", 1));
+    h.clock.advance(31 * 60_000);
+    const { session } = await h.request((s) => {
+      expect(s.invalidReason).toBe("expired-idle");
+      s.destroy();
+    });
+    expect(session.invalidReason).toBeUndefined();
+  });
+});
