@@ -8,7 +8,10 @@ import { nonObjectOutput } from "./schema.js";
 import type { SessionStore } from "./stores/store.js";
 import { CHUNK_VALUE_BYTES, type CookieSettings, MAX_CHUNKS } from "./transport/cookie.js";
 
-/** Seconds as a number, or a string such as "30m", "12h", "7d", "1h30m". */
+/**
+ * Seconds as a number (never milliseconds; at most 400 days, the longest a browser keeps a cookie),
+ * or a string such as "30m", "12h", "7d", "1h30m".
+ */
 export type Duration = number | string;
 
 /** Cookie attributes. Defaults follow OWASP's Session Management Cheat Sheet, "Cookies". */
@@ -54,7 +57,10 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   /** Cookie sessions only: "encrypted" (AES-256-GCM, default) or "signed" (HMAC-SHA256, readable by the client). */
   mode?: "encrypted" | "signed";
   cookie?: CookieOptions;
-  /** Expire after this much inactivity; slides with use. Default "7d". `false`: never idle-expire. */
+  /**
+   * Expire after this much inactivity; slides with use. Default "7d". `false`: never idle-expire.
+   * Not longer than `absoluteTimeout`, which would end every session first.
+   */
   idleTimeout?: Duration | false;
   /** Expire this long after creation, however active; survives `regenerate`. Default "30d". `false`: none. */
   absoluteTimeout?: Duration | false;
@@ -63,7 +69,10 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
    * this often. Default: a quarter of `idleTimeout`, at most "1h". Shorter than `idleTimeout`.
    */
   touchInterval?: Duration;
-  /** Rotate the id (store) or token (cookie) this often, even without sign-in. Default false (off). */
+  /**
+   * Rotate the id (store) or token (cookie) this often, even without sign-in. Default false (off).
+   * Shorter than `absoluteTimeout`.
+   */
   renewInterval?: Duration | false;
   /** Request/response header for clients without cookies, e.g. "x-session". Default false (off). */
   header?: string | false;
@@ -80,7 +89,7 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
    * Store sessions: serialise the requests of one session with a store lock. Default false. `wait`
    * (default "5s"): how long a request waits for the lock before `ERR_LOCK_TIMEOUT`; `ttl` (default
    * "30s"): how long a lock lasts when its request never releases it (a crash). Needs a store with
-   * `lock()`.
+   * `lock()`. `wait` is at most `ttl`.
    */
   lock?: { wait?: Duration; ttl?: Duration } | false;
   /**
@@ -165,6 +174,8 @@ const OPTION_NAMES = [
   "now",
   "generateId",
 ] as const;
+const TRACK_OPTION_NAMES = ["userAgent", "ip"] as const;
+const LOCK_OPTION_NAMES = ["wait", "ttl"] as const;
 const COOKIE_OPTION_NAMES = [
   "name",
   "path",
@@ -176,6 +187,11 @@ const COOKIE_OPTION_NAMES = [
   "priority",
   "persistent",
 ] as const;
+
+// RFC 6265bis section 5.6.1 and 5.6.2: browsers cap a cookie's Max-Age and Expires at 400 days, so a
+// longer deadline never reaches the browser; a number past it is most often milliseconds.
+const MAX_DURATION_MS = 400 * 86_400_000;
+const DIGITS = /^\s*\d+(?:\.\d+)?\s*$/;
 
 // RFC 6265 section 4.1.1: a cookie name is an HTTP token.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -208,6 +224,7 @@ export function resolveOptions(
     throw new ConfigError("createSessions needs an options object with at least { secret }");
   }
   rejectUnknown(input, OPTION_NAMES, "option");
+  checkSecretShape("secret" in input, input.secret);
   const secrets = normalizeSecrets(input.secret);
 
   if (input.schema !== undefined && typeof input.schema?.["~standard"]?.validate !== "function") {
@@ -246,6 +263,27 @@ export function resolveOptions(
     DEFAULTS.absoluteTimeout,
   );
   const renewIntervalMs = durationOption("renewInterval", input.renewInterval, false);
+  // An idle deadline past the absolute one never ends a session: the user meant something else.
+  // Only when idleTimeout was given: shortening absoluteTimeout alone below the default idle is fine.
+  if (
+    input.idleTimeout !== undefined &&
+    idleTimeoutMs !== undefined &&
+    absoluteTimeoutMs !== undefined &&
+    idleTimeoutMs > absoluteTimeoutMs
+  ) {
+    throw new ConfigError(
+      `"idleTimeout" (${shown(input.idleTimeout)}) is longer than ${shownOption("absoluteTimeout", input.absoluteTimeout, DEFAULTS.absoluteTimeout)}, so it would never end a session; shorten idleTimeout, or lengthen absoluteTimeout (false for none)`,
+    );
+  }
+  if (
+    renewIntervalMs !== undefined &&
+    absoluteTimeoutMs !== undefined &&
+    renewIntervalMs >= absoluteTimeoutMs
+  ) {
+    throw new ConfigError(
+      `"renewInterval" (${shown(input.renewInterval)}) is not shorter than ${shownOption("absoluteTimeout", input.absoluteTimeout, DEFAULTS.absoluteTimeout)}, so no session would live long enough to be renewed; shorten renewInterval`,
+    );
+  }
   const touchIntervalMs =
     input.touchInterval === undefined
       ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? Infinity) / 4))
@@ -280,8 +318,10 @@ export function resolveOptions(
   }
 
   const track = input.track === false ? { userAgent: false, ip: false } : (input.track ?? {});
-  if (typeof track !== "object")
+  if (typeof track !== "object" || track === null)
     throw new ConfigError(`"track" must be { userAgent?, ip? } or false`);
+  rejectUnknown(track, TRACK_OPTION_NAMES, "track option");
+  for (const name of TRACK_OPTION_NAMES) booleanOption(`track.${name}`, track[name]);
 
   let lock: ResolvedOptions["lock"];
   if (input.lock) {
@@ -290,10 +330,20 @@ export function resolveOptions(
         `"lock" needs a store with lock(); ${store ? `the ${store.name} store has none` : "cookie sessions cannot lock"}`,
       );
     }
+    // `lock: true` takes both defaults.
+    const given = typeof input.lock === "object" ? input.lock : {};
+    rejectUnknown(given, LOCK_OPTION_NAMES, "lock option");
     lock = {
-      waitMs: durationOption("lock.wait", input.lock.wait, DEFAULTS.lockWait) ?? 0,
-      ttlMs: durationOption("lock.ttl", input.lock.ttl, DEFAULTS.lockTtl) ?? 0,
+      waitMs: durationOption("lock.wait", given.wait, DEFAULTS.lockWait) ?? 0,
+      ttlMs: durationOption("lock.ttl", given.ttl, DEFAULTS.lockTtl) ?? 0,
     };
+    // Waiting longer than a lock lives says requests may hold it that long, yet a lock held past its
+    // ttl passes to the next request while the first still runs: the two would no longer be serial.
+    if (lock.waitMs > lock.ttlMs) {
+      throw new ConfigError(
+        `${shownOption("lock.wait", given.wait, DEFAULTS.lockWait)} is longer than ${shownOption("lock.ttl", given.ttl, DEFAULTS.lockTtl)}: a request still running when its lock's ttl ends loses the lock to the next one; make ttl at least as long as wait`,
+      );
+    }
   }
 
   const tokenCache = input.tokenCache === undefined ? DEFAULTS.tokenCache : input.tokenCache || 0;
@@ -303,6 +353,7 @@ export function resolveOptions(
     );
   }
 
+  booleanOption("clearSiteData", input.clearSiteData);
   for (const name of ["onInvalid", "onEvent", "now", "generateId"] as const) {
     if (input[name] !== undefined && typeof input[name] !== "function") {
       throw new ConfigError(`"${name}" must be a function`);
@@ -386,8 +437,8 @@ function resolveCookie(input: CookieOptions): CookieSettings {
   ) {
     throw new ConfigError(`cookie.priority must be "low", "medium" or "high"`);
   }
-  if (input.persistent !== undefined && typeof input.persistent !== "boolean") {
-    throw new ConfigError(`cookie.persistent must be true or false`);
+  for (const flag of ["httpOnly", "partitioned", "persistent"] as const) {
+    booleanOption(`cookie.${flag}`, input[flag]);
   }
   if (hostPrefix && (path !== "/" || domain !== undefined)) {
     throw new ConfigError(`a __Host- cookie name requires path "/" and no domain`);
@@ -413,10 +464,79 @@ function durationOption(
   const chosen = value === undefined ? fallback : value;
   if (chosen === false) return undefined;
   const ms = parseDurationMs(chosen);
+  const orFalse = name.includes("Interval") || name.startsWith("lock.") ? "" : ", or false";
+  if (typeof chosen === "string" && DIGITS.test(chosen)) {
+    // Most often an environment variable: process.env holds strings, and a bare number is ambiguous.
+    throw new ConfigError(
+      `"${name}" is a string of digits; give seconds as a number (Number(process.env.X)) or with a unit, such as "${chosen.trim()}s"`,
+    );
+  }
   if (ms === undefined || ms <= 0) {
     throw new ConfigError(
-      `"${name}" must be a positive number of seconds or a duration such as "30m", "12h" or "7d"${name.includes("Interval") ? "" : ", or false"}`,
+      `"${name}" must be a positive number of seconds or a duration such as "30m", "12h" or "7d"${orFalse}`,
+    );
+  }
+  // A number past 400 days (what a browser keeps a cookie at most) is most often milliseconds. A
+  // longer deadline written with a unit is meant (the header transport has no cookie to outlive).
+  if (typeof chosen === "number" && ms > MAX_DURATION_MS) {
+    throw new ConfigError(
+      `"${name}" is ${Math.round(ms / 86_400_000)} days, past the 400 days browsers keep a cookie; numbers are seconds, not milliseconds: use a duration such as "30d" (a longer one with its unit, "800d")${orFalse}`,
     );
   }
   return ms;
+}
+
+/** A duration as the user wrote it, for messages: "30m" as is, a number as seconds. */
+function shown(value: Duration | false | undefined): string {
+  return typeof value === "number" ? `${value}s` : String(value);
+}
+
+/** `"name" (value)`, or `"name" (default value)` when the user left it unset. */
+function shownOption(
+  name: string,
+  value: Duration | false | undefined,
+  fallback: Duration,
+): string {
+  return value === undefined
+    ? `"${name}" (default ${shown(fallback)})`
+    : `"${name}" (${shown(value)})`;
+}
+
+/** A flag read with `=== true` or `!== false` would take "false" from an env file as the opposite. */
+function booleanOption(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new ConfigError(`${name.includes(".") ? name : `"${name}"`} must be true or false`);
+  }
+}
+
+/**
+ * The mistakes that come before the secret's own checks (crypto/keyring.ts): a value left undefined
+ * by an unset environment variable, said as such, and bytes where a string goes. Never echoes a
+ * secret; a key id is echoed only once it has the shape of one (a secret never has: 32+ characters).
+ */
+function checkSecretShape(given: boolean, secret: unknown): void {
+  const unset = `is the environment variable it is read from unset? Set it to 32 or more random characters ("npx sessionkit secret" makes one)`;
+  if (given && secret === undefined) {
+    throw new ConfigError(`the "secret" option is required but is undefined; ${unset}`);
+  }
+  if (secret === "") {
+    throw new ConfigError(
+      `the "secret" option is required but is an empty string; is the environment variable it is read from set to nothing? Set it to 32 or more random characters ("npx sessionkit secret" makes one)`,
+    );
+  }
+  if (secret instanceof ArrayBuffer || ArrayBuffer.isView(secret)) {
+    throw new ConfigError(
+      `"secret" must be a string, not bytes (a Buffer or Uint8Array); encode them, e.g. buffer.toString("base64url")`,
+    );
+  }
+  if (Array.isArray(secret)) {
+    const index = secret.indexOf(undefined);
+    if (index >= 0) throw new ConfigError(`secret #${index + 1} is undefined; ${unset}`);
+  } else if (typeof secret === "object" && secret !== null) {
+    const missing = Object.entries(secret).find(([, entry]) => entry === undefined);
+    if (missing) {
+      const id = /^[A-Za-z0-9_-]{1,16}$/.test(missing[0]) ? `"${missing[0]}"` : "of the map";
+      throw new ConfigError(`secret ${id} is undefined; ${unset}`);
+    }
+  }
 }

@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
@@ -50,6 +51,8 @@ export function session(
   sessions: Sessions<RegisteredSessionData>,
   options: ExpressSessionOptions = {},
 ): RequestHandler {
+  checkSessions("sessionkit/express session()", sessions);
+  checkOptions("sessionkit/express session()", options, ["guards"]);
   const guards = options.guards ?? [];
   return middleware(async (req, res) => {
     // Mounted again (a sub-app, a router): the outer mount's session is this request's session.

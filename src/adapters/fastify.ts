@@ -9,6 +9,7 @@ import { nodeSessionInput } from "../internal/node-input.js";
 import type { Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { HeaderList } from "./internal/header-list.js";
 import { guardRequest } from "./internal/node-request.js";
 import {
@@ -56,6 +57,17 @@ export function session(
   sessions: Sessions<RegisteredSessionData>,
   options: FastifySessionOptions = {},
 ) {
+  try {
+    checkSessions("sessionkit/fastify session()", sessions);
+    checkOptions("sessionkit/fastify session()", options, ["guards"]);
+  } catch (err) {
+    // `app.register(session, { sessions })`: Fastify calls this factory as the plugin, and a plugin
+    // fails its register by rejecting; a throw would escape Fastify's loader as an uncaught exception.
+    if (typeof (sessions as { register?: unknown })?.register === "function") {
+      return Promise.reject(err) as never;
+    }
+    throw err;
+  }
   const guards = options.guards ?? [];
   const plugin: FastifyPluginAsync = async (app) => {
     app.decorateRequest("session"); // keeps every request the same shape; set in onRequest

@@ -1,6 +1,7 @@
 import { SessionError } from "../errors.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import { closeSession, type Session, type SessionData } from "../session.js";
+import { checkHandler, checkOptions, checkSessions } from "./internal/adapter-args.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -66,6 +67,9 @@ export function withSession<
   handler: (request: Request, context: FetchSessionContext<T>, ...rest: A) => R | Promise<R>,
   options: FetchSessionOptions<A> = {},
 ): (request: Request, ...rest: A) => Promise<R> {
+  checkSessions("sessionkit/fetch withSession()", sessions);
+  checkHandler("sessionkit/fetch withSession()", handler);
+  checkOptions("sessionkit/fetch withSession()", options, ["ip"]);
   const ip = options.ip;
   return async (request, ...rest) => {
     const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);

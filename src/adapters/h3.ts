@@ -3,6 +3,7 @@ import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
+import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import {
   applyHeaders,
   begin,
@@ -255,6 +256,8 @@ export function sessionMiddleware<T extends SessionkitData>(
   sessions: Sessions<T>,
   options: { guards?: readonly Guard<T>[] } = {},
 ): Middleware {
+  checkSessions("sessionkit/h3 sessionMiddleware()", sessions);
+  checkOptions("sessionkit/h3 sessionMiddleware()", options, ["guards"]);
   const guards = options.guards ?? [];
   return async (event, next) => {
     // Mounted again (a mounted sub-app with its own): the outer mount loads and commits.

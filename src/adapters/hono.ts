@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
+import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -69,6 +70,8 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
   sessions: Sessions<T>,
   options: HonoSessionOptions<T, E> = {},
 ): MiddlewareHandler<E> {
+  checkSessions("sessionkit/hono sessionMiddleware()", sessions);
+  checkOptions("sessionkit/hono sessionMiddleware()", options, ["guards", "ip"]);
   const guards = options.guards ?? [];
   const ip = options.ip;
   return async (given, next) => {

@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
+import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { guardRequest } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
@@ -44,6 +45,8 @@ export function session(
   sessions: Sessions<RegisteredSessionData>,
   options: KoaSessionOptions = {},
 ): Middleware {
+  checkSessions("sessionkit/koa session()", sessions);
+  checkOptions("sessionkit/koa session()", options, ["guards"]);
   const guards = options.guards ?? [];
   return async (ctx, next) => {
     // Mounted again (a sub-app, a router): the outer mount's session is this request's session.

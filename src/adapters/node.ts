@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { nodeRequestUrl } from "../internal/node-input.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
+import { checkHandler, checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { guardRequest } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
@@ -41,6 +42,9 @@ export function withSession<T extends SessionData>(
   handler: (req: SessionRequest<T>, res: ServerResponse) => unknown,
   options: NodeSessionOptions<T> = {},
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  checkSessions("sessionkit/node withSession()", sessions);
+  checkHandler("sessionkit/node withSession()", handler);
+  checkOptions("sessionkit/node withSession()", options, ["guards"]);
   const guards = options.guards ?? [];
   return async (req, res) => {
     let held: HeldSession<T> | Response;

@@ -9,6 +9,7 @@ import { type OpenedSqliteFile, openSqliteFile } from "../stores/internal/sqlite
 import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
+import { checkSessions } from "./internal/adapter-args.js";
 import {
   commitLast,
   discardBody,
@@ -110,6 +111,7 @@ export class OakSession<T extends SessionData = SessionData> {
 export function sessionMiddleware<T extends SessionData>(
   sessions: Sessions<T>,
 ): Middleware<OakSessionState<T>> {
+  checkSessions("sessionkit/oak sessionMiddleware()", sessions);
   return async (ctx, next) => {
     // Mounted again (on a router, beside OakSession): the outer mount loads and commits.
     if (loadedBy(ctx.state.session?.raw, sessions)) return next();

@@ -112,8 +112,19 @@ type Row = RowDataPacket & SqlRow;
  * ```
  */
 export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
-  if (!options || typeof options.pool?.query !== "function") {
-    throw new ConfigError("mysqlStore needs { pool }: a mysql2/promise Pool");
+  const given = options?.pool as { query?: unknown; promise?: unknown; then?: unknown } | undefined;
+  if (!options || typeof given?.query !== "function") {
+    const promise = typeof given?.then === "function";
+    throw new ConfigError(
+      `mysqlStore needs { pool }: a mysql2/promise Pool${promise ? "; it got a Promise: await it, or pass the Pool itself" : ""}`,
+    );
+  }
+  // mysql2's callback API (import from "mysql2") has promise(); its promise API has none. Its query
+  // returns no promise, so every request would fail as an outage.
+  if (typeof given.promise === "function") {
+    throw new ConfigError(
+      'mysqlStore needs a pool from "mysql2/promise", not from "mysql2" (its callback API); pass pool.promise(), or import mysql from "mysql2/promise"',
+    );
   }
   rejectUnknown(options, ["pool", "table", "createTable", "now"], "mysqlStore option");
   // `??` rather than a spread, so an option passed as `undefined` still gets its default.

@@ -84,6 +84,26 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === "string" && SAFE_CODE.test(code) ? code : undefined;
 }
 
+/**
+ * A pg `Client` (not a Pool) queues every query until it is connected: one never connected would
+ * hang each request without an error. pg has no public flag, so its long-stable internal ones are
+ * read, and anything without them (a Pool, a wrapper) passes.
+ */
+function checkPgClient(pool: unknown): void {
+  const client = pool as { _connected?: unknown; _connecting?: unknown; _ending?: unknown };
+  if (typeof client._connected !== "boolean" || typeof client._connecting !== "boolean") return;
+  if (client._ending === true) {
+    throw new ConfigError(
+      "postgresStore: the pg Client has been ended (client.end()); pass a pg.Pool, or a connected Client",
+    );
+  }
+  if (!client._connected && !client._connecting) {
+    throw new ConfigError(
+      "postgresStore: the pg Client is not connected, and its queries would wait forever; call await client.connect() before creating the store, or pass a pg.Pool (recommended: it connects by itself)",
+    );
+  }
+}
+
 type Row = SqlRow & { key?: string; expires_at?: string | number };
 type Query = (text: string | QueryConfig, values?: unknown[]) => Promise<QueryResult<Row>>;
 
@@ -113,8 +133,12 @@ type Statement = string | { readonly name: string; readonly text: string };
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   if (!options || typeof options.pool?.query !== "function") {
-    throw new ConfigError("postgresStore needs { pool }: a pg Pool or Client");
+    const promise = typeof (options?.pool as { then?: unknown } | undefined)?.then === "function";
+    throw new ConfigError(
+      `postgresStore needs { pool }: a pg Pool or Client${promise ? "; it got a Promise: await it, or pass the Pool itself" : ""}`,
+    );
   }
+  checkPgClient(options.pool);
   rejectUnknown(
     options,
     ["pool", "table", "createTable", "now", "prepare"],

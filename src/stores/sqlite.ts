@@ -91,9 +91,20 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       `sqliteStore needs { db }: an open better-sqlite3 Database or node:sqlite DatabaseSync`,
     );
   }
+  // A write on either would fail every request as an outage: said now instead.
+  // better-sqlite3 has `open` and `readonly`; node:sqlite (22.15+) has `isOpen`.
+  const flags = db as { open?: unknown; isOpen?: unknown; readonly?: unknown };
+  if (flags.open === false || flags.isOpen === false) {
+    throw new ConfigError("sqliteStore: the database is closed; pass an open one");
+  }
+  if (flags.readonly === true) {
+    throw new ConfigError(
+      "sqliteStore: the database was opened readonly, and the store writes; open it without { readonly: true }",
+    );
+  }
   if (typeof table !== "string" || !TABLE_NAME.test(table)) {
     throw new ConfigError(
-      `sqliteStore "table" must be letters, digits and "_", starting with a letter or "_"`,
+      `sqliteStore "table" must be letters, digits and "_", starting with a letter or "_", with no "schema." prefix (the table is made in the database you pass)`,
     );
   }
   if (typeof now !== "function") throw new ConfigError(`sqliteStore "now" must be a function`);

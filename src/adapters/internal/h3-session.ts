@@ -96,7 +96,8 @@ function createManager(config: SessionConfig): Manager {
     secret: config.password,
     cookie: cookieOptions,
     // h3 treats 0 as unset: no deadline, so the cookie lives for the browser session.
-    absoluteTimeout: config.maxAge || false,
+    // h3 takes any maxAge in seconds: with its unit, so the milliseconds guard for numbers past 400 days does not refuse it.
+    absoluteTimeout: config.maxAge ? `${config.maxAge}s` : false,
     idleTimeout: config.idleTimeout || false,
     ...(config.idleTimeout ? { touchInterval: config.idleTimeout / 2 } : {}),
     ...(config.generateId ? { generateId: config.generateId } : {}),

@@ -270,10 +270,22 @@ function commandsFor(client: unknown, commandTimeout: number | false): Commands 
     return ioredisCommands(c as unknown as IoredisClientLike);
   }
   if (c && typeof c.sendCommand === "function") {
+    // node-redis sends nothing before connect(): every request would answer 503 with "The client is
+    // closed". `isOpen` turns true as connect() is called (before it resolves) and false on close.
+    if (c.isOpen === false) {
+      throw new ConfigError(
+        "redisStore: the node-redis client is not open; call await client.connect() before creating the store (or pass the client that connect() resolves to)",
+      );
+    }
     if (typeof c.nodeClient === "function" && "masters" in c) {
       return nodeRedisClusterCommands(c as unknown as NodeRedisClusterLike, commandTimeout);
     }
     return nodeRedisCommands(c as unknown as NodeRedisClientLike, commandTimeout);
+  }
+  if (typeof c?.then === "function") {
+    throw new ConfigError(
+      'redisStore: "client" got a Promise; await client.connect() first and pass the client itself',
+    );
   }
   throw new ConfigError(
     'redisStore: "client" must be an ioredis Redis or Cluster, or a node-redis client or cluster',
