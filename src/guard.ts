@@ -1,3 +1,4 @@
+import { ConfigError } from "./errors.js";
 import type { Session, SessionData } from "./session.js";
 
 /**
@@ -66,7 +67,14 @@ export async function runGuards<T extends SessionData>(
 ): Promise<Response | undefined> {
   for (const guard of guards) {
     const denied = await guard(session, request);
-    if (denied) return denied;
+    if (!denied) continue;
+    if (typeof denied === "function") {
+      // requireSession or a guard factory given uncalled: it made a guard instead of answering.
+      throw new ConfigError(
+        "a guard returned a function, not a Response: pass requireSession(allow, deny)'s result, not requireSession itself",
+      );
+    }
+    return denied;
   }
   return undefined;
 }

@@ -443,3 +443,23 @@ describe("stores: the client handed in", () => {
     }
   });
 });
+
+describe("guards and the Wille-style handler", () => {
+  it("createHandler refuses what is not a manager, at creation", () => {
+    const err = configError(() => fetchAdapter.createHandler({ secret: SECRET } as never));
+    expect(err.message).toMatch(/createHandler\(\) needs the manager/);
+  });
+
+  it("a guard factory given uncalled (requireSession itself) is a ConfigError, not a 500 of a TypeError", async () => {
+    const sessions = createSessions({ secret: SECRET });
+    const fetch = fetchAdapter.withSession(sessions, async (request, { session }) => {
+      const guard = fetchAdapter.requireSession as unknown as fetchAdapter.Guard;
+      const { runGuards } = await import("../../src/guard.js");
+      await runGuards([guard], session, request);
+      return new Response("unreachable");
+    });
+    const err = await fetch(new Request("http://localhost/")).catch((e: unknown) => e);
+    expect(isSessionError(err, "ERR_CONFIG")).toBe(true);
+    expect((err as Error).message).toMatch(/not requireSession itself/);
+  });
+});

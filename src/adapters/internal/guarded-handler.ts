@@ -1,5 +1,6 @@
 import { loadedBy, type Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
+import { checkSessions } from "./adapter-args.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -58,6 +59,7 @@ export type InferProps<H> = H extends GuardedHandler<SessionData, infer P> ? P :
 export function createHandler<T extends SessionData>(
   sessions: Sessions<T>,
 ): GuardedHandler<T, Record<string, never>> {
+  checkSessions("sessionkit/fetch createHandler()", sessions);
   return build(sessions, [], () => ({}));
 }
 
