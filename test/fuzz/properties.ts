@@ -529,12 +529,42 @@ const SAME_NAME_TRIES = 4;
  */
 function candidateTokens(c: Case): { tokens: string[]; tried: number } {
   const first = arrivingToken(c);
-  if (c.header !== undefined || parseCookies(c.cookie)[COOKIE] === undefined) {
-    return { tokens: first === undefined ? [] : [first], tried: first === undefined ? 0 : 1 };
+  const cookies = parseCookies(c.cookie);
+  const { present, oversized } = readCookieToken(cookies, COOKIE, MAX_SIZE);
+  if (c.header !== undefined || cookies[COOKIE] === undefined) {
+    const tokens = first === undefined ? [] : [first];
+    // An oversized join is refused too (one reason), though it gives no token.
+    let tried = first !== undefined || (c.header === undefined && oversized) ? 1 : 0;
+    // Chunks only, one of their names sent twice (a tossed chunk): after a refusal, the join of
+    // each chunk name's last value (of the first SAME_NAME_TRIES sent) is tried too.
+    if (c.header === undefined && present.length > 0 && (first !== undefined || oversized)) {
+      const last: Record<string, string | undefined> = {};
+      let tossed = false;
+      for (const name of present) {
+        const later = valuesOf(c.cookie, name).slice(1, SAME_NAME_TRIES);
+        tossed ||= later.length > 0;
+        last[name] = later.length > 0 ? later[later.length - 1] : cookies[name];
+      }
+      const joined = tossed ? joinChunks(last, COOKIE, MAX_SIZE, present).token : undefined;
+      if (joined !== undefined) {
+        tokens.push(joined);
+        tried++;
+      }
+    }
+    return { tokens, tried };
   }
-  const values = (c.cookie ?? "").split(";").flatMap((pair) => {
+  const later = valuesOf(c.cookie, COOKIE).slice(1, SAME_NAME_TRIES);
+  const chunked =
+    present.length > 1 ? joinChunks(cookies, COOKIE, MAX_SIZE, present).token : undefined;
+  if (chunked !== undefined) later.push(chunked);
+  return { tokens: first === undefined ? later : [first, ...later], tried: 1 + later.length };
+}
+
+/** Every value of `name` in a Cookie header, in order, trimmed and decoded as the parser does. */
+function valuesOf(cookie: string | undefined, name: string): string[] {
+  return (cookie ?? "").split(";").flatMap((pair) => {
     const eq = pair.indexOf("=");
-    if (eq === -1 || pair.slice(0, eq).replace(/^[ \t]+|[ \t]+$/g, "") !== COOKIE) return [];
+    if (eq === -1 || pair.slice(0, eq).replace(/^[ \t]+|[ \t]+$/g, "") !== name) return [];
     const raw = pair.slice(eq + 1).replace(/^[ \t]+|[ \t]+$/g, "");
     try {
       return [raw.includes("%") ? decodeURIComponent(raw) : raw];
@@ -542,13 +572,6 @@ function candidateTokens(c: Case): { tokens: string[]; tried: number } {
       return [raw];
     }
   });
-  const later = values.slice(1, SAME_NAME_TRIES);
-  const cookies = parseCookies(c.cookie);
-  const { present } = readCookieToken(cookies, COOKIE, MAX_SIZE);
-  const chunked =
-    present.length > 1 ? joinChunks(cookies, COOKIE, MAX_SIZE, present).token : undefined;
-  if (chunked !== undefined) later.push(chunked);
-  return { tokens: first === undefined ? later : [first, ...later], tried: 1 + later.length };
 }
 
 export async function check(c: Case): Promise<Outcome> {
