@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import {
+  type Guard,
   requireSameOrigin,
   requireSession,
   type SessionRequest,
@@ -80,6 +81,18 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
     redirect: "/login",
     flash: ["warning", "Sign in to see that page."],
   });
+
+  // session.invalidReason says why the cookie this request brought was refused: tell the visitor,
+  // rather than show a signed-out page without a word. A guard that only adds a flash lets it through.
+  const explainEnd: Guard<DemoData> = (session) => {
+    const reason = session.invalidReason;
+    const idle = options.idleTimeout ?? "30m";
+    const absolute = options.absoluteTimeout ?? "12h";
+    if (reason === "expired-idle") session.flash("info", `Your session ended after ${idle} idle.`);
+    if (reason === "expired-absolute")
+      session.flash("info", `Your session reached its ${absolute} limit.`);
+    if (reason === "unknown-session") session.flash("info", "This device was signed out.");
+  };
 
   const page = (req: SessionRequest<DemoData>, title: string, body: string) =>
     layout(
@@ -185,8 +198,8 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
     }
   };
 
-  const open = withSession(sessions, everyone, { guards: [sameOrigin] });
-  const guarded = withSession(sessions, members, { guards: [sameOrigin, signedIn] });
+  const open = withSession(sessions, everyone, { guards: [explainEnd, sameOrigin] });
+  const guarded = withSession(sessions, members, { guards: [explainEnd, sameOrigin, signedIn] });
   return (req: IncomingMessage, res: ServerResponse) =>
     isMembersOnly(pathOf(req)) ? guarded(req, res) : open(req, res);
 }

@@ -79,8 +79,9 @@ function tour(storeLabel: string): string {
 <li><strong>Guarded pages</strong>: <a href="/private">Members</a> and <a href="/devices">Your devices</a> send
  visitors to sign in (<code>requireSession</code>).</li>
 <li><strong>Your devices</strong>: sign in as the same user in a second browser or a private window, name the
- device, then sign it out from the other one; its next request finds itself signed out
- (<code>sessions.listByUser</code>, <code>revoke</code>, <code>destroyByUser</code>).</li>
+ device, then sign it out from the other one; its next request finds itself signed out and says so
+ (<code>sessions.listByUser</code>, <code>revoke</code>, <code>destroyByUser</code>,
+ <code>session.invalidReason</code>).</li>
 <li><strong>Safety</strong>: every form refuses posts from other origins (<code>requireSameOrigin()</code>);
  a tampered or expired cookie gives a fresh session, never an error page.</li>
 </ul></section>`;

@@ -414,9 +414,13 @@ describe.skipIf(!HAVE_CHROMIUM)("the demo in Chromium", () => {
     expect(await flashes(laptop.page)).toEqual(["Device signed out."]);
     expect(await laptop.page.locator("#devices tbody tr").count()).toBe(before - 1);
 
-    // The phone holds its old cookie; the server no longer knows it.
+    // The phone holds its old cookie; the server no longer knows it, and the phone is told why.
     await phone.page.goto(at("/private"));
     expect(pathOf(phone.page)).toBe("/login");
+    expect(await flashes(phone.page)).toEqual([
+      "This device was signed out.",
+      "Sign in to see that page.",
+    ]);
     await phone.page.goto(at("/"));
     expect(await signedInAs(phone.page)).toBeUndefined();
     await laptop.page.goto(at("/private"));
