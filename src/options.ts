@@ -24,7 +24,11 @@ export interface CookieOptions {
   domain?: string;
   /** Default true: scripts cannot read the cookie. */
   httpOnly?: boolean;
-  /** Default "auto": Secure on every origin but plain-http localhost (so local development works). */
+  /**
+   * Default "auto": Secure on every origin but plain-http localhost (so local development works). A
+   * proxy saying the client spoke https (`X-Forwarded-Proto: https`, `Forwarded: proto=https`) keeps
+   * Secure on a localhost `Host` too; such a header can only add Secure, never remove it.
+   */
   secure?: boolean | "auto";
   /** Default "lax". "none" forces Secure. Lax is not a full CSRF defence: see the README. */
   sameSite?: "lax" | "strict" | "none";
@@ -83,7 +87,10 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   maxSize?: number;
   /** Send `Clear-Site-Data: "cookies"` when a session is destroyed. Default false. */
   clearSiteData?: boolean;
-  /** Store sessions: record user agent and IP beside the data for a devices page. Default both true. */
+  /**
+   * Store sessions: record user agent and IP beside the data for a devices page. Default both true.
+   * An IPv4 client of a dual-stack socket (`::ffff:203.0.113.9`) is recorded as `203.0.113.9`.
+   */
   track?: { userAgent?: boolean; ip?: boolean } | false;
   /**
    * Store sessions: serialise the requests of one session with a store lock. Default false. `wait`

@@ -50,7 +50,8 @@ export interface HonoSessionOptions<T extends SessionData, E extends EnvOf<T> = 
  * handler, so redirects, streams and the `onError` response (Hono catches a thrown error below
  * this middleware and answers it before `next()` returns) all carry the cookie. A
  * `StoreUnavailableError` while loading or committing, or one that reached Hono's error handler
- * as a 500, answers 503.
+ * as a 500, answers 503. It takes the app's `Env` (`E`), so it can be kept in a
+ * `MiddlewareHandler<Env>` made on a Worker's first request, and `ip` reads `c.env` typed.
  *
  * @example
  * ```ts

@@ -23,7 +23,8 @@ import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } fr
 /** Options of `mysqlStore`. */
 export interface MysqlStoreOptions {
   /**
-   * Required. A `mysql2/promise` pool; the store never ends it. Keep mysql2's default `FOUND_ROWS`
+   * Required. A `mysql2/promise` pool; the store never ends it (a pool of `mysql2`'s callback API is
+   * a `ConfigError`: pass `pool.promise()`). Keep mysql2's default `FOUND_ROWS`
    * client flag (do not pass `flags: "-FOUND_ROWS"`): `patch` and `touch` read "rows matched" from it.
    * Set `connectTimeout` to bound how long a call waits for an unreachable server.
    */

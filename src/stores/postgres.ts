@@ -21,7 +21,8 @@ import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } fr
 /** Options of `postgresStore`. */
 export interface PostgresStoreOptions {
   /**
-   * Required. A `pg` `Pool` (recommended) or a connected `Client`; the store never ends it.
+   * Required. A `pg` `Pool` (recommended) or a connected `Client`; the store never ends it. A
+   * `Client` not connected (its queries would wait forever) or already ended is a `ConfigError`.
    * Attach `pool.on("error", ...)` yourself: `pg` emits `error` on the pool when the server drops an
    * idle connection (restart, failover, `pg_terminate_backend`), and Node ends the process on an
    * `error` event nobody listens to. The store does not listen for you, so the report reaches your logs.

@@ -51,7 +51,8 @@ export type {
 export interface RedisStoreOptions {
   /**
    * A connected ioredis `Redis` or `Cluster`, or a node-redis `createClient()` / `createCluster()`
-   * after `await client.connect()`. The store never connects, quits or configures it.
+   * after `await client.connect()` (a node-redis client that is not open is a `ConfigError`). The
+   * store never connects, quits or configures it.
    *
    * During an outage a client queues commands and retries by default. Bound that: with ioredis set
    * `maxRetriesPerRequest` (e.g. 1) and `enableOfflineQueue: false`, with node-redis

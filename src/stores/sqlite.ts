@@ -27,7 +27,10 @@ export interface SqliteStatement {
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
-  /** An open better-sqlite3 `Database` or `node:sqlite` `DatabaseSync`. The store never closes it. */
+  /**
+   * An open better-sqlite3 `Database` or `node:sqlite` `DatabaseSync`, not readonly (a closed or
+   * readonly one is a `ConfigError`). The store never closes it.
+   */
   db: SqliteDatabase;
   /** Table name: letters, digits and `_`. Default "sessionkit_sessions". Created on first use. */
   table?: string;
