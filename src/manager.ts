@@ -679,20 +679,6 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
-          if (idChanged && liveOrigin.key) {
-            // A record moves to a new id (renewal, regenerate) only while the old one lives: a
-            // request loaded before a sign-out elsewhere (destroyByUser, revoke, destroy) would
-            // otherwise bring the session back under an id the sign-out never saw.
-            const oldKey = liveOrigin.key;
-            const alive = await guardStore(store, "touch", () =>
-              store.touch(oldKey, now, expiresAt),
-            );
-            if (!alive) {
-              refuse(transport, "unknown-session");
-              session.markCommitted(undefined);
-              return;
-            }
-          }
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
@@ -704,7 +690,20 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             session.data,
           );
           if (idChanged && liveOrigin.key) {
+            // A record moves to a new id (renewal, regenerate) only while the old one lives: a
+            // request loaded before a sign-out elsewhere (destroyByUser, revoke, destroy) would
+            // otherwise bring the session back under an id the sign-out never saw. The new record
+            // is written first, so a destroyByUser landing in between finds it in the user index.
             const oldKey = liveOrigin.key;
+            const alive = await guardStore(store, "touch", () =>
+              store.touch(oldKey, now, expiresAt),
+            );
+            if (!alive) {
+              const newKey = key as string;
+              await guardStore(store, "delete", () => store.delete(newKey));
+              abandon(session, transport);
+              return;
+            }
             await guardStore(store, "delete", () => store.delete(oldKey));
           }
         } else {
@@ -720,8 +719,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           if (!applied) {
             // Destroyed, regenerated or expired elsewhere since load: a late write must not revive
             // it, nor clear the cookie (see `refuse`).
-            refuse(transport, "unknown-session");
-            session.markCommitted(undefined);
+            abandon(session, transport);
             return;
           }
         }
@@ -759,8 +757,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             store.touch(key, now, deadlineOf(session.meta)),
           );
           if (!found) {
-            refuse(transport, "unknown-session"); // the cookie stays (see `refuse`)
-            session.markCommitted(undefined);
+            abandon(session, transport); // the cookie stays (see `refuse`)
             return;
           }
         }
@@ -778,6 +775,17 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
 
     // A fresh session nobody wrote to: nothing to send, unless a refused cookie should be cleared.
     if (transport.refused && transport.present.length > 0) sendClear(session, headers);
+  }
+
+  /**
+   * A commit found the session's record gone (signed out elsewhere since load): the request goes on
+   * with a fresh, empty session, so a second commit (h3's updateSession commits on each call) writes
+   * a new visitor's record, never the signed-out one again.
+   */
+  function abandon(session: SessionState, transport: Transport): void {
+    refuse(transport, "unknown-session");
+    session.abandon();
+    session.markCommitted(undefined);
   }
 
   function requireStore<M extends "listByUser" | "deleteByUser">(method: M): SessionStore {

@@ -376,6 +376,25 @@ export class SessionState implements Session<SessionData> {
     this.isNew = true;
   }
 
+  /**
+   * Made a fresh, empty session by the manager: a commit found its record gone (signed out
+   * elsewhere since load). Unlike `destroy`, nothing is left to delete or clear.
+   */
+  abandon(): void {
+    const now = this.hooks.now();
+    this.id = this.hooks.generateId();
+    this.data = {};
+    this.meta = { createdAt: now, touchedAt: now, renewedAt: now };
+    this.changes = new Map();
+    this.metaChanges = new Set();
+    this.replaced = false;
+    this.clearedKeys = undefined;
+    this.reissue = undefined;
+    this.destroyed = false;
+    this.isNew = true;
+    this.invalidReason = "unknown-session";
+  }
+
   /** Forgets the change log after a successful commit, so a second commit writes only what is new. */
   markCommitted(origin: SessionOrigin | undefined): void {
     this.origin = origin;
