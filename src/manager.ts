@@ -682,7 +682,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
-          if (ip !== undefined) meta.ip = plainIp(ip);
+          const address = ip === undefined ? undefined : plainIp(ip);
+          if (address !== undefined) meta.ip = address;
           await guardStore(
             store,
             "set",
@@ -922,10 +923,18 @@ async function guardStore<R>(
   }
 }
 
-/** An IPv4 client of a dual-stack socket reads "::ffff:192.0.2.1": shown as the IPv4 address it is. */
-function plainIp(ip: string): string {
-  return IPV4_MAPPED.test(ip) ? ip.slice(7) : ip;
+/**
+ * The address to record: an IPv4 client of a dual-stack socket reads "::ffff:192.0.2.1" and is kept
+ * as the IPv4 address it is; anything not in address form is not kept (behind a trusted proxy an
+ * adapter's address is a client-chosen header: 16 KB of markup would be listed as "the IP").
+ */
+function plainIp(ip: string): string | undefined {
+  if (IPV4_MAPPED.test(ip)) return ip.slice(7);
+  return ADDRESS.test(ip) ? ip : undefined;
 }
+
+// The characters of IPv4 and IPv6 text, at most the longest IPv6 form (45), and an IPv6 zone id.
+const ADDRESS = /^[0-9A-Fa-f:.]{2,45}(?:%[\w.-]{1,32})?$/;
 
 const IPV4_MAPPED = /^::ffff:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i;
 

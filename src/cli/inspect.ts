@@ -107,7 +107,7 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
         const text =
           typeof value === "object" && value !== null
             ? `\n${JSON.stringify(value, null, 2)}`
-            : ` ${String(value)}`;
+            : ` ${printable(String(value))}`;
         (label === "refused" ? io.stderr : io.stdout)(`${label}:${text}\n`);
       }
     }
@@ -312,4 +312,16 @@ function humanSpan(ms: number): string {
     rest -= count * size;
   }
   return parts.length > 0 ? parts.join(" ") : "0s";
+}
+
+// C0 and C1 controls, and the bidi overrides and isolates that reorder what a terminal shows.
+const UNPRINTABLE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * A field for the operator's terminal: as it is, or JSON-escaped when it holds a control or bidi
+ * character. A user id is often user-chosen, and raw escape sequences would retitle the window,
+ * clear the screen and print a fake status line.
+ */
+function printable(text: string): string {
+  return UNPRINTABLE.test(text) ? JSON.stringify(text) : text;
 }
