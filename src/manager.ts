@@ -13,7 +13,7 @@ import {
 import { ConfigError, isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { isNodeRequest, type NodeRequestLike, nodeSessionInput } from "./internal/node-input.js";
-import { decodeRecord, encodeRecord, utf8Length } from "./internal/record.js";
+import { decodeRecord, encodeRecord, isSessionMeta, utf8Length } from "./internal/record.js";
 import { reportHookError } from "./internal/report.js";
 import { TokenCache } from "./internal/token-cache.js";
 import {
@@ -23,7 +23,13 @@ import {
   type SessionsOptions,
 } from "./options.js";
 import { dataIssues, validateData } from "./schema.js";
-import { type Session, type SessionData, type SessionHooks, SessionState } from "./session.js";
+import {
+  LABEL_MAX_CHARS,
+  type Session,
+  type SessionData,
+  type SessionHooks,
+  SessionState,
+} from "./session.js";
 import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js";
 import {
   CHUNK_VALUE_BYTES,
@@ -460,6 +466,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
         refuse(transport, "unknown-session");
         return undefined;
       }
+      if (!isSessionMeta(stored.meta)) {
+        // Written by another version or by hand: unreadable as this one's, so garbage, as expired.
+        refuse(transport, "malformed");
+        await guardStore(store, "delete", () => store.delete(key));
+        return undefined;
+      }
     } else {
       const record = decodeRecord(opened.text);
       if (!record || !isSessionId(record.id)) {
@@ -813,16 +825,22 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const currentKey = await currentKeyOf(options.current);
     const now = config.now();
     return entries
-      .filter((entry) => entry.expiresAt > now && expiryReason(entry.meta, now) === undefined)
+      .filter(
+        (entry) =>
+          isSessionMeta(entry.meta) &&
+          entry.expiresAt > now &&
+          expiryReason(entry.meta, now) === undefined,
+      )
       .map(
         (entry): UserSession => ({
           handle: entry.key,
           createdAt: entry.meta.createdAt,
           lastSeenAt: entry.meta.touchedAt,
           expiresAt: entry.expiresAt,
-          userAgent: entry.meta.userAgent,
+          // Bounded as the write side bounds them, whoever wrote the row.
+          userAgent: entry.meta.userAgent?.slice(0, USER_AGENT_MAX_CHARS),
           ip: entry.meta.ip,
-          label: entry.meta.label,
+          label: entry.meta.label?.slice(0, LABEL_MAX_CHARS),
           current: entry.key === currentKey,
         }),
       )

@@ -121,7 +121,8 @@ export interface Session<T extends SessionData = SessionData> {
   destroy(): void;
 }
 
-const LABEL_MAX_CHARS = 100;
+/** The longest label `setLabel` keeps, and listByUser shows. */
+export const LABEL_MAX_CHARS = 100;
 const DELETED: unique symbol = Symbol("deleted");
 type Change = unknown | typeof DELETED;
 

@@ -58,6 +58,33 @@ export function decodeRecord(text: string): CookieRecord | undefined {
   return { id: i, data: d, meta };
 }
 
+/**
+ * Whether a store record's meta has the shape this version writes: a row written by another version
+ * or by hand (createdAt as a date string, userId as a number, flash as a string) must not reach a
+ * handler, a deadline computation or a devices page half-formed, as `decodeRecord` ensures for a
+ * cookie record. Lengths are the write side's (and listByUser's) to bound.
+ */
+export function isSessionMeta(meta: unknown): meta is SessionMeta {
+  if (!isPlainObject(meta)) return false;
+  const { createdAt, touchedAt, renewedAt, userId, flash, persistent, label, userAgent, ip } =
+    meta as Partial<Record<keyof SessionMeta, unknown>>;
+  return (
+    isTime(createdAt) &&
+    isTime(touchedAt) &&
+    isTime(renewedAt) &&
+    isOptional(userId, "string") &&
+    isOptional(label, "string") &&
+    isOptional(userAgent, "string") &&
+    isOptional(ip, "string") &&
+    isOptional(persistent, "boolean") &&
+    (flash === undefined || isFlash(flash))
+  );
+}
+
+function isOptional(value: unknown, type: "string" | "boolean"): boolean {
+  return value === undefined || typeof value === type;
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
