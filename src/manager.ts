@@ -909,6 +909,26 @@ export function loadedBy<C>(candidate: C | undefined | null, sessions: object): 
 }
 
 /**
+ * Releases the per-session lock (the `lock` option) of a request that will not commit: its client
+ * went away before any answer (a long poll), and the lock would otherwise block that visitor's next
+ * requests until its ttl. A later commit of the same request still writes, unlocked. For adapters:
+ * register with `holdsLock` first, so requests without a lock pay nothing.
+ * @internal
+ */
+export async function releaseLock(session: object): Promise<void> {
+  if (!(session instanceof SessionState)) return;
+  const transport = session.transport as Transport;
+  const release = transport.release;
+  transport.release = undefined;
+  if (release) await release().catch(() => undefined);
+}
+
+/** Whether a session's request holds its per-session lock. @internal */
+export function holdsLock(session: object): boolean {
+  return session instanceof SessionState && (session.transport as Transport).release !== undefined;
+}
+
+/**
  * The token the client holds for a session: as the request brought it (once accepted), or as
  * `commit` last sent it; `undefined` for a new or cleared session. For adapters that hand the token
  * out themselves (h3's `session.id` is its sealed cookie), so they need not parse the cookie again.

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeSessionInput } from "../../internal/node-input.js";
-import type { Sessions } from "../../manager.js";
+import { holdsLock, releaseLock, type Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 import { commitBeforeHeaders } from "./node-response.js";
@@ -53,5 +53,12 @@ export async function loadAndHold<T extends SessionData>(
   const responding = commitBeforeHeaders(res, commit, (err) =>
     isStoreUnavailable(err) ? storeUnavailableResponse() : options.onError(err),
   );
+  // A client that goes away before any answer (a long poll) leaves a handler that may never
+  // respond, and so never commit: its session lock is let go now rather than at its ttl.
+  if (holdsLock(session)) {
+    res.once("close", () => {
+      if (!res.headersSent) void releaseLock(session);
+    });
+  }
   return { session, responding };
 }
