@@ -994,9 +994,6 @@ const LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 
 /** Plain http to localhost is the one place a Secure cookie would be dropped by some clients. */
 function isLocalPlainHttp(url: string | undefined, headers: HeaderReader): boolean {
-  // A proxy in front (nginx's `proxy_pass http://127.0.0.1:3000` sends that as the Host) says the
-  // client's side is https: trusting it can only add Secure, never take it away.
-  if (forwardedHttps(headers)) return false;
   let origin: string;
   if (url?.includes("://")) {
     const hostEnd = url.indexOf("/", url.indexOf("://") + 3);
@@ -1006,7 +1003,10 @@ function isLocalPlainHttp(url: string | undefined, headers: HeaderReader): boole
   }
   // A server answers a handful of origins: remember the last answer rather than parse per write.
   if (origin !== lastOrigin.origin) lastOrigin = { origin, local: isLocalPlainOrigin(origin) };
-  return lastOrigin.local;
+  // A proxy in front (nginx's `proxy_pass http://127.0.0.1:3000` sends that as the Host) may say
+  // the client's side is https: trusting it can only add Secure, never take it away. Asked only
+  // of a local origin, so other requests pay no header lookups.
+  return lastOrigin.local && !forwardedHttps(headers);
 }
 
 let lastOrigin = { origin: "", local: false };
