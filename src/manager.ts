@@ -117,7 +117,11 @@ export interface Sessions<T extends SessionData = SessionData> {
   listByUser(userId: string, options?: { current?: Session<T> }): Promise<UserSession[]>;
   /** Store sessions: ends every session of a user ("sign out everywhere"), but `except`. */
   destroyByUser(userId: string, options?: { except?: Session<T> }): Promise<number>;
-  /** Store sessions: ends one session of a user by the handle `listByUser` gave. */
+  /**
+   * Store sessions: ends one session of a user by the handle `listByUser` gave. Resolves `false` when
+   * the handle is none of the user's live sessions, or went before the delete (ended elsewhere, or
+   * moved to a new id by a renewal that got there first: list again).
+   */
   revoke(userId: string, handle: string): Promise<boolean>;
   /** The cookie name, for adapters and tests. */
   readonly cookieName: string;
@@ -708,16 +712,21 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             // otherwise bring the session back under an id the sign-out never saw. The new record
             // is written first, so a destroyByUser landing in between finds it in the user index.
             const oldKey = liveOrigin.key;
+            const newKey = key as string;
             const alive = await guardStore(store, "touch", () =>
               store.touch(oldKey, now, expiresAt),
             );
-            if (!alive) {
-              const newKey = key as string;
+            // A revoke of the old handle landing after that check finds the old record and reports
+            // success, while the session would live on under the new id: only the delete can tell
+            // who removed the old record first. `void` (a store that cannot say) keeps the move.
+            const removed = alive
+              ? await guardStore(store, "delete", () => store.delete(oldKey))
+              : false;
+            if (removed === false) {
               await guardStore(store, "delete", () => store.delete(newKey));
               abandon(session, transport);
               return;
             }
-            await guardStore(store, "delete", () => store.delete(oldKey));
           }
         } else {
           const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
@@ -872,7 +881,9 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     );
     // Only a handle of this user's own sessions may be revoked: handles come back from forms.
     if (!entries.some((entry) => entry.key === handle)) return false;
-    await guardStore(s, "delete", () => s.delete(handle));
+    // Gone since the listing (signed out elsewhere, or moved to a new id by a renewal that won the
+    // race): nothing was ended here, and the caller's list is stale.
+    if ((await guardStore(s, "delete", () => s.delete(handle))) === false) return false;
     emit({ type: "destroyed", at: config.now(), userId });
     return true;
   }

@@ -271,6 +271,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     delete: async (key) => {
       const entry = entries.get(key);
       if (entry) remove(key, entry);
+      return entry !== undefined;
     },
     listByUser,
     deleteByUser,

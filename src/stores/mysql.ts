@@ -253,8 +253,9 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
     return result.affectedRows > 0;
   }
 
-  async function remove(key: string): Promise<void> {
-    await write("delete", `DELETE FROM ${t} WHERE \`key\` = ?`, [key]);
+  async function remove(key: string): Promise<boolean> {
+    const result = await write("delete", `DELETE FROM ${t} WHERE \`key\` = ?`, [key]);
+    return result.affectedRows > 0;
   }
 
   async function listByUser(userId: string): Promise<StoredSessionEntry[]> {

@@ -281,8 +281,9 @@ WHERE key = $1 AND expires_at > $4`);
     return (result.rowCount ?? 0) > 0;
   }
 
-  async function remove(key: string): Promise<void> {
-    await exec("delete", deleteSql, [key]);
+  async function remove(key: string): Promise<boolean> {
+    const result = await exec("delete", deleteSql, [key]);
+    return (result.rowCount ?? 0) > 0;
   }
 
   async function listByUser(userId: string): Promise<StoredSessionEntry[]> {

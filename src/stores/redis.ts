@@ -277,11 +277,14 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return applyChanges("touch", key, { set: {}, delete: [], meta: { touchedAt } }, expiresAt);
   }
 
-  async function remove(key: string): Promise<void> {
+  async function remove(key: string): Promise<boolean> {
     return run("delete", async () => {
       const reply = await evalScript(DELETE_SCRIPT, sessionKey(key), []);
-      const userId = parseJson(bulkText(reply));
+      const owner = bulkText(reply);
+      if (owner === undefined) return Number(reply) === 1;
+      const userId = parseJson(owner);
       if (typeof userId === "string") await send(["ZREM", indexKey(userId), key], indexKey(userId));
+      return true;
     });
   }
 

@@ -246,10 +246,7 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
         "touch",
         (s) => Number(s.touch.run(JSON.stringify(touchedAt), expiresAt, key, now()).changes) > 0,
       ),
-    delete: (key) =>
-      run("delete", (s) => {
-        s.delete.run(key);
-      }),
+    delete: (key) => run("delete", (s) => Number(s.delete.run(key).changes) > 0),
     listByUser: (userId) =>
       run("listByUser", (s) =>
         (s.list.all(userId, now()) as Row[]).flatMap((row): StoredSessionEntry[] => {

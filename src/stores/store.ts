@@ -25,7 +25,22 @@ export interface SessionStore {
   patch(key: string, patch: SessionPatch, expiresAt: number): Promise<boolean>;
   /** Moves the deadline and records `touchedAt` in meta; `false` when the entry does not exist. */
   touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean>;
-  delete(key: string): Promise<void>;
+  /**
+   * Removes the entry. Resolves `true` when an entry was removed and `false` when there was none, so
+   * that a caller racing another remover (a session moving to a new id while it is revoked) can tell
+   * that it lost; an entry past its deadline but not yet swept may count either way. `void`, from a
+   * store written before this was asked, means "unknown" and is taken as the old behaviour.
+   * Answer from the delete itself (a row count, a script's reply), never with an extra round trip.
+   *
+   * @example
+   * ```ts
+   * if ((await store.delete(oldKey)) === false) {
+   *   // someone else removed it first
+   * }
+   * ```
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: `undefined` would refuse stores typed `Promise<void>`, which this union keeps valid
+  delete(key: string): Promise<boolean | void>;
   /** Entries of one user (by `meta.userId`), for a "your devices" page. */
   listByUser?(userId: string): Promise<StoredSessionEntry[]>;
   /** Deletes every entry of one user except the keys in `exceptKeys`; resolves how many went. */

@@ -225,13 +225,22 @@ export function testStore(
         }
       });
 
-      it("delete removes the entry, and deleting a missing key resolves", async () => {
+      it("delete removes the entry and resolves true; a missing key resolves false", async () => {
         const key = randomKey();
         await store.set(key, { data: { a: 1 }, meta: metaAt(clock) }, later());
-        await store.delete(key);
+        expect(await store.delete(key)).toBe(true);
         expect(await store.get(key)).toBeUndefined();
-        await expect(store.delete(key)).resolves.toBeUndefined();
-        await expect(store.delete(randomKey())).resolves.toBeUndefined();
+        // The second of two removers learns that it lost: the manager's id move relies on this.
+        expect(await store.delete(key)).toBe(false);
+        expect(await store.delete(randomKey())).toBe(false);
+      });
+
+      it("delete of an entry bound to a user resolves true, then false", async () => {
+        const key = randomKey();
+        await store.set(key, { data: {}, meta: { ...metaAt(clock), userId: "ivy" } }, later());
+        expect(await store.delete(key)).toBe(true);
+        expect(await store.delete(key)).toBe(false);
+        if (store.listByUser) expect(await store.listByUser("ivy")).toEqual([]);
       });
 
       it(`keeps every key of ${CONCURRENT_WRITERS} concurrent patches to one entry`, async () => {

@@ -154,13 +154,12 @@ describe("sign-out racing the move of a session to a new id (renewal, regenerate
     if (renewed !== undefined) expect(await opens(h, renewed)).toBe(false);
   });
 
-  // FINDING: revoke(userId, handle) lists the user's sessions, then deletes the handle. A renewal
-  // of that session that has passed its old-record check moves the session to a new key; revoke
-  // deletes the old key, answers true, and the device stays signed in under the new id. With the
-  // fix above the window moves between the set and the delete of the old key: closing it needs
-  // the old record's delete to say whether it removed something (store.delete resolving a
-  // boolean), so that the mover deletes its new record when someone else removed the old one.
-  it.fails("a revoke racing a renewal does not leave the device signed in", async () => {
+  // Was a finding: revoke(userId, handle) lists the user's sessions, then deletes the handle. A
+  // renewal that had passed its old-record check moved the session to a new key; revoke deleted the
+  // old key, answered true, and the device stayed signed in under the new id. Fixed: store.delete
+  // resolves whether it removed the entry, and a mover whose delete of the old key finds nothing
+  // deletes its new record and goes on with a fresh session.
+  it("a revoke racing a renewal does not leave the device signed in", async () => {
     const h = setup({ renewInterval: "1h" });
     const token = await signIn(h, "alice");
     const [device] = await h.sessions.listByUser("alice");
@@ -170,8 +169,55 @@ describe("sign-out racing the move of a session to a new id (renewal, regenerate
     h.before("delete", async () => {
       expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(true);
     });
-    await h.sessions.commit(late, new Headers());
+    const out = new Headers();
+    await h.sessions.commit(late, out);
     expect(await h.sessions.listByUser("alice")).toEqual([]);
+    expect(late.userId).toBeUndefined();
+    expect(out.getSetCookie()).toEqual([]);
+  });
+
+  // The other order: the renewal's delete of the old key lands first, so the session lives on
+  // under its new id and revoke ended nothing. Before, it answered true all the same.
+  it("a revoke that loses the race to a renewal answers false", async () => {
+    const h = setup({ renewInterval: "1h" });
+    const token = await signIn(h, "alice");
+    const [device] = await h.sessions.listByUser("alice");
+    h.clock.advance(2 * HOUR);
+    const late = await loadWith(h, token);
+    // revoke has listed the old handle; the renewal runs whole before revoke's delete.
+    h.before("delete", async () => {
+      await h.sessions.commit(late, new Headers());
+    });
+    expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(false);
+    const after = await h.sessions.listByUser("alice");
+    expect(after).toHaveLength(1);
+    expect(after[0]?.handle).not.toBe(device?.handle);
+  });
+});
+
+describe("a store written before delete reported what it removed", () => {
+  // Its delete resolves nothing: "unknown", so a renewal moves the session as it always did.
+  it("still renews a session to a new id", async () => {
+    let clock = () => 0;
+    const inner = memoryStore({ now: () => clock() });
+    const store: SessionStore = {
+      ...inner,
+      async delete(key) {
+        await inner.delete(key);
+      },
+    };
+    const h = harness({ store, idleTimeout: "1d", renewInterval: "1h" });
+    clock = h.clock.now;
+    await h.request(async (s) => {
+      await s.regenerate({ userId: "alice" });
+    });
+    const [before] = await h.sessions.listByUser("alice");
+    h.clock.advance(2 * HOUR);
+    const renewal = await h.request(() => {});
+    expect(renewal.session.isNew).toBe(false);
+    const after = await h.sessions.listByUser("alice");
+    expect(after).toHaveLength(1);
+    expect(after[0]?.handle).not.toBe(before?.handle);
   });
 });
 

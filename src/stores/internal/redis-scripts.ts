@@ -91,11 +91,14 @@ if redis.call('HGET', KEYS[1], '${USER_FIELD}') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], '${INDEX_UNTIL}', ARGV[1])
 return 1`);
 
-/** Deletes a session; returns its user id (JSON) so the index entry can go too, else 0. */
+/**
+ * Deletes a session. Returns 0 when there was none, else its user id (JSON) so the index entry can go
+ * too, or 1 when it was bound to no user (a JSON user id is a quoted string, never the integer 1).
+ */
 export const DELETE_SCRIPT = script(`
 local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
-redis.call('DEL', KEYS[1])
-return user or 0`);
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+return user or 1`);
 
 /**
  * Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, -1 missing
