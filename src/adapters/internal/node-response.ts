@@ -115,6 +115,12 @@ function discard(res: ServerResponse, method: Held): unknown {
 
 /** A held call: the first one starts the commit; the response goes out when it settles. */
 function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[]): unknown {
+  if (method === "flushHeaders" && hold.queue === undefined) {
+    // Node's flushHeaders writes the head through res.writeHead. A wrapper there (compression's
+    // on-headers) must see it now, as it would unheld: once headersSent reads true it takes the
+    // head for sent, skips its set-up, and writes the body raw under its gzip header.
+    res.writeHead(res.statusCode);
+  }
   // Only a writeHead that sends the head: one after a held write would throw on replay, as unheld.
   const held = method === "writeHead" && hold.queue === undefined ? liftFields(res, args) : args;
   if (hold.queue === undefined) {
