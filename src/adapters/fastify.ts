@@ -6,7 +6,7 @@ import type {
 } from "fastify";
 import { type Guard, runGuards } from "../guard.js";
 import { nodeSessionInput } from "../internal/node-input.js";
-import type { Sessions } from "../manager.js";
+import { holdsLock, releaseLock, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
@@ -77,6 +77,16 @@ export function session(
       } catch (err) {
         if (!isStoreUnavailable(err)) throw err;
         return send(reply, storeUnavailableResponse());
+      }
+      // A client that goes away before any answer (a long poll) leaves a handler that may never
+      // reply, and so never reach onSend: its session lock is let go now rather than at its ttl.
+      // The raw response's close rather than the onRequestAbort hook: that hook, once added, makes
+      // Fastify listen on every request's close, locked or not.
+      if (holdsLock(request.session)) {
+        const { session } = request;
+        reply.raw.once("close", () => {
+          if (!reply.raw.headersSent) void releaseLock(session);
+        });
       }
       return guards.length === 0 ? undefined : allow(guards, request, reply);
     });

@@ -2,6 +2,7 @@ import { SessionError } from "../errors.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import { closeSession, type Session, type SessionData } from "../session.js";
 import { checkHandler, checkOptions, checkSessions } from "./internal/adapter-args.js";
+import { releaseOnAbort } from "./internal/release-on-abort.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -85,6 +86,7 @@ export function withSession<
           : request,
       );
       servedSessions.set(request, session);
+      releaseOnAbort(session, () => request.signal);
       const response = await handler(request, { session }, ...rest);
       if (response === undefined) return answeredElsewhere(session) as R;
       return (await commitToResponse(sessions, session, response)) as R;

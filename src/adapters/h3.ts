@@ -14,6 +14,7 @@ import {
   view,
 } from "./internal/h3-session.js";
 import { HeaderList } from "./internal/header-list.js";
+import { releaseOnAbort } from "./internal/release-on-abort.js";
 import {
   commitLast,
   commitToResponse,
@@ -275,6 +276,7 @@ export function sessionMiddleware<T extends SessionkitData>(
       throw err;
     }
     event.context.session = session as SessionkitSession;
+    releaseOnAbort(session, () => event.req.signal);
     let value: unknown;
     let failure: { error: unknown } | undefined;
     try {

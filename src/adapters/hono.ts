@@ -3,6 +3,7 @@ import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { Session, SessionData } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
+import { releaseOnAbort } from "./internal/release-on-abort.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -98,6 +99,7 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
       throw err;
     }
     c.set("session", session);
+    releaseOnAbort(session, () => c.req.raw.signal);
     const denied = await runGuards(guards, session, c.req.raw);
     if (denied) c.res = denied;
     else await next();

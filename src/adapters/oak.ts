@@ -10,6 +10,7 @@ import { type MemoryStoreOptions, memoryStore } from "../stores/memory.js";
 import { type SqliteDatabase, type SqliteStoreOptions, sqliteStore } from "../stores/sqlite.js";
 import type { SessionStore } from "../stores/store.js";
 import { checkSessions } from "./internal/adapter-args.js";
+import { releaseOnAbort } from "./internal/release-on-abort.js";
 import {
   commitLast,
   discardBody,
@@ -127,6 +128,9 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     ctx.state.session = new AsyncSessionState(session);
+    // Oak's own Node server exposes no signal nor its node:http objects (private fields): there
+    // the lock waits out its ttl; Deno, Bun and `app.handle` behind a fetch server give the Request's.
+    releaseOnAbort(session, () => ctx.request.source?.signal);
     const headers = new Headers();
     try {
       await next();

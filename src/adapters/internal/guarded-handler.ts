@@ -1,6 +1,7 @@
 import { loadedBy, type Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
 import { checkSessions } from "./adapter-args.js";
+import { releaseOnAbort } from "./release-on-abort.js";
 import {
   commitToResponse,
   isStoreUnavailable,
@@ -76,7 +77,10 @@ function build<T extends SessionData, P>(
       const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
       try {
         const handle = outer ?? (await sessions.load(request));
-        if (!outer) servedSessions.set(request, handle);
+        if (!outer) {
+          servedSessions.set(request, handle);
+          releaseOnAbort(handle, () => request.signal);
+        }
         const context: HandlerContext<T> = {
           request,
           handle,
