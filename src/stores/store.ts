@@ -34,8 +34,8 @@ export interface SessionStore {
    *
    * @example
    * ```ts
-   * if ((await store.delete(oldKey)) === false) {
-   *   // someone else removed it first
+   * async function removedFirst(store: SessionStore, key: string): Promise<boolean> {
+   *   return (await store.delete(key)) === false; // someone else removed it first
    * }
    * ```
    */
