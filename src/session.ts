@@ -364,17 +364,7 @@ export class SessionState implements Session<SessionData> {
       // Meta is reset below; the "destroyed" audit event still names the user.
       this.destroyedUserId = this.meta.userId;
     }
-    this.invalidReason = undefined;
-    const now = this.hooks.now();
-    this.id = this.hooks.generateId();
-    this.data = {};
-    this.meta = { createdAt: now, touchedAt: now, renewedAt: now };
-    this.changes = new Map();
-    this.metaChanges = new Set();
-    this.replaced = false;
-    this.clearedKeys = undefined;
-    this.reissue = undefined;
-    this.isNew = true;
+    this.startAfresh(undefined);
   }
 
   /**
@@ -382,6 +372,12 @@ export class SessionState implements Session<SessionData> {
    * elsewhere since load). Unlike `destroy`, nothing is left to delete or clear.
    */
   abandon(): void {
+    this.destroyed = false;
+    this.startAfresh("unknown-session");
+  }
+
+  /** A new id, empty data and fresh meta, with nothing recorded to write. */
+  private startAfresh(invalidReason: InvalidReason | undefined): void {
     const now = this.hooks.now();
     this.id = this.hooks.generateId();
     this.data = {};
@@ -391,9 +387,8 @@ export class SessionState implements Session<SessionData> {
     this.replaced = false;
     this.clearedKeys = undefined;
     this.reissue = undefined;
-    this.destroyed = false;
     this.isNew = true;
-    this.invalidReason = "unknown-session";
+    this.invalidReason = invalidReason;
   }
 
   /** Forgets the change log after a successful commit, so a second commit writes only what is new. */
