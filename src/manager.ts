@@ -710,18 +710,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             // A record moves to a new id (renewal, regenerate) only while the old one lives: a
             // request loaded before a sign-out elsewhere (destroyByUser, revoke, destroy) would
             // otherwise bring the session back under an id the sign-out never saw. The new record
-            // is written first, so a destroyByUser landing in between finds it in the user index.
+            // is written first, so a destroyByUser landing in between finds it in the user index;
+            // the old one's delete then says whether it was still there (a store that cannot say,
+            // resolving nothing, keeps the move as before).
             const oldKey = liveOrigin.key;
             const newKey = key as string;
-            const alive = await guardStore(store, "touch", () =>
-              store.touch(oldKey, now, expiresAt),
-            );
-            // A revoke of the old handle landing after that check finds the old record and reports
-            // success, while the session would live on under the new id: only the delete can tell
-            // who removed the old record first. `void` (a store that cannot say) keeps the move.
-            const removed = alive
-              ? await guardStore(store, "delete", () => store.delete(oldKey))
-              : false;
+            const removed = await guardStore(store, "delete", () => store.delete(oldKey));
             if (removed === false) {
               await guardStore(store, "delete", () => store.delete(newKey));
               abandon(session, transport);
