@@ -1,14 +1,7 @@
-import { SessionError } from "../errors.js";
-import { loadedBy, type Sessions } from "../manager.js";
-import { closeSession, type Session, type SessionData } from "../session.js";
+import type { Sessions } from "../manager.js";
+import type { Session, SessionData } from "../session.js";
 import { checkHandler, checkOptions, checkSessions } from "./internal/adapter-args.js";
-import { releaseOnAbort } from "./internal/release-on-abort.js";
-import {
-  commitToResponse,
-  isStoreUnavailable,
-  servedSessions,
-  storeUnavailableResponse,
-} from "./internal/respond.js";
+import { serveFetch } from "./internal/serve-fetch.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
 export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
@@ -72,44 +65,17 @@ export function withSession<
   checkHandler("sessionkit/fetch withSession()", handler);
   checkOptions("sessionkit/fetch withSession()", options, ["ip"]);
   const ip = options.ip;
-  return async (request, ...rest) => {
-    const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
-    if (outer) return handler(request, { session: outer }, ...rest);
-    try {
-      const session = await sessions.load(
-        ip
-          ? {
-              headers: request.headers,
-              url: request.url,
-              ip: () => ip(request, ...rest) ?? undefined,
-            }
-          : request,
-      );
-      servedSessions.set(request, session);
-      releaseOnAbort(session, () => request.signal);
-      const response = await handler(request, { session }, ...rest);
-      if (response === undefined) return answeredElsewhere(session) as R;
-      return (await commitToResponse(sessions, session, response)) as R;
-    } catch (err) {
-      if (isStoreUnavailable(err)) return storeUnavailableResponse() as R;
-      throw err;
-    }
-  };
-}
-
-/**
- * The handler returned no Response: its runtime answered (a WebSocket upgrade), so no cookie can
- * follow. An unchanged session is left as it is (a touch due waits for the next request); a change
- * would be lost without a word, so it is refused instead.
- */
-function answeredElsewhere<T extends SessionData>(session: Session<T>): undefined {
-  const changed = session.isDirty;
-  closeSession(session);
-  if (changed) {
-    throw new SessionError(
-      "ERR_SESSION_STATE",
-      "the handler changed the session but returned no Response (after a WebSocket upgrade?), so nothing can carry its cookie; commit it into the upgrade's headers first: await sessions.commit(session, headers)",
+  return (request, ...rest) =>
+    serveFetch(
+      sessions,
+      request,
+      ip
+        ? {
+            headers: request.headers,
+            url: request.url,
+            ip: () => ip(request, ...rest) ?? undefined,
+          }
+        : request,
+      (session) => handler(request, { session }, ...rest),
     );
-  }
-  return undefined;
 }

@@ -1,13 +1,7 @@
-import { loadedBy, type Sessions } from "../../manager.js";
+import type { Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
 import { checkSessions } from "./adapter-args.js";
-import { releaseOnAbort } from "./release-on-abort.js";
-import {
-  commitToResponse,
-  isStoreUnavailable,
-  servedSessions,
-  storeUnavailableResponse,
-} from "./respond.js";
+import { serveFetch } from "./serve-fetch.js";
 
 /** What guards and props resolvers receive: the request, the session's data, and the session itself. */
 export interface HandlerContext<T extends SessionData> {
@@ -72,15 +66,8 @@ function build<T extends SessionData, P>(
   return {
     addGuard: (guard) => build(sessions, [...guards, guard], resolve),
     addPropsResolver: (next) => build(sessions, guards, next),
-    render: (view) => async (request) => {
-      // Inside another handler of the same manager given this Request: its session, its commit.
-      const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
-      try {
-        const handle = outer ?? (await sessions.load(request));
-        if (!outer) {
-          servedSessions.set(request, handle);
-          releaseOnAbort(handle, () => request.signal);
-        }
+    render: (view) => (request) =>
+      serveFetch(sessions, request, request, async (handle) => {
         const context: HandlerContext<T> = {
           request,
           handle,
@@ -88,17 +75,11 @@ function build<T extends SessionData, P>(
             return handle.data;
           },
         };
-        let response: Response | undefined;
         for (const guard of guards) {
-          response = (await guard(context)) ?? undefined;
-          if (response) break;
+          const denied = (await guard(context)) ?? undefined;
+          if (denied) return denied;
         }
-        response ??= await view(await resolve(context), context);
-        return outer ? response : await commitToResponse(sessions, handle, response);
-      } catch (err) {
-        if (isStoreUnavailable(err)) return storeUnavailableResponse();
-        throw err;
-      }
-    },
+        return view(await resolve(context), context);
+      }),
   };
 }

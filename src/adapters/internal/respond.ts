@@ -3,14 +3,6 @@ import type { HeaderWriter, Sessions } from "../../manager.js";
 import { closeSession, type Session, type SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 
-/**
- * The session each fetch `Request` is being served with, by `withSession` or `createHandler`: a
- * handler wrapped again inside another (a router handing the same Request to a sub-handler) reuses
- * the outer one's session. Two would both commit, the outer last, and its touch would re-seal a
- * session the inner one signed out.
- */
-export const servedSessions = new WeakMap<Request, object>();
-
 /** The response every adapter gives for an unhandled `StoreUnavailableError`. */
 export function storeUnavailableResponse(): Response {
   return new Response("Service Unavailable: the session store cannot be reached", {
