@@ -300,6 +300,15 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (config.idleTimeoutMs !== undefined && touched + config.idleTimeoutMs <= now) {
       return "expired-idle";
     }
+    // Without either timeout, the deadline `expiresAt` reports and a store's TTL follows (400 days
+    // after the last write) holds for a cookie session too: its token would open for ever otherwise.
+    if (
+      config.idleTimeoutMs === undefined &&
+      config.absoluteTimeoutMs === undefined &&
+      touched + FOUR_HUNDRED_DAYS_MS <= now
+    ) {
+      return "expired-idle";
+    }
     return undefined;
   }
 
@@ -579,15 +588,15 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (transport.source === "header" && config.header)
       writeHeaderToken(headers, config.header, token);
     else {
-      // No idle or absolute timeout, or a session not to be remembered: a browser-session cookie, gone
-      // when the browser closes. Rounded to the nearest second, so a new session shows the configured
-      // lifetime (604800 for "7d", not 604799); the sealed deadline, not Max-Age, is what the server
-      // enforces.
-      const maxAge =
-        (config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined) ||
-        !(session.meta.persistent ?? cookie.persistent)
-          ? undefined
-          : Math.max(1, Math.round((deadline - now) / 1000));
+      // A session not to be remembered, or with no idle or absolute timeout one that did not ask
+      // (`rememberMe()`): a browser-session cookie, gone when the browser closes. Rounded to the
+      // nearest second, so a new session shows the configured lifetime (604800 for "7d", not
+      // 604799); the sealed deadline, not Max-Age, is what the server enforces.
+      const remembered =
+        config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined
+          ? session.meta.persistent === true
+          : (session.meta.persistent ?? cookie.persistent);
+      const maxAge = remembered ? Math.max(1, Math.round((deadline - now) / 1000)) : undefined;
       const lines = cookieWriter.write(isSecure(transport), token, maxAge, transport.present);
       for (const line of lines) headers.append("set-cookie", line);
       transport.present = token.length > 0 ? currentCookieNames(token) : [];

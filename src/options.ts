@@ -490,6 +490,22 @@ function durationOption(
       `"${name}" is ${Math.round(ms / 86_400_000)} days, past the 400 days browsers keep a cookie; numbers are seconds, not milliseconds: use a duration such as "30d" (a longer one with its unit, "800d")${orFalse}`,
     );
   }
+  // Whole minutes in milliseconds (express-session's `30 * 60 * 1000`) are seconds to us, and short of
+  // 400 days they pass the check above: 30 minutes become 21 days. Seconds are counted in multiples
+  // of 60 000 only as whole days (`100 * 86_400`), which pass; anything else meant that way can be
+  // written with its unit.
+  if (
+    typeof chosen === "number" &&
+    chosen >= 60_000 &&
+    chosen % 60_000 === 0 &&
+    chosen % 86_400 !== 0
+  ) {
+    const minutes = chosen / 60_000;
+    const days = Math.round((chosen / 86_400) * 10) / 10;
+    throw new ConfigError(
+      `"${name}" is ${chosen} seconds (${days} days), which reads as ${minutes} minutes in milliseconds; numbers are seconds: write "${minutes}m" for ${minutes} minutes, or "${chosen}s" if ${days} days is meant`,
+    );
+  }
   return ms;
 }
 

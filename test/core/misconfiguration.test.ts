@@ -119,6 +119,23 @@ describe("createSessions: durations", () => {
     expect(err.message).toMatch(/400 days/);
   });
 
+  it("refuses whole minutes in milliseconds that fall short of 400 days as seconds", () => {
+    // 30 minutes as express-session's cookie.maxAge: 1 800 000 seconds, 20.8 days.
+    const err = configError(() => create({ idleTimeout: 30 * 60 * 1000 }));
+    expect(err.message).toMatch(/"idleTimeout" is 1800000 seconds \(20.8 days\)/);
+    expect(err.message).toMatch(/"30m" for 30 minutes, or "1800000s"/);
+    expect(() => create({ touchInterval: 60_000, idleTimeout: "30d" })).toThrow(ConfigError);
+    expect(() => create({ store: memoryStore(), lock: { wait: 120_000 } })).toThrow(
+      /"lock.wait" is 120000 seconds/,
+    );
+    // Seconds as people write them (whole days among them, though 100 days is 144 000 minutes),
+    // and the same deadline with its unit, pass.
+    for (const seconds of [3_600, 86_400, 604_800, 1_209_600, 2_592_000, 30_000, 100 * 86_400]) {
+      expect(() => create({ idleTimeout: seconds, absoluteTimeout: false })).not.toThrow();
+    }
+    expect(() => create({ idleTimeout: "1800000s", absoluteTimeout: false })).not.toThrow();
+  });
+
   it("takes a duration past 400 days written with its unit (the header transport has no cookie to outlive)", () => {
     expect(() => create({ absoluteTimeout: "800d", idleTimeout: "500d" })).not.toThrow();
     expect(() => create({ absoluteTimeout: 400 * 86_400 })).not.toThrow();

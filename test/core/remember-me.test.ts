@@ -134,3 +134,28 @@ describe("remember me: store sessions", () => {
     expect(maxAgeOf(slid)).toBe(DAY / 1000);
   });
 });
+
+describe("remember me with neither timeout", () => {
+  const none = { idleTimeout: false, absoluteTimeout: false } as const;
+
+  it("gives a browser-session cookie unless the session asks, and then 400 days", async () => {
+    const h = harness(none);
+    expect(maxAgeOf(await h.request((s) => s.set("n", 1)))).toBeUndefined();
+    const remembered = await h.request((s) => s.rememberMe());
+    expect(maxAgeOf(remembered)).toBe((400 * DAY) / 1000);
+    expect(remembered.session.expiresAt).toBe(h.clock.now() + 400 * DAY);
+    expect(maxAgeOf(await h.request((s) => s.rememberMe(false)))).toBeUndefined();
+  });
+
+  it("ends a cookie session 400 days after its last write, as expiresAt says", async () => {
+    const h = harness(none);
+    await h.request((s) => s.set("user", "ada"));
+    const token = jarToken(h.jar);
+    h.clock.advance(399 * DAY);
+    expect((await h.request(() => {}, { cookie: `sid=${token}` })).session.get("user")).toBe("ada");
+    h.clock.advance(DAY);
+    const late = await h.request(() => {}, { cookie: `sid=${token}` });
+    expect(late.session.isNew).toBe(true);
+    expect(h.invalid).toEqual(["expired-idle"]);
+  });
+});
