@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import type {
   FastifyPluginAsync,
   FastifyReply,
@@ -12,6 +13,7 @@ import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { HeaderList } from "./internal/header-list.js";
 import { guardRequest } from "./internal/node-request.js";
+import { holdUntilCommitted } from "./internal/node-session.js";
 import {
   commitLast,
   discardBody,
@@ -39,8 +41,10 @@ export interface FastifySessionOptions {
 
 /**
  * A Fastify 5 plugin that loads `request.session` in `onRequest` and commits it in `onSend`, which every
- * reply passes before it leaves: `reply.send`, redirects, streams and Fastify's error replies. It applies
- * to the whole app (no encapsulation). A store that is down gives a 503.
+ * reply passes before it leaves: `reply.send`, redirects, streams and Fastify's error replies. A reply
+ * taken over with `reply.hijack()` skips onSend: its session commits at the first write to `reply.raw`
+ * instead, before the head leaves. It applies to the whole app (no encapsulation). A store that is
+ * down gives a 503.
  *
  * @example
  * ```ts
@@ -71,6 +75,16 @@ export function session(
   const guards = options.guards ?? [];
   const plugin: FastifyPluginAsync = async (app) => {
     app.decorateRequest("session"); // keeps every request the same shape; set in onRequest
+    // A hijacked reply never reaches onSend, so its session would be neither stored nor sent: its
+    // raw response is held until the session commits, as the node adapters hold theirs. Shadowing
+    // `hijack` on the app's reply prototype (Fastify's public decorator) costs replies that never
+    // hijack nothing, where a hold or a wrapper set up in onRequest would cost every request.
+    app.decorateReply("hijack", function hijack(this: FastifyReply): FastifyReply {
+      const already = this.sent; // hijacked before, or ended: nothing of the session can still go out
+      inheritedHijack(this, hijack).call(this);
+      if (!already) holdHijacked(sessions, this);
+      return this;
+    });
     app.addHook("onRequest", async (request, reply) => {
       try {
         request.session = await sessions.load(nodeSessionInput(request.raw, () => request.ip));
@@ -136,6 +150,38 @@ async function allow(
 
 async function send(reply: FastifyReply, response: Response): Promise<FastifyReply> {
   return reply.send(await toReply(reply, response));
+}
+
+type Hijack = (this: FastifyReply) => FastifyReply;
+
+/** The `hijack` the plugin's decorator shadows: Fastify's own, or a decorator of an outer context. */
+function inheritedHijack(reply: FastifyReply, own: Hijack): Hijack {
+  let proto = Object.getPrototypeOf(reply) as object | null;
+  while (proto !== null && Object.getOwnPropertyDescriptor(proto, "hijack")?.value !== own) {
+    proto = Object.getPrototypeOf(proto) as object | null;
+  }
+  return Reflect.get(Object.getPrototypeOf(proto ?? reply) as object, "hijack") as Hijack;
+}
+
+/**
+ * Holds a hijacked reply's raw response at its first write until the session commits, then sends
+ * the session's headers with the handler's own. A session changed after that write throws
+ * `ERR_SESSION_STATE` (it is closed), as on every other reply. A commit that fails drops the raw
+ * response for a 503 (store outage) or a 500, logged: the handler's answer spoke of a session that
+ * was not saved.
+ */
+function holdHijacked(sessions: Sessions<RegisteredSessionData>, reply: FastifyReply): void {
+  const { request } = reply;
+  // Undefined when the load failed (its 503 is sent) or the reply was hijacked before onRequest.
+  const session = request.session as Session<RegisteredSessionData> | undefined;
+  if (session === undefined || reply.raw.headersSent) return;
+  holdUntilCommitted(sessions, session, reply.raw as ServerResponse, (err) => {
+    request.log.error({ err }, "sessionkit: a hijacked reply failed while its session committed");
+    return new Response("Internal Server Error", {
+      status: 500,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  });
 }
 
 /** Puts a Web Response's status and headers on the reply; returns its body. */

@@ -72,9 +72,11 @@ export type OakSessionSource<T extends SessionData> =
  * warning: sessions then end when the process restarts (the safe default that lets the seed run
  * unchanged). Set `SESSION_SECRET` (>= 32 characters) in production.
  *
- * Oak 14 on Node sends only the last `Set-Cookie` of a response (its Node server calls `setHeader`
- * per line), so a cookie session past ~4 KB (chunked) breaks there; store sessions (the default)
- * use one cookie. Deno, Bun and `app.handle`/`app.fetch` behind a fetch server send every line.
+ * Oak 14's own Node server (`app.listen()` on Node) sends only the last `Set-Cookie` of a response
+ * (it calls `setHeader` per line), so a cookie session past ~4 KB (chunked) breaks there; store
+ * sessions (the default) use one cookie. Nor does it tell the middleware when a client leaves, so
+ * with the `lock` option an abandoned request (a long poll) keeps its session's lock until the lock's
+ * ttl. Deno, Bun and `app.handle` behind a fetch server on Node send every line and let the lock go.
  *
  * @example
  * ```ts
@@ -128,8 +130,10 @@ export function sessionMiddleware<T extends SessionData>(
       throw err;
     }
     ctx.state.session = new AsyncSessionState(session);
-    // Oak's own Node server exposes no signal nor its node:http objects (private fields): there
-    // the lock waits out its ttl; Deno, Bun and `app.handle` behind a fetch server give the Request's.
+    // Deno, Bun and `app.handle` behind a fetch server give the Request, whose signal tells of a
+    // client gone. Oak 14's own Node server gives none: `source` is undefined, and its request keeps
+    // node:http's request and response in private class fields, with no signal nor close event
+    // exposed, so there the lock waits out its ttl (docs/adapters/oak.md says so).
     releaseOnAbort(session, () => ctx.request.source?.signal);
     const headers = new Headers();
     try {

@@ -45,14 +45,7 @@ export async function loadAndHold<T extends SessionData>(
     if (isStoreUnavailable(err)) return storeUnavailableResponse();
     throw err;
   }
-  const commit = async () => {
-    const headers = new HeaderList();
-    await commitLast(sessions, session, headers);
-    return headers;
-  };
-  const responding = commitBeforeHeaders(res, commit, (err) =>
-    isStoreUnavailable(err) ? storeUnavailableResponse() : options.onError(err),
-  );
+  const responding = holdUntilCommitted(sessions, session, res, options.onError);
   // A client that goes away before any answer (a long poll) leaves a handler that may never
   // respond, and so never commit: its session lock is let go now rather than at its ttl.
   if (holdsLock(session)) {
@@ -61,4 +54,25 @@ export async function loadAndHold<T extends SessionData>(
     });
   }
   return { session, responding };
+}
+
+/**
+ * Holds `res` at its first write until `session` is committed (see `commitBeforeHeaders`); a store
+ * outage answers 503, any other failure `onError`'s answer. Returns whether the handler has begun
+ * to respond.
+ */
+export function holdUntilCommitted<T extends SessionData>(
+  sessions: Sessions<T>,
+  session: Session<T>,
+  res: ServerResponse,
+  onError: (err: unknown) => Response,
+): () => boolean {
+  const commit = async () => {
+    const headers = new HeaderList();
+    await commitLast(sessions, session, headers);
+    return headers;
+  };
+  return commitBeforeHeaders(res, commit, (err) =>
+    isStoreUnavailable(err) ? storeUnavailableResponse() : onError(err),
+  );
 }
