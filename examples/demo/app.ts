@@ -9,7 +9,12 @@ import {
   type SessionRequest,
   withSession,
 } from "../../src/adapters/node.js";
-import { createSessions, type SessionStore, type Sessions } from "../../src/index.js";
+import {
+  createSessions,
+  isSessionError,
+  type SessionStore,
+  type Sessions,
+} from "../../src/index.js";
 import { ACCOUNTS, devicesBody, homeBody, layout, loginBody, privateBody, STYLE } from "./views.js";
 
 export const demoSchema = z.object({
@@ -54,9 +59,12 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 // Defense Cheat Sheet). The rest keeps any markup that slips past escaping from loading or running.
 const CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
+// Content-Length as well: a HEAD, which node:http answers without the body, still says how long
+// the page is.
 function html(res: ServerResponse, body: string, status = 200): void {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
     "content-security-policy": CSP,
   });
   res.end(body);
@@ -68,6 +76,9 @@ function redirect(res: ServerResponse, location: string): void {
 }
 
 const pathOf = (req: IncomingMessage) => (req.url ?? "/").split("?")[0] as string;
+// A HEAD takes the route of its GET (see `head` below for what it may change).
+const routeOf = (req: IncomingMessage) =>
+  `${req.method === "HEAD" ? "GET" : req.method} ${pathOf(req)}`;
 const isMembersOnly = (path: string) =>
   path === "/private" || path === "/devices" || path.startsWith("/devices/");
 
@@ -109,9 +120,13 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
 
   const everyone = async (req: SessionRequest<DemoData>, res: ServerResponse) => {
     const { session } = req;
-    switch (`${req.method} ${pathOf(req)}`) {
+    switch (routeOf(req)) {
       case "GET /style.css":
-        res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=60" });
+        res.writeHead(200, {
+          "content-type": "text/css",
+          "content-length": Buffer.byteLength(STYLE),
+          "cache-control": "max-age=60",
+        });
         return res.end(STYLE);
       case "GET /": {
         const visits = (session.get("visits") ?? 0) + 1;
@@ -157,7 +172,7 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
   const members = async (req: SessionRequest<DemoData>, res: ServerResponse) => {
     const { session } = req;
     const user = session.userId as string;
-    const route = `${req.method} ${pathOf(req)}`;
+    const route = routeOf(req);
     if (route === "GET /private") return html(res, page(req, "Members", privateBody(user)));
     if (route === "GET /devices") {
       const devices = sessions.store
@@ -200,6 +215,48 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
 
   const open = withSession(sessions, everyone, { guards: [explainEnd, sameOrigin] });
   const guarded = withSession(sessions, members, { guards: [explainEnd, sameOrigin, signedIn] });
-  return (req: IncomingMessage, res: ServerResponse) =>
-    isMembersOnly(pathOf(req)) ? guarded(req, res) : open(req, res);
+
+  // HEAD answers what its GET would, status and headers (node:http sends no body for a HEAD), and
+  // changes nothing: HEAD is a safe method (RFC 9110, 9.2.1 and 9.3.2), and a link checker or a
+  // `curl -I` carrying the visitor's cookie must not count a visit, read a flash away, leave one
+  // (the guards' "Sign in to see that page."), or slide the idle deadline. So the GET route runs on
+  // a session loaded and never committed: whatever it or its guards change is dropped, with no
+  // Set-Cookie and no store write, for every GET route without each one having to remember. The
+  // one store write a HEAD can cause is load's own deletion of a record past its deadline or
+  // unreadable, as on any request. (sameOrigin is left out: it lets every HEAD through. The demo
+  // takes no session lock, so an uncommitted session holds nothing.)
+  const head = async (req: IncomingMessage, res: ServerResponse) => {
+    const request = req as SessionRequest<DemoData>;
+    const membersOnly = isMembersOnly(pathOf(req));
+    try {
+      request.session = await sessions.load(req);
+      for (const guard of membersOnly ? [explainEnd, signedIn] : [explainEnd]) {
+        const denied = await guard(request.session, undefined);
+        if (denied) {
+          const length = (await denied.arrayBuffer()).byteLength;
+          res.writeHead(denied.status, {
+            ...Object.fromEntries(denied.headers),
+            "content-length": length,
+          });
+          return res.end();
+        }
+      }
+      await (membersOnly ? members : everyone)(request, res);
+    } catch (err) {
+      // node:http ignores the handler's promise: answer here, as withSession does for a GET.
+      if (res.headersSent) return res.destroy();
+      if (isSessionError(err, "ERR_STORE_UNAVAILABLE")) {
+        res.writeHead(503, { "retry-after": "5", "cache-control": "no-store" });
+      } else {
+        console.error(err);
+        res.writeHead(500);
+      }
+      res.end();
+    }
+  };
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === "HEAD") return head(req, res);
+    return isMembersOnly(pathOf(req)) ? guarded(req, res) : open(req, res);
+  };
 }

@@ -19,17 +19,27 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+export interface DemoProcessOptions {
+  /** Extra environment variables (HOST, SESSIONKIT_SECRET, ...). */
+  env?: Record<string, string>;
+  /** Extra command-line arguments (--store memory, ...). */
+  args?: readonly string[];
+}
+
 export class DemoProcess {
   private child: ChildProcess | undefined;
   private output = "";
+  private printedUrl: string | undefined;
 
   constructor(
     readonly port: number,
     readonly dataDir: string,
+    readonly options: DemoProcessOptions = {},
   ) {}
 
+  /** The URL the demo printed (on port 0, with the port it was given), else localhost:port. */
   get url(): string {
-    return `http://localhost:${this.port}`;
+    return this.printedUrl ?? `http://localhost:${this.port}`;
   }
 
   /** Everything the demo printed, for failure messages. */
@@ -44,6 +54,8 @@ export class DemoProcess {
     // The demo must keep its secret in the data dir, so a restart finds the same one.
     delete env.SESSIONKIT_SECRET;
     delete env.PORT;
+    delete env.HOST;
+    Object.assign(env, this.options.env);
     const child = spawn(
       process.execPath,
       [
@@ -55,6 +67,7 @@ export class DemoProcess {
         String(this.port),
         "--data-dir",
         this.dataDir,
+        ...(this.options.args ?? []),
       ],
       { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -65,7 +78,9 @@ export class DemoProcess {
       }, timeoutMs);
       const onData = (chunk: Buffer) => {
         this.output += chunk.toString();
-        if (READY.test(this.output)) {
+        const ready = READY.exec(this.output);
+        if (ready) {
+          this.printedUrl = ready[1];
           clearTimeout(timer);
           resolve();
         }
