@@ -15,7 +15,7 @@ import { session } from "../../src/adapters/express.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { redisStore } from "../../src/stores/redis.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 import { REDIS_URL, serviceAvailable } from "../helpers/services.js";
 
@@ -117,21 +117,6 @@ function newApp() {
     res.redirect(303, "/");
   });
   return app;
-}
-
-/** The Set-Cookie line naming `name`, and whether it outlives the browser (and by how long, in s). */
-function cookieLine(lines: readonly string[], name: string) {
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  const expires = /;\s*expires=([^;]+)/i.exec(line)?.[1];
-  const lifetime =
-    maxAge !== undefined
-      ? Number(maxAge)
-      : expires !== undefined
-        ? Math.round((Date.parse(expires) - Date.now()) / 1000)
-        : undefined;
-  return { line, value: line.slice(name.length + 1).split(";")[0] ?? "", lifetime };
 }
 
 interface Page {

@@ -14,7 +14,7 @@ import { session } from "../../src/adapters/fastify.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { redisStore } from "../../src/stores/redis.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { REDIS_URL, serviceAvailable } from "../helpers/services.js";
 
 // The old plugins' types redeclare `request.session` (the guide says so): loaded untyped.
@@ -145,21 +145,6 @@ async function migratedApp(store: "memory" | "none") {
     return reply.redirect("/", 303);
   });
   return app;
-}
-
-function cookieLine(lines: readonly string[], name: string) {
-  // The last line for the name: the one a browser keeps (@fastify/session clears, then sets).
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  const expires = /;\s*expires=([^;]+)/i.exec(line)?.[1];
-  const lifetime =
-    maxAge !== undefined
-      ? Number(maxAge)
-      : expires !== undefined
-        ? Math.round((Date.parse(expires) - Date.now()) / 1000)
-        : undefined;
-  return { line, value: line.slice(name.length + 1).split(";")[0] ?? "", lifetime };
 }
 
 const page = async (client: Client) => JSON.parse((await client.get("/")).text) as Page;

@@ -10,7 +10,7 @@ import { H3, useSession as h3UseSession, redirect } from "h3";
 import { toNodeHandler } from "h3/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useSession } from "../../src/adapters/h3.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const PASSWORD = "migrating-h3-session-password-0123456789abc";
@@ -56,21 +56,6 @@ function build(use: typeof useSession, maxAge?: number) {
 }
 // h3's own, typed as the sessionkit export that replaces it: the app's source is the same for both.
 const h3 = h3UseSession as unknown as typeof useSession;
-
-function cookieLine(lines: readonly string[], name: string) {
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  // h3 writes Expires, sessionkit Max-Age: either is a lifetime in seconds from now.
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  const expires = /;\s*expires=([^;]+)/i.exec(line)?.[1];
-  const lifetime =
-    maxAge !== undefined
-      ? Number(maxAge)
-      : expires !== undefined
-        ? Math.round((Date.parse(expires) - Date.now()) / 1000)
-        : undefined;
-  return { value: line.slice(name.length + 1).split(";")[0] ?? "", lifetime };
-}
 
 const page = async (client: Client) => JSON.parse((await client.get("/")).text) as Page;
 

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SessionEnv, sessionMiddleware } from "../../src/adapters/hono.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const SECRET = "migrating-hono-sessions-secret-0123456789ab";
@@ -109,16 +109,6 @@ function newApp(store: "cookie" | "memory") {
     return c.redirect("/", 303);
   });
   return app;
-}
-
-function cookieLine(lines: readonly string[], name: string) {
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  return {
-    value: line.slice(name.length + 1).split(";")[0] ?? "",
-    lifetime: maxAge === undefined ? undefined : Number(maxAge),
-  };
 }
 
 const page = async (client: Client) => JSON.parse((await client.get("/")).text) as Page;

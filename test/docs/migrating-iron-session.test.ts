@@ -13,7 +13,7 @@ import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { session } from "../../src/adapters/express.js";
 import { createSessions } from "../../src/manager.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const PASSWORD = "migrating-iron-session-password-0123456789";
@@ -55,16 +55,6 @@ function migratedApp() {
     res.redirect(303, "/");
   });
   return app;
-}
-
-function cookieLine(lines: readonly string[], name: string) {
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  return {
-    value: line.slice(name.length + 1).split(";")[0] ?? "",
-    lifetime: maxAge === undefined ? undefined : Number(maxAge),
-  };
 }
 
 const page = async (client: Client) => JSON.parse((await client.get("/")).text) as Page;

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { session } from "../../src/adapters/koa.js";
 import { createSessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
-import { Client } from "../helpers/http.js";
+import { Client, cookieLine } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const SECRET = "migrating-koa-session-secret-0123456789abc";
@@ -59,16 +59,6 @@ function migratedApp(store: boolean) {
     }
   });
   return app;
-}
-
-function cookieLine(lines: readonly string[], name: string) {
-  const line = lines.findLast((l) => l.startsWith(`${name}=`));
-  if (line === undefined) return undefined;
-  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
-  return {
-    value: line.slice(name.length + 1).split(";")[0] ?? "",
-    lifetime: maxAge === undefined ? undefined : Number(maxAge),
-  };
 }
 
 const page = async (client: Client) => JSON.parse((await client.get("/")).text) as Page;

@@ -53,3 +53,21 @@ export class Client {
     return this.request(path, { ...init, method: "POST" });
   }
 }
+
+/**
+ * The last Set-Cookie line naming `name`: its value, and its lifetime in seconds from now (Max-Age,
+ * or Expires as some peers write it), undefined for a browser-session cookie.
+ */
+export function cookieLine(lines: readonly string[], name: string) {
+  const line = lines.findLast((l) => l.startsWith(`${name}=`));
+  if (line === undefined) return undefined;
+  const maxAge = /;\s*max-age=(-?\d+)/i.exec(line)?.[1];
+  const expires = /;\s*expires=([^;]+)/i.exec(line)?.[1];
+  const lifetime =
+    maxAge !== undefined
+      ? Number(maxAge)
+      : expires !== undefined
+        ? Math.round((Date.parse(expires) - Date.now()) / 1000)
+        : undefined;
+  return { line, value: line.slice(name.length + 1).split(";")[0] ?? "", lifetime };
+}
