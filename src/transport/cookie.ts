@@ -34,7 +34,10 @@ export interface CookieRead {
 
 const NO_COOKIES: Record<string, string | undefined> = Object.freeze({}) as Record<string, string>;
 
-/** Parses a Cookie header. Never throws: a value that does not percent-decode is kept as sent. */
+/**
+ * Parses a whole Cookie header. Never throws: a value that does not percent-decode is kept as sent.
+ * Its cost grows with every pair sent: to read the session's own cookies, use `parseOwnCookies`.
+ */
 export function parseCookies(
   header: string | null | undefined,
 ): Record<string, string | undefined> {
@@ -48,6 +51,57 @@ export function parseCookies(
 }
 
 /**
+ * The cookies named `name` or `name.<index>` (the chunks), exactly as `parseCookies` would give them
+ * (first value of a name, trimmed and decoded by the same parser), without parsing any other pair.
+ * Never throws. For "theme=dark; sid.0=ab; xsid=no; sid.1=cd" and "sid": `{ "sid.0": "ab", "sid.1": "cd" }`.
+ */
+export function parseOwnCookies(
+  header: string | null | undefined,
+  name: string,
+): Record<string, string | undefined> {
+  if (!header) return NO_COOKIES;
+  // An empty name is in every position; no configuration produces one, so the plain path serves it.
+  if (name === "") return pickOwnCookies(parseCookies(header), name);
+  // Any client can send 16 KB of tiny or %-encoded pairs: parsing them all cost ten times the rest
+  // of a request (test/core/cookie-header-cost.test.ts). Only the pairs of our names reach the
+  // parser, and only the first of each name, the one the parser keeps.
+  let seen: Uint8Array | undefined;
+  const pairs: string[] = [];
+  forEachPairNamed(header, name, true, (at, nameEnd, end) => {
+    const id = ownNameId(header, at + name.length, nameEnd);
+    seen ??= new Uint8Array(OWN_NAME_IDS);
+    if (seen[id] === 0) {
+      seen[id] = 1;
+      pairs.push(header.slice(at, end));
+    }
+    return true;
+  });
+  // One parse for all of them: a header of nothing but chunk names (up to 1 111 distinct ones)
+  // costs one parse of those pairs, not a parse and an object per pair.
+  return pairs.length === 0 ? NO_COOKIES : parseCookies(pairs.join(";"));
+}
+
+function pickOwnCookies(
+  cookies: Record<string, string | undefined>,
+  name: string,
+): Record<string, string | undefined> {
+  const own = Object.create(null) as Record<string, string | undefined>;
+  for (const key in cookies) if (isOwnName(key, name)) own[key] = cookies[key];
+  return own;
+}
+
+/** Whether `key` is our cookie `name` or one of its chunks, `name.` and one to three digits. */
+function isOwnName(key: string, name: string): boolean {
+  return (
+    key === name ||
+    (key.length > name.length + 1 &&
+      key.startsWith(name) &&
+      key.charCodeAt(name.length) === DOT &&
+      isChunkIndex(key.slice(name.length + 1)))
+  );
+}
+
+/**
  * Reads our token from parsed cookies: the plain cookie `name`, or chunks `name.0`, `name.1`, ...
  * joined in order. Reading stops at `maxBytes`: an oversized set of chunks is refused whole.
  */
@@ -57,15 +111,7 @@ export function readCookieToken(
   maxBytes: number,
 ): CookieRead {
   const present: string[] = [];
-  const chunkPrefix = `${name}.`;
-  for (const key in cookies) {
-    if (
-      key === name ||
-      (key.startsWith(chunkPrefix) && isChunkIndex(key.slice(chunkPrefix.length)))
-    ) {
-      present.push(key);
-    }
-  }
+  for (const key in cookies) if (isOwnName(key, name)) present.push(key);
   if (present.length === 0) return { token: undefined, present, oversized: false };
   const whole = cookies[name];
   if (whole !== undefined) {
@@ -107,51 +153,139 @@ export function laterValues(
   max: number,
 ): string[] {
   const values: string[] = [];
-  if (!header) return values;
+  // An empty name would be found at the end of the header forever.
+  if (!header || name === "" || max < 1) return values;
   let seenFirst = false;
   // Only the pairs of this name are parsed, found by searching for the name: a refused cookie in
   // front of thousands of others (or of 100 000 bare ";") must cost neither a parse and a
   // percent-decode per pair nor a string per pair (test/security/attack-cookie-cost.test.ts).
-  for (let at = header.indexOf(name); at >= 0; at = header.indexOf(name, at + 1)) {
-    const pair = pairNamedAt(header, at, name);
-    if (pair === undefined) continue;
+  forEachPairNamed(header, name, false, (at, _, end) => {
     // The parser reads the pair, so a value is trimmed and decoded exactly as the first one was.
-    const value = parseCookies(pair)[name];
-    if (value === undefined) continue;
+    const value = parseCookies(header.slice(at, end))[name];
+    if (value === undefined) return true;
     if (!seenFirst) {
       seenFirst = true;
-      continue;
+      return true;
     }
     values.push(value);
-    if (values.length === max) break;
-  }
+    return values.length < max;
+  });
   return values;
 }
 
 /**
- * The whole pair when `name` at `at` is a pair's name, trimmed of spaces and tabs as the parser
- * trims it: only blanks between it and the previous ";" (or the start), and between it and "=".
+ * `laterValues` of `name` and of each of its chunk names, in one pass over the header: a name
+ * absent or sent once has no entry. For the retry of a tossed chunk, which needs the later values
+ * of every chunk name the request carried; asking `laterValues` name by name searched the whole
+ * header once per name.
+ * For "sid.0=a; sid.1=b; sid.0=c; sid.0=d", "sid" and 3: `Map { "sid.0" => ["c", "d"] }`.
  */
-function pairNamedAt(header: string, at: number, name: string): string | undefined {
+export function laterOwnValues(
+  header: string | null | undefined,
+  name: string,
+  max: number,
+): Map<string, string[]> {
+  const later = new Map<string, string[]>();
+  if (!header || name === "" || max < 1) return later;
+  let sent: Uint32Array | undefined;
+  forEachPairNamed(header, name, true, (at, nameEnd, end) => {
+    const id = ownNameId(header, at + name.length, nameEnd);
+    sent ??= new Uint32Array(OWN_NAME_IDS);
+    const count = sent[id] as number;
+    // Past `max` later values, a repeat costs neither a string nor a parse.
+    if (count > max) return true;
+    sent[id] = count + 1;
+    // The first of a name is the one the parser keeps (and any pair found here has a value).
+    if (count === 0) return true;
+    const key = header.slice(at, nameEnd);
+    const value = parseCookies(header.slice(at, end))[key] as string;
+    const values = later.get(key);
+    if (values === undefined) later.set(key, [value]);
+    else values.push(value);
+    return true;
+  });
+  return later;
+}
+
+/**
+ * Calls `visit` with each pair named `name` (with `chunks`, also `name.<index>`) in the order sent:
+ * where its name starts and ends and where the pair ends, until `visit` answers false.
+ */
+function forEachPairNamed(
+  header: string,
+  name: string,
+  chunks: boolean,
+  visit: (at: number, nameEnd: number, end: number) => boolean,
+): void {
+  for (let at = header.indexOf(name); at >= 0; ) {
+    const nameEnd = pairNameEnd(header, at, name, chunks);
+    // Only the first non-blank of a pair can begin its name: however often the name recurs in the
+    // rest of this pair ("sidsidsid..."), the search resumes after its ";".
+    const semicolon = header.indexOf(";", nameEnd < 0 ? at : nameEnd);
+    const end = semicolon < 0 ? header.length : semicolon;
+    if (nameEnd >= 0 && !visit(at, nameEnd, end)) return;
+    if (end === header.length) return;
+    at = header.indexOf(name, end + 1);
+  }
+}
+
+/**
+ * Where the pair's name ends when `name` at `at` begins it as the parser reads a name, -1 otherwise:
+ * only blanks (spaces and tabs) between it and the previous ";" (or the start), then, with `chunks`,
+ * an optional "." and one to three digits, then only blanks before "=".
+ */
+function pairNameEnd(header: string, at: number, name: string, chunks: boolean): number {
   let start = at;
   while (start > 0 && isBlank(header.charCodeAt(start - 1))) start--;
-  if (start > 0 && header.charCodeAt(start - 1) !== SEMICOLON) return undefined;
-  let eq = at + name.length;
+  if (start > 0 && header.charCodeAt(start - 1) !== SEMICOLON) return -1;
+  let nameEnd = at + name.length;
+  if (chunks && header.charCodeAt(nameEnd) === DOT) {
+    let digit = nameEnd + 1;
+    // One digit past the longest index is enough to refuse the name: a run of 16 000 is not read.
+    while (digit <= nameEnd + CHUNK_INDEX_DIGITS + 1 && isDigit(header.charCodeAt(digit))) digit++;
+    const digits = digit - nameEnd - 1;
+    if (digits === 0 || digits > CHUNK_INDEX_DIGITS) return -1;
+    nameEnd = digit;
+  }
+  let eq = nameEnd;
   while (eq < header.length && isBlank(header.charCodeAt(eq))) eq++;
-  if (header.charCodeAt(eq) !== EQUALS) return undefined;
-  const end = header.indexOf(";", eq);
-  return header.slice(start, end < 0 ? header.length : end);
+  return header.charCodeAt(eq) === EQUALS ? nameEnd : -1;
+}
+
+/** Our name, then ten one-digit, a hundred two-digit and a thousand three-digit chunk names. */
+const OWN_NAME_IDS = 1 + 10 + 100 + 1000;
+
+/**
+ * A small number for each of our names, so a repeat is known without making a string of it: 0 for
+ * `name`, then its digit suffix (`suffix` to `nameEnd`, empty or "." and digits) read as a base-10
+ * number whose digits count 1 to 10, so "sid.1" and "sid.01", two cookies to the parser, differ:
+ * ".0" is 1, ".9" is 10, ".00" is 11, ".999" is 1 110.
+ */
+function ownNameId(header: string, suffix: number, nameEnd: number): number {
+  let id = 0;
+  for (let i = suffix + 1; i < nameEnd; i++) id = id * 10 + 1 + header.charCodeAt(i) - ZERO;
+  return id;
 }
 
 const SEMICOLON = 0x3b;
 const EQUALS = 0x3d;
+const DOT = 0x2e;
+const ZERO = 0x30;
+/** Chunk names carry at most three digits: MAX_CHUNKS is far below 1000. */
+const CHUNK_INDEX_DIGITS = 3;
 
 function isBlank(code: number): boolean {
   return code === 0x20 || code === 0x09;
 }
 
+function isDigit(code: number): boolean {
+  return code >= ZERO && code <= ZERO + 9;
+}
+
 function isChunkIndex(text: string): boolean {
-  return text.length > 0 && text.length <= 3 && /^\d+$/.test(text);
+  if (text.length === 0 || text.length > CHUNK_INDEX_DIGITS) return false;
+  for (let i = 0; i < text.length; i++) if (!isDigit(text.charCodeAt(i))) return false;
+  return true;
 }
 
 /** Splits a token into the cookies that carry it: one when it fits, numbered chunks otherwise. */
