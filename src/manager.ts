@@ -17,6 +17,7 @@ import { decodeRecord, encodeRecord, isSessionMeta, utf8Length } from "./interna
 import { reportHookError } from "./internal/report.js";
 import { TokenCache } from "./internal/token-cache.js";
 import {
+  type Deadlines,
   type InvalidReason,
   type ResolvedOptions,
   resolveOptions,
@@ -35,8 +36,9 @@ import {
   CHUNK_VALUE_BYTES,
   createCookieWriter,
   joinChunks,
+  laterOwnValues,
   laterValues,
-  parseCookies,
+  parseOwnCookies,
   readCookieToken,
 } from "./transport/cookie.js";
 import { readHeaderToken, writeHeaderToken } from "./transport/header.js";
@@ -48,6 +50,13 @@ const USER_AGENT_MAX_CHARS = 256;
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 /** Values of the session cookie's name tried per request: a stale one or two are real, more is hostile. */
 const SAME_NAME_TRIES = 4;
+
+/** How long after its last write a session lives at most: its idle timeout, within the 400-day cap. */
+function idleSpanOf(idleTimeoutMs: number | undefined): number {
+  return idleTimeoutMs === undefined
+    ? FOUR_HUNDRED_DAYS_MS
+    : Math.min(idleTimeoutMs, FOUR_HUNDRED_DAYS_MS);
+}
 
 /**
  * The request headers `load` reads: a Fetch `Headers`, or anything with its `get` (an adapter can wrap
@@ -225,6 +234,15 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       }
     : () => generateSessionId(backend);
   const primaryKeyIdLength = config.secrets[0]?.id?.length ?? DERIVED_KEY_ID_CHARS;
+  const ordinary: Deadlines = config;
+  const remembered: Deadlines = config.rememberMe ?? config;
+  /**
+   * The deadlines a record lives by: a remembered session's (the `rememberMe` option) or everyone's.
+   * Read from the record's own meta, sealed in the cookie or kept in the store, so no client can
+   * choose the longer ones.
+   */
+  const deadlinesOf = (meta: SessionMeta): Deadlines =>
+    meta.persistent === true ? remembered : ordinary;
   const hooks: SessionHooks = {
     now: config.now,
     generateId,
@@ -274,15 +292,16 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
   }
 
-  /** The deadline of a record: the earlier of idle and absolute, capped at 400 days. */
+  /**
+   * The deadline of a record: the earlier of its idle and absolute deadlines, capped at 400 days
+   * after its last write.
+   */
   function deadlineOf(meta: SessionMeta): number {
-    let deadline = meta.touchedAt + FOUR_HUNDRED_DAYS_MS;
-    if (config.idleTimeoutMs !== undefined)
-      deadline = Math.min(deadline, meta.touchedAt + config.idleTimeoutMs);
-    if (config.absoluteTimeoutMs !== undefined) {
-      deadline = Math.min(deadline, meta.createdAt + config.absoluteTimeoutMs);
-    }
-    return deadline;
+    const { idleTimeoutMs, absoluteTimeoutMs } = deadlinesOf(meta);
+    const deadline = meta.touchedAt + idleSpanOf(idleTimeoutMs);
+    return absoluteTimeoutMs === undefined
+      ? deadline
+      : Math.min(deadline, meta.createdAt + absoluteTimeoutMs);
   }
 
   function expiryReason(meta: SessionMeta, now: number): InvalidReason | undefined {
@@ -294,21 +313,14 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
     const created = Math.min(meta.createdAt, now);
     const touched = Math.min(meta.touchedAt, now);
-    if (config.absoluteTimeoutMs !== undefined && created + config.absoluteTimeoutMs <= now) {
+    const { idleTimeoutMs, absoluteTimeoutMs } = deadlinesOf(meta);
+    if (absoluteTimeoutMs !== undefined && created + absoluteTimeoutMs <= now) {
       return "expired-absolute";
     }
-    if (config.idleTimeoutMs !== undefined && touched + config.idleTimeoutMs <= now) {
-      return "expired-idle";
-    }
-    // Without either timeout, the deadline `expiresAt` reports and a store's TTL follows (400 days
-    // after the last write) holds for a cookie session too: its token would open for ever otherwise.
-    if (
-      config.idleTimeoutMs === undefined &&
-      config.absoluteTimeoutMs === undefined &&
-      touched + FOUR_HUNDRED_DAYS_MS <= now
-    ) {
-      return "expired-idle";
-    }
+    // The 400-day cap included, the deadline `expiresAt` reports and a store's TTL follows holds for
+    // a cookie session too: without an idle timeout (or with one past 400 days) its token would
+    // otherwise open for longer than it says, or for ever.
+    if (touched + idleSpanOf(idleTimeoutMs) <= now) return "expired-idle";
     return undefined;
   }
 
@@ -363,7 +375,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const headers = (isHeaders(input) ? input : input.headers) as HeaderReader;
     const transport = readTransport(input, headers);
     try {
-      const cookies = parseCookies(headers.get("cookie"));
+      const cookies = parseOwnCookies(headers.get("cookie"), cookie.name);
       const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
       transport.present = fromCookie.present;
       // A request with the header (even empty, asking for a first token) uses the header transport.
@@ -398,11 +410,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       } else if (transport.source === "cookie" && fromCookie.present.length > 0) {
         // A chunk tossed the same way (one `sid.0` set for the parent domain on a longer path)
         // hides the chunks behind it: join each chunk name's last value instead.
-        const header = headers.get("cookie");
+        // One pass for every chunk name: a search per name cost 15 ms for 1 000 chunk names.
+        const laterByName = laterOwnValues(headers.get("cookie"), cookie.name, SAME_NAME_TRIES - 1);
         const last: Record<string, string | undefined> = {};
         let tossed = false;
         for (const name of fromCookie.present) {
-          const later = laterValues(header, name, SAME_NAME_TRIES - 1);
+          const later = laterByName.get(name) ?? [];
           tossed ||= later.length > 0;
           last[name] = later.length > 0 ? later[later.length - 1] : cookies[name];
         }
@@ -528,8 +541,34 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   }
 
   function touchDue(session: SessionState, now: number): boolean {
+    const { idleTimeoutMs, touchIntervalMs } = deadlinesOf(session.meta);
+    return idleTimeoutMs !== undefined && now - session.meta.touchedAt >= touchIntervalMs;
+  }
+
+  /**
+   * Whether the session's cookie carries Max-Age: its own choice (`rememberMe`), else
+   * `cookie.persistent`. Without an idle or absolute timeout, only a session that asked: a 400-day
+   * cookie nobody chose would outlive every browser session.
+   */
+  function lastingCookie(meta: SessionMeta): boolean {
+    if (meta.persistent !== undefined) return meta.persistent;
     return (
-      config.idleTimeoutMs !== undefined && now - session.meta.touchedAt >= config.touchIntervalMs
+      cookie.persistent &&
+      (config.idleTimeoutMs !== undefined || config.absoluteTimeoutMs !== undefined)
+    );
+  }
+
+  /**
+   * Whether a write moves the session's deadline, and with it a lasting cookie's Max-Age: with an
+   * idle timeout, and wherever the 400-day cap after the last write can come before the absolute
+   * deadline.
+   */
+  function deadlineSlides(meta: SessionMeta): boolean {
+    const { idleTimeoutMs, absoluteTimeoutMs } = deadlinesOf(meta);
+    return (
+      idleTimeoutMs !== undefined ||
+      absoluteTimeoutMs === undefined ||
+      absoluteTimeoutMs > FOUR_HUNDRED_DAYS_MS
     );
   }
 
@@ -588,15 +627,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (transport.source === "header" && config.header)
       writeHeaderToken(headers, config.header, token);
     else {
-      // A session not to be remembered, or with no idle or absolute timeout one that did not ask
-      // (`rememberMe()`): a browser-session cookie, gone when the browser closes. Rounded to the
-      // nearest second, so a new session shows the configured lifetime (604800 for "7d", not
-      // 604799); the sealed deadline, not Max-Age, is what the server enforces.
-      const remembered =
-        config.idleTimeoutMs === undefined && config.absoluteTimeoutMs === undefined
-          ? session.meta.persistent === true
-          : (session.meta.persistent ?? cookie.persistent);
-      const maxAge = remembered ? Math.max(1, Math.round((deadline - now) / 1000)) : undefined;
+      // A lasting cookie ends at the session's own deadline (a remembered one's, with the
+      // `rememberMe` option); any other is a browser-session cookie, gone when the browser closes.
+      // Rounded to the nearest second, so a new session shows the configured lifetime (604800 for
+      // "7d", not 604799); the sealed deadline, not Max-Age, is what the server enforces.
+      const maxAge = lastingCookie(session.meta)
+        ? Math.max(1, Math.round((deadline - now) / 1000))
+        : undefined;
       const lines = cookieWriter.write(isSecure(transport), token, maxAge, transport.present);
       for (const line of lines) headers.append("set-cookie", line);
       transport.present = token.length > 0 ? currentCookieNames(token) : [];
@@ -762,8 +799,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       // with it: each write also restarts the touch interval, so waiting for a slide to fall due
       // would let the browser drop the cookie of a visitor who writes on every request.
       const newToken = !store || !liveOrigin || idChanged || session.reissue === "rotate";
-      const maxAgeMoved =
-        config.idleTimeoutMs !== undefined && (session.meta.persistent ?? cookie.persistent);
+      const maxAgeMoved = lastingCookie(session.meta) && deadlineSlides(session.meta);
       if (newToken || maxAgeMoved || session.metaChanges.has("persistent")) {
         const held = newToken ? undefined : transport.token;
         sendToken(session, headers, held ?? (await issueToken(session, key)), now);

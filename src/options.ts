@@ -69,6 +69,29 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   /** Expire this long after creation, however active; survives `regenerate`. Default "30d". `false`: none. */
   absoluteTimeout?: Duration | false;
   /**
+   * The deadlines of the sessions that called `session.rememberMe()` (or `rememberMe(true)`), in
+   * place of `idleTimeout` and `absoluteTimeout`: ordinary sessions idle out quickly while a
+   * remembered one lasts. Each key as its top-level namesake (`false`: none); an unset key keeps the
+   * top-level value. Default: none, so remembered sessions live by the same deadlines as the others.
+   * Everything that follows a deadline follows the session's own: `session.expiresAt`, what load
+   * enforces, the store's TTL, the cookie's `Max-Age`, and the default `touchInterval` (a quarter of
+   * the session's own idle timeout, at most "1h"). `rememberMe(false)` returns a session to the
+   * top-level deadlines (a session older than `absoluteTimeout` then ends). Neither deadline may be
+   * shorter than an ordinary session's, and `idleTimeout` given here is not longer than this
+   * `absoluteTimeout`. The choice is the app's: it is sealed in the cookie, or kept in the store.
+   *
+   * @example
+   * ```ts
+   * createSessions({
+   *   secret,
+   *   idleTimeout: "30m",
+   *   cookie: { persistent: false }, // browser-session cookies unless remembered
+   *   rememberMe: { idleTimeout: "30d", absoluteTimeout: "90d" },
+   * });
+   * ```
+   */
+  rememberMe?: { idleTimeout?: Duration | false; absoluteTimeout?: Duration | false } | false;
+  /**
    * An unchanged session extends its idle deadline (one store touch or one re-sealed cookie) at most
    * this often. Default: a quarter of `idleTimeout`, at most "1h". Shorter than `idleTimeout`.
    */
@@ -127,15 +150,21 @@ export type InvalidReason =
   | "schema"
   | "unknown-session";
 
-export interface ResolvedOptions {
+/** The deadlines one kind of session lives by, in milliseconds; `undefined`: none. */
+export interface Deadlines {
+  idleTimeoutMs: number | undefined;
+  absoluteTimeoutMs: number | undefined;
+  touchIntervalMs: number;
+}
+
+export interface ResolvedOptions extends Deadlines {
   secrets: NamedSecret[];
   schema: StandardSchemaV1 | undefined;
   store: SessionStore | undefined;
   mode: "encrypted" | "signed";
   cookie: CookieSettings;
-  idleTimeoutMs: number | undefined;
-  absoluteTimeoutMs: number | undefined;
-  touchIntervalMs: number;
+  /** The deadlines of remembered sessions (`SessionMeta.persistent === true`), when they differ. */
+  rememberMe: Deadlines | undefined;
   renewIntervalMs: number | undefined;
   header: string | undefined;
   maxSize: number;
@@ -168,6 +197,7 @@ const OPTION_NAMES = [
   "cookie",
   "idleTimeout",
   "absoluteTimeout",
+  "rememberMe",
   "touchInterval",
   "renewInterval",
   "header",
@@ -183,6 +213,7 @@ const OPTION_NAMES = [
 ] as const;
 const TRACK_OPTION_NAMES = ["userAgent", "ip"] as const;
 const LOCK_OPTION_NAMES = ["wait", "ttl"] as const;
+const REMEMBER_ME_OPTION_NAMES = ["idleTimeout", "absoluteTimeout"] as const;
 const COOKIE_OPTION_NAMES = [
   "name",
   "path",
@@ -303,6 +334,15 @@ export function resolveOptions(
     );
   }
 
+  const rememberMe =
+    input.rememberMe === undefined || input.rememberMe === false
+      ? undefined
+      : resolveRememberMe(input, input.rememberMe, {
+          idleTimeoutMs,
+          absoluteTimeoutMs,
+          touchIntervalMs,
+        });
+
   const maxSize = input.maxSize ?? DEFAULTS.maxSize;
   const maxSizeCeiling = MAX_CHUNKS * CHUNK_VALUE_BYTES;
   if (!Number.isInteger(maxSize) || maxSize < 256 || maxSize > maxSizeCeiling) {
@@ -376,6 +416,7 @@ export function resolveOptions(
     idleTimeoutMs,
     absoluteTimeoutMs,
     touchIntervalMs,
+    rememberMe,
     renewIntervalMs,
     header,
     maxSize,
@@ -388,6 +429,76 @@ export function resolveOptions(
     now: input.now ?? Date.now,
     generateId: input.generateId,
   };
+}
+
+/**
+ * The deadlines of remembered sessions: each key given, or the top-level one. Checked so that a
+ * session never ends sooner for calling `rememberMe()` than it would have without.
+ */
+function resolveRememberMe(
+  input: SessionsOptions<StandardSchemaV1 | undefined>,
+  given: NonNullable<SessionsOptions["rememberMe"]>,
+  base: Deadlines,
+): Deadlines {
+  // `true` most often means "turn remember me on", which is session.rememberMe()'s job.
+  if (typeof given !== "object" || given === null || Array.isArray(given)) {
+    throw new ConfigError(
+      `"rememberMe" must be { idleTimeout?, absoluteTimeout? } or false: the deadlines of the sessions that call session.rememberMe(), such as { idleTimeout: "30d" }; session.rememberMe() is what marks a session`,
+    );
+  }
+  rejectUnknown(given, REMEMBER_ME_OPTION_NAMES, "rememberMe option");
+  const idleTimeoutMs =
+    given.idleTimeout === undefined
+      ? base.idleTimeoutMs
+      : durationOption("rememberMe.idleTimeout", given.idleTimeout, false);
+  const absoluteTimeoutMs =
+    given.absoluteTimeout === undefined
+      ? base.absoluteTimeoutMs
+      : durationOption("rememberMe.absoluteTimeout", given.absoluteTimeout, false);
+  const remembered = (name: "idleTimeout" | "absoluteTimeout"): string =>
+    given[name] === undefined
+      ? `"rememberMe.${name}" (unset, so "${name}"'s ${input[name] === undefined ? `default ${shown(DEFAULTS[name])}` : shown(input[name])})`
+      : `"rememberMe.${name}" (${shown(given[name])})`;
+  const ordinary = (name: "idleTimeout" | "absoluteTimeout"): string =>
+    shownOption(name, input[name], DEFAULTS[name]);
+
+  if (
+    given.idleTimeout !== undefined &&
+    idleTimeoutMs !== undefined &&
+    absoluteTimeoutMs !== undefined &&
+    idleTimeoutMs > absoluteTimeoutMs
+  ) {
+    throw new ConfigError(
+      `${remembered("idleTimeout")} is longer than ${remembered("absoluteTimeout")}, so it would never end a remembered session; shorten rememberMe.idleTimeout, or set rememberMe.absoluteTimeout (false for none)`,
+    );
+  }
+  // Shorter remembered deadlines would sign out sooner the visitors who asked to stay: a mistake
+  // (most often the two sets swapped). Compared as they bind: no deadline outlives 400 days, and an
+  // idle timeout past the absolute one never ends a session.
+  const none = Number.POSITIVE_INFINITY;
+  if ((absoluteTimeoutMs ?? none) < (base.absoluteTimeoutMs ?? none)) {
+    throw new ConfigError(
+      `${remembered("absoluteTimeout")} is shorter than ${ordinary("absoluteTimeout")}, so a session that calls rememberMe() could end before one that does not; lengthen rememberMe.absoluteTimeout (false for none), or give ordinary sessions a shorter absoluteTimeout`,
+    );
+  }
+  const binding = (idle: number | undefined) =>
+    Math.min(idle ?? none, MAX_DURATION_MS, base.absoluteTimeoutMs ?? none);
+  if (binding(idleTimeoutMs) < binding(base.idleTimeoutMs)) {
+    throw new ConfigError(
+      `${remembered("idleTimeout")} is shorter than ${ordinary("idleTimeout")}, so a session that calls rememberMe() would idle out before one that does not; lengthen rememberMe.idleTimeout (false for none), or shorten idleTimeout`,
+    );
+  }
+
+  const touchIntervalMs =
+    input.touchInterval === undefined
+      ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? none) / 4))
+      : base.touchIntervalMs;
+  if (idleTimeoutMs !== undefined && touchIntervalMs >= idleTimeoutMs) {
+    throw new ConfigError(
+      `"touchInterval" must be shorter than "rememberMe.idleTimeout" too, or a remembered visitor who only reads is signed out; leave touchInterval unset for a quarter of each idle timeout`,
+    );
+  }
+  return { idleTimeoutMs, absoluteTimeoutMs, touchIntervalMs };
 }
 
 function resolveCookie(input: CookieOptions): CookieSettings {

@@ -55,11 +55,12 @@ export interface Session<T extends SessionData = SessionData> {
   /**
    * Epoch ms at which the session ends if no further request comes: the earlier of its idle and
    * absolute deadlines as this request's commit leaves them (a write, or an idle deadline due to slide,
-   * moves the idle one to now + `idleTimeout`). The server enforces this instant whatever the cookie
+   * moves the idle one to now + `idleTimeout`). They are the session's own: a remembered session's
+   * (`rememberMe()`) with the `rememberMe` option. The server enforces this instant whatever the cookie
    * says. A session nothing has saved yet (new, or just destroyed) reports the deadline it would get if
-   * written now. Without either timeout it is the 400-day cap a store keeps the record for (a cookie
-   * session then has no server deadline). A cookie's Max-Age, when it has one, ends here too (to
-   * the second).
+   * written now. Without either timeout it is 400 days after the last write, the cap a store keeps
+   * the record for and a cookie session is held to. A cookie's Max-Age, when it has one, ends here
+   * too (to the second).
    *
    * @example
    * ```ts
@@ -87,12 +88,16 @@ export interface Session<T extends SessionData = SessionData> {
    * "Remember me": whether this session's cookie outlives the browser. `true` gives it a `Max-Age` (the
    * time left to its idle or absolute deadline), `false` makes it a browser-session cookie, gone when the
    * browser closes; unset, the `cookie.persistent` option decides. The server-side deadlines hold either
-   * way. The choice travels with the session: it survives `regenerate` and `clear`, not `destroy`, nor
-   * `regenerate({ userId })` on a session bound to another user (which starts empty).
+   * way: with the `rememberMe` option of `createSessions`, `true` gives the session that option's longer
+   * deadlines (store TTL and `expiresAt` included), and `false` returns it to the ordinary ones, by
+   * which a session older than `absoluteTimeout` has ended. The choice travels with the session,
+   * sealed in the cookie or kept in the store: it survives `regenerate` and `clear`, not `destroy`,
+   * nor `regenerate({ userId })` on a session bound to another user (which starts empty).
    *
    * @example
    * ```ts
-   * // createSessions({ secret, cookie: { persistent: false } }): browser-session cookies by default
+   * // createSessions({ secret, idleTimeout: "30m", cookie: { persistent: false },
+   * //   rememberMe: { idleTimeout: "30d" } }): 30 minutes, or 30 days once remembered
    * await session.regenerate({ userId: user.id });
    * session.rememberMe(form.get("remember") === "on");
    * ```

@@ -153,6 +153,100 @@ describe("createSessions: durations", () => {
   });
 });
 
+describe("createSessions: the rememberMe option (remembered sessions' deadlines)", () => {
+  it("refuses an unknown key with a did-you-mean", () => {
+    const err = configError(() => create({ rememberMe: { idleTimout: "30d" } }));
+    expect(err.message).toMatch(
+      /unknown rememberMe option "idleTimout"; did you mean "idleTimeout"\?/,
+    );
+  });
+
+  it("refuses true and other shapes, saying that session.rememberMe() marks a session", () => {
+    for (const value of [true, "30d", 2_592_000, null]) {
+      const err = configError(() => create({ rememberMe: value }));
+      expect(err.message).toMatch(
+        /"rememberMe" must be \{ idleTimeout\?, absoluteTimeout\? \} or false/,
+      );
+      expect(err.message).toMatch(/session\.rememberMe\(\)/);
+    }
+  });
+
+  it("checks its durations as the top-level ones, naming the nested option", () => {
+    const ms = configError(() => create({ rememberMe: { idleTimeout: 30 * 86_400_000 } }));
+    expect(ms.message).toMatch(/"rememberMe.idleTimeout" is 30000 days/);
+    expect(ms.message).toMatch(/seconds, not milliseconds/);
+    const digits = configError(() => create({ rememberMe: { absoluteTimeout: "7776000" } }));
+    expect(digits.message).toMatch(/"rememberMe.absoluteTimeout" is a string of digits/);
+    const words = configError(() => create({ rememberMe: { idleTimeout: "a month" } }));
+    expect(words.message).toMatch(/"rememberMe.idleTimeout" must be a positive number of seconds/);
+  });
+
+  it("refuses a remembered idle timeout longer than the remembered absolute one, given or inherited", () => {
+    const given = configError(() =>
+      create({ rememberMe: { idleTimeout: "60d", absoluteTimeout: "45d" } }),
+    );
+    expect(given.message).toMatch(
+      /"rememberMe.idleTimeout" \(60d\) is longer than "rememberMe.absoluteTimeout" \(45d\)/,
+    );
+    const inherited = configError(() =>
+      create({ idleTimeout: "30m", absoluteTimeout: "12h", rememberMe: { idleTimeout: "30d" } }),
+    );
+    expect(inherited.message).toMatch(/unset, so "absoluteTimeout"'s 12h/);
+    expect(inherited.message).toMatch(/set rememberMe.absoluteTimeout/);
+  });
+
+  it("refuses remembered deadlines that would end a remembered session before an ordinary one", () => {
+    const idle = configError(() =>
+      create({ idleTimeout: "1d", rememberMe: { idleTimeout: "1h" } }),
+    );
+    expect(idle.message).toMatch(
+      /"rememberMe.idleTimeout" \(1h\) is shorter than "idleTimeout" \(1d\)/,
+    );
+    const absolute = configError(() => create({ rememberMe: { absoluteTimeout: "7d" } }));
+    expect(absolute.message).toMatch(
+      /"rememberMe.absoluteTimeout" \(7d\) is shorter than "absoluteTimeout" \(default 30d\)/,
+    );
+    // Ordinary sessions without an absolute deadline: a remembered one with one could end first.
+    const none = configError(() =>
+      create({
+        idleTimeout: "30m",
+        absoluteTimeout: false,
+        rememberMe: { absoluteTimeout: "90d" },
+      }),
+    );
+    expect(none.message).toMatch(/"absoluteTimeout" \(false\)/);
+  });
+
+  it("takes an idle shorter than the base idle when the base absolute ends sessions first", () => {
+    // Ordinary sessions end at 30d whatever their idle; remembered ones last at least as long.
+    expect(() =>
+      create({
+        idleTimeout: false,
+        absoluteTimeout: "30d",
+        rememberMe: { idleTimeout: "30d", absoluteTimeout: "90d" },
+      }),
+    ).not.toThrow();
+  });
+
+  it("refuses a touchInterval no shorter than the remembered idle timeout", () => {
+    const err = configError(() =>
+      create({ absoluteTimeout: "1d", touchInterval: "2d", rememberMe: { idleTimeout: "1d" } }),
+    );
+    expect(err.message).toMatch(/"touchInterval" must be shorter than "rememberMe.idleTimeout"/);
+  });
+
+  it("accepts false, an empty object, and remembered sessions without timeouts", () => {
+    expect(() => create({ rememberMe: false })).not.toThrow();
+    expect(() => create({ rememberMe: {} })).not.toThrow();
+    expect(() =>
+      create({ idleTimeout: "30m", absoluteTimeout: false, rememberMe: { idleTimeout: false } }),
+    ).not.toThrow();
+    expect(() =>
+      create({ idleTimeout: "30m", rememberMe: { idleTimeout: "30d", absoluteTimeout: false } }),
+    ).not.toThrow();
+  });
+});
+
 describe("createSessions: nested options and flags", () => {
   it("refuses an unknown track option, instead of recording the IP anyway", () => {
     const err = configError(() => create({ store: memoryStore(), track: { ipAddress: false } }));

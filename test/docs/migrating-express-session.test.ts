@@ -89,7 +89,8 @@ function newApp() {
   const sessions = createSessions({
     secret: SECRET,
     store: memoryStore(),
-    idleTimeout: "30d", // the longest a session lived: remember-me's cookie.maxAge
+    idleTimeout: "1d", // the ordinary session's store TTL
+    rememberMe: { idleTimeout: "30d" }, // remember-me's cookie.maxAge, server-side too
     cookie: { persistent: false }, // express-session's default cookie has no maxAge: a browser-session cookie
   });
   const app = express();

@@ -115,7 +115,8 @@ async function migratedApp(store: "memory" | "none") {
   const sessions = createSessions({
     secret: SECRET,
     ...(store === "memory" ? { store: memoryStore() } : {}),
-    idleTimeout: "30d", // the longest a session lived: the remembered one
+    idleTimeout: "1d", // the ordinary session's lifetime
+    rememberMe: { idleTimeout: "30d" }, // the remembered one's
     cookie: { persistent: false }, // neither plugin sends Max-Age by default
   });
   const app = Fastify();
