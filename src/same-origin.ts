@@ -1,5 +1,5 @@
 import { ConfigError } from "./errors.js";
-import { type Denial, denialResponse, type Guard } from "./guard.js";
+import { type Denial, denialResponse, type Guard, prepareDenial } from "./guard.js";
 import { rejectUnknown } from "./internal/unknown-options.js";
 import type { SessionData } from "./session.js";
 
@@ -45,7 +45,9 @@ export function requireSameOrigin<T extends SessionData = SessionData>(
 ): Guard<T> {
   rejectUnknown(options, ["trustedOrigins", "deny"], "requireSameOrigin option");
   const trusted = new Set((options.trustedOrigins ?? []).map(checkOrigin));
-  const deny = options.deny ?? { status: 403, body: "Forbidden: cross-origin request" };
+  const deny = prepareDenial(
+    options.deny ?? { status: 403, body: "Forbidden: cross-origin request" },
+  );
   return (_session, request) => {
     if (request && isSameOrigin(request, trusted)) return undefined;
     return denialResponse(deny);
@@ -59,18 +61,34 @@ function isSameOrigin(request: Request, trusted: ReadonlySet<string>): boolean {
   if (origin !== null && trusted.has(origin)) return true;
   if (site !== null) return site === "same-origin" || site === "none";
   if (origin === null) return true;
-  // Host only, not the scheme: behind a proxy that ends TLS the request URL says http while the
-  // browser's Origin says https, and a scheme downgrade needs a network attacker, not a page.
-  return hostOf(origin) === new URL(request.url).host;
+  return isSameHost(origin, request.url);
 }
 
-/** The host (with any port) of an Origin header; undefined for "null" and anything not an origin. */
-function hostOf(origin: string): string | undefined {
+/** Default ports of the schemes an Origin names, as the URL parser leaves them out. */
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { "http:": "80", "https:": "443" };
+
+/**
+ * Whether an Origin names the request's host. The host only, not the scheme: behind a proxy that
+ * ends TLS the request URL says http while the browser's Origin says https, and a scheme downgrade
+ * needs a network attacker, not a page. For the same reason a request host with the default port
+ * of the Origin's scheme is that host: nginx's common `proxy_set_header Host $host:$server_port`
+ * forwards `app.example.com:443`. A request URL that does not parse (h3 on Node hands on
+ * `http://app:99999/`, a Host no browser sends) names no host: refused, where it threw (a 500).
+ */
+function isSameHost(origin: string, requestUrl: string): boolean {
+  let from: URL;
+  let to: URL;
   try {
-    return new URL(origin).host || undefined;
+    from = new URL(origin);
+    to = new URL(requestUrl);
   } catch {
-    return undefined;
+    return false; // "null", or no URL at all
   }
+  if (from.host === "") return false;
+  if (from.host === to.host) return true;
+  return (
+    from.port === "" && to.hostname === from.hostname && to.port === DEFAULT_PORTS[from.protocol]
+  );
 }
 
 /** An origin as browsers serialise it in the Origin header, or a ConfigError saying what to change. */

@@ -1,4 +1,4 @@
-import type { HTTPEvent, Middleware } from "h3";
+import type { H3Event, HTTPEvent, Middleware } from "h3";
 import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
@@ -198,6 +198,11 @@ export async function sealSession(event: HTTPEvent, config: SessionConfig): Prom
     state.session.clear();
     await persist(event, state);
   }
+  // The token leaves in the body (h3's way for clients without cookies): a shared cache keyed on the
+  // URL must not hand it to the next visitor.
+  const res = (event as Partial<H3Event>).res;
+  if (res)
+    for (const target of [res.headers, res.errHeaders]) target.set("cache-control", "no-store");
   return state.token as string;
 }
 

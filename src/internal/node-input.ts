@@ -40,10 +40,68 @@ export function nodeSessionInput(
   };
 }
 
-/** The request's absolute URL as it reached this server (no proxy header trusted): node:http gives the path. */
+/**
+ * The request's absolute URL as it reached this server (no proxy header trusted): node:http gives the
+ * target, and the host is the client's Host header. Both are whatever the client wrote, so the URL is
+ * made to parse and to keep the path the router serves (see `requestUrl`).
+ */
 export function nodeRequestUrl(req: NodeRequestLike): string {
-  const encrypted = req.socket?.encrypted === true;
   // HTTP/2 names the host in the `:authority` pseudo-header; a client may leave Host out.
   const host = req.headers.host ?? req.headers[":authority"];
-  return `${encrypted ? "https" : "http"}://${typeof host === "string" ? host : "localhost"}${req.url ?? "/"}`;
+  return requestUrl(
+    req.socket?.encrypted === true ? "https" : "http",
+    typeof host === "string" ? host : "",
+    req.url ?? "/",
+  );
+}
+
+/**
+ * Where a request's host is not one (it would not parse, or would carry a path, query or fragment
+ * of its own): a name that never resolves (RFC 6761 reserves `.invalid`), so neither an Origin nor
+ * a redirect can match it.
+ */
+export const UNSOUND_HOST = "host.invalid";
+
+/** A name or IPv4 address, or a bracketed IPv6 literal, then at most a port: nothing a URL reads further. */
+const AUTHORITY = /^(?:[\da-z._-]+|\[[\da-f:.]+\])(?::\d{1,5})?$/i;
+const MAX_PORT = 65_535;
+const OPEN_BRACKET = 91;
+
+/** Whether a Host value is a host (and port) only, so `scheme://host` + a path parses as that path. */
+export function isAuthority(host: string): boolean {
+  if (!AUTHORITY.test(host)) return false;
+  // Runs on every request: the port's range is read only when there is one.
+  const colon = host.charCodeAt(0) === OPEN_BRACKET ? host.indexOf("]:") + 1 : host.indexOf(":");
+  return colon <= 0 || Number(host.slice(colon + 1)) <= MAX_PORT;
+}
+
+/**
+ * The absolute URL of a request from the scheme, the Host the client sent and the request target.
+ * A Host holding "/", "?", "#" or "@" would move the start of the path: `Host: evil/x?` with target
+ * `/admin` reads as path `/x`, so a guard matching paths saw one the router does not serve; a Host
+ * that does not parse (`app:99999`) made the whole URL fail. Such a Host becomes `UNSOUND_HOST`; a
+ * missing or empty one, `localhost`. An absolute-form target (`GET http://other/admin`, RFC 9112
+ * §3.2.2) names its own host, and the router serves its path: it is the URL, as Koa, Hono and h3
+ * read it, when it is http(s) with a sound host.
+ */
+export function requestUrl(scheme: "http" | "https", host: string, target: string): string {
+  const origin = `${scheme}://${host === "" ? "localhost" : isAuthority(host) ? host : UNSOUND_HOST}`;
+  if (target.charCodeAt(0) === SLASH) return origin + target;
+  // `OPTIONS *`, or a target that is no URL: the origin's root.
+  return absoluteTarget(target) ?? `${origin}/`;
+}
+
+const SLASH = 47;
+
+function absoluteTarget(target: string): string | undefined {
+  try {
+    const url = new URL(target);
+    if ((url.protocol === "http:" || url.protocol === "https:") && isAuthority(url.host)) {
+      // Without userinfo or fragment, which a request target cannot mean.
+      return `${url.protocol}//${url.host}${url.pathname}${url.search}`;
+    }
+  } catch {
+    // not a URL: the origin's root, below
+  }
+  return undefined;
 }

@@ -126,3 +126,36 @@ describe("requireSameOrigin", () => {
     );
   });
 });
+
+describe("a request whose URL does not parse (a fetch server on Node hands on Host: 1.2.3.256)", () => {
+  // A stand-in: a real Request cannot hold such a URL, @hono/node-server's lazy one can.
+  const unparsed = {
+    method: "POST",
+    url: "http://1.2.3.256/transfer",
+    headers: new Headers({ origin: "http://1.2.3.256" }),
+  } as unknown as Request;
+
+  it("is refused by requireSameOrigin (403), never a throw", async () => {
+    const session = await createSessions({ secret: SECRET }).load(new Headers());
+    expect((await requireSameOrigin()(session, unparsed))?.status).toBe(403);
+  });
+
+  it("is answered 400 by runGuards before any guard runs", async () => {
+    const { runGuards } = await import("../../src/guard.js");
+    const session = await createSessions({ secret: SECRET }).load(new Headers());
+    let ran = false;
+    const denied = await runGuards(
+      [
+        () => {
+          ran = true;
+          return undefined;
+        },
+      ],
+      session,
+      unparsed,
+    );
+    expect(denied?.status).toBe(400);
+    expect(denied?.headers.get("cache-control")).toBe("no-store");
+    expect(ran).toBe(false);
+  });
+});
