@@ -35,7 +35,10 @@ export function nodeSessionInput(
         return typeof value === "string" ? value : null;
       },
     } satisfies HeaderReader,
-    url: nodeRequestUrl(req),
+    // Built when asked (for `secure: "auto"`, at the first write): most requests write nothing.
+    get url() {
+      return nodeRequestUrl(req);
+    },
     ip: ip ?? (() => req.socket?.remoteAddress),
   };
 }
