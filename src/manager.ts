@@ -164,11 +164,8 @@ interface Transport {
   present: string[];
   /** Whether our cookies get `Secure`; with `secure: "auto"`, worked out on first write (see `isSecure`). */
   secure: boolean | undefined;
-  /**
-   * The request (for its URL) and headers, for `secure: "auto"`. The URL is read only then: a node
-   * adapter's is built from the client's Host on demand, which a request that writes nothing skips.
-   */
-  input: { url?: string | undefined } | undefined;
+  /** The request's URL and headers, for `secure: "auto"`. */
+  url: string | undefined;
   headers: HeaderReader;
   /**
    * A token came in and was refused in a way worth clearing, if nothing else is written. Not for an
@@ -347,12 +344,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   }
 
   function readTransport(input: SessionInput, headers: HeaderReader): Transport {
+    const url = isHeaders(input) ? undefined : input.url;
     const transport: Transport = {
       source: undefined,
       present: [],
       // "auto" reads request headers: deferred to the first write, which most requests never make.
       secure: cookie.secure === "auto" ? undefined : cookie.secure,
-      input: isHeaders(input) ? undefined : input,
+      url,
       headers,
       refused: false,
       token: undefined,
@@ -645,7 +643,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   }
 
   function isSecure(transport: Transport): boolean {
-    transport.secure ??= !isLocalPlainHttp(transport.input?.url, transport.headers);
+    transport.secure ??= !isLocalPlainHttp(transport.url, transport.headers);
     return transport.secure;
   }
 

@@ -35,10 +35,7 @@ export function nodeSessionInput(
         return typeof value === "string" ? value : null;
       },
     } satisfies HeaderReader,
-    // Built when asked (for `secure: "auto"`, at the first write): most requests write nothing.
-    get url() {
-      return nodeRequestUrl(req);
-    },
+    url: nodeRequestUrl(req),
     ip: ip ?? (() => req.socket?.remoteAddress),
   };
 }
