@@ -7,7 +7,7 @@ import { isSessionError } from "../errors.js";
 import { parseDurationMs } from "../internal/duration.js";
 import { decodeRecord } from "../internal/record.js";
 import { createSessions } from "../manager.js";
-import { DEFAULTS, type InvalidReason } from "../options.js";
+import { DEFAULTS, type InvalidReason, type SessionsOptions } from "../options.js";
 import {
   CHUNK_VALUE_BYTES,
   MAX_CHUNKS,
@@ -31,6 +31,9 @@ Options:
   --cookie-name <name> the cookie name the token was issued for (it is authenticated); default "sid"
   --idle <duration>    the app's idleTimeout ("30m", "7d", seconds, or "false"); default "${DEFAULTS.idleTimeout}"
   --absolute <duration> the app's absoluteTimeout; default "${DEFAULTS.absoluteTimeout}"
+  --remember-idle <duration>, --remember-absolute <duration>
+                       the app's rememberMe option: the deadlines of a remembered session (one that
+                       called rememberMe()); unset, a remembered session is judged by --idle/--absolute
   --json               print one JSON object instead of text
   -h, --help           show this help
 
@@ -68,6 +71,8 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
       "cookie-name": { type: "string", default: DEFAULTS.cookieName },
       idle: { type: "string", default: DEFAULTS.idleTimeout },
       absolute: { type: "string", default: DEFAULTS.absoluteTimeout },
+      "remember-idle": { type: "string" },
+      "remember-absolute": { type: "string" },
       json: { type: "boolean", default: false },
     },
     INSPECT_USAGE,
@@ -83,8 +88,20 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
     );
   }
   const cookieName = values["cookie-name"] as string;
-  const idle = durationFlag("--idle", values.idle as string);
-  const absolute = durationFlag("--absolute", values.absolute as string);
+  const rememberIdle = values["remember-idle"] as string | undefined;
+  const rememberAbsolute = values["remember-absolute"] as string | undefined;
+  const ordinary = {
+    idle: durationFlag("--idle", values.idle as string),
+    absolute: durationFlag("--absolute", values.absolute as string),
+  };
+  const remembered = {
+    idle:
+      rememberIdle === undefined ? ordinary.idle : durationFlag("--remember-idle", rememberIdle),
+    absolute:
+      rememberAbsolute === undefined
+        ? ordinary.absolute
+        : durationFlag("--remember-absolute", rememberAbsolute),
+  };
   const secret = await readSecrets(io, values["secret-file"] as string | undefined);
   const raw = positionals[0] === "-" ? (await io.readStdin()).trim() : (positionals[0] as string);
   const token = tokenFrom(raw, cookieName);
@@ -152,15 +169,23 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
   if (!record) return report({ ...head, refused: REASONS.malformed }, EXIT.failed);
   const { meta } = record;
   // The verdict comes from the manager itself, so the CLI and the app agree on what has expired.
-  const verdict = await verdictOf(
-    secret,
-    token,
-    cookieName,
-    opened.version,
-    values.idle,
-    values.absolute,
-  );
+  const verdict = await verdictOf(secret, token, cookieName, opened.version, {
+    idleTimeout: asOption(values.idle as string),
+    absoluteTimeout: asOption(values.absolute as string),
+    ...(rememberIdle === undefined && rememberAbsolute === undefined
+      ? {}
+      : {
+          rememberMe: {
+            ...(rememberIdle === undefined ? {} : { idleTimeout: asOption(rememberIdle) }),
+            ...(rememberAbsolute === undefined
+              ? {}
+              : { absoluteTimeout: asOption(rememberAbsolute) }),
+          },
+        }),
+  });
   const now = Date.now();
+  // A remembered session lives by the rememberMe deadlines, as the manager judged it above.
+  const { idle, absolute } = meta.persistent === true ? remembered : ordinary;
   const idleDeadline = idle === undefined ? undefined : meta.touchedAt + idle;
   const absoluteDeadline = absolute === undefined ? undefined : meta.createdAt + absolute;
   const refused = verdict === undefined ? undefined : REASONS[verdict];
@@ -205,21 +230,27 @@ async function verdictOf(
   token: string,
   cookieName: string,
   version: "e1" | "s1",
-  idle: unknown,
-  absolute: unknown,
+  deadlines: Pick<SessionsOptions, "idleTimeout" | "absoluteTimeout" | "rememberMe">,
 ): Promise<InvalidReason | undefined> {
   let reason: InvalidReason | undefined;
-  const sessions = createSessions({
-    secret,
-    mode: version === "s1" ? "signed" : "encrypted",
-    cookie: { name: cookieName },
-    idleTimeout: asOption(idle as string),
-    absoluteTimeout: asOption(absolute as string),
-    maxSize: MAX_TOKEN_CHARS,
-    onInvalid: (r) => {
-      reason = r;
-    },
-  });
+  let sessions: ReturnType<typeof createSessions>;
+  try {
+    sessions = createSessions({
+      secret,
+      mode: version === "s1" ? "signed" : "encrypted",
+      cookie: { name: cookieName },
+      ...deadlines,
+      maxSize: MAX_TOKEN_CHARS,
+      onInvalid: (r) => {
+        reason = r;
+      },
+    });
+  } catch (err) {
+    // Deadlines the app itself could not start with (idle past absolute, a remembered one shorter).
+    if (isSessionError(err, "ERR_CONFIG"))
+      throw new UsageError(err.message.replace(/^sessionkit: /, ""), INSPECT_USAGE);
+    throw err;
+  }
   await sessions.load(new Headers({ cookie: `${cookieName}=${token}` }));
   return reason;
 }

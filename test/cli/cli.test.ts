@@ -220,6 +220,42 @@ describe("sessionkit inspect", () => {
     expect(run.stdout).toContain("keyId: v2");
   });
 
+  it("judges a remembered session by --remember-idle / --remember-absolute, as the app's rememberMe option", async () => {
+    // Issued two hours ago by an app with 30-minute sessions and a 30-day remember-me.
+    const app = { idleTimeout: "30m", rememberMe: { idleTimeout: "30d" } } as const;
+    const twoHoursAgo = Date.now() - 2 * 3_600_000;
+    const sessions = createSessions({ secret: SECRET, ...app, now: () => twoHoursAgo });
+    const session = await sessions.load(new Headers());
+    session.set("user", "ada");
+    session.rememberMe();
+    const headers = new Headers();
+    await sessions.commit(session, headers);
+    const token = (headers.getSetCookie()[0] as string).split(";", 1)[0]?.slice("sid=".length);
+
+    const ordinary = await cli(["inspect", token as string, "--idle", "30m", "--json"]);
+    expect(ordinary.code).toBe(1);
+    expect(JSON.parse(ordinary.stdout).refused).toBe("expired-idle");
+
+    const run = await cli([
+      "inspect",
+      token as string,
+      "--idle",
+      "30m",
+      "--remember-idle",
+      "30d",
+      "--json",
+    ]);
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out.rememberMe).toBe(true);
+    expect(out.idleDeadline - out.touchedAt).toBe(30 * DAY_MS);
+
+    // Deadlines the app could not start with are a usage error, exit code 2.
+    const bad = await cli(["inspect", token as string, "--idle", "7d", "--remember-idle", "1d"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("rememberMe.idleTimeout");
+  });
+
   it("says expired-absolute past the absolute deadline, expired-idle past the idle one", async () => {
     const old = Date.now() - 31 * DAY_MS;
     const absolute = await tokenOf({ now: () => old });
