@@ -324,7 +324,7 @@ export function resolveOptions(
   }
   const touchIntervalMs =
     input.touchInterval === undefined
-      ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? Infinity) / 4))
+      ? defaultTouchInterval(idleTimeoutMs)
       : (durationOption("touchInterval", input.touchInterval, false) ?? 0);
   // A read slides the idle deadline only once a touch is due: a touch interval as long as the idle
   // timeout would end every session idleTimeout after its last write, however active its visitor.
@@ -490,15 +490,18 @@ function resolveRememberMe(
   }
 
   const touchIntervalMs =
-    input.touchInterval === undefined
-      ? Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? none) / 4))
-      : base.touchIntervalMs;
+    input.touchInterval === undefined ? defaultTouchInterval(idleTimeoutMs) : base.touchIntervalMs;
   if (idleTimeoutMs !== undefined && touchIntervalMs >= idleTimeoutMs) {
     throw new ConfigError(
       `"touchInterval" must be shorter than "rememberMe.idleTimeout" too, or a remembered visitor who only reads is signed out; leave touchInterval unset for a quarter of each idle timeout`,
     );
   }
   return { idleTimeoutMs, absoluteTimeoutMs, touchIntervalMs };
+}
+
+/** With `touchInterval` unset: a quarter of the idle timeout, at most an hour. */
+function defaultTouchInterval(idleTimeoutMs: number | undefined): number {
+  return Math.min(DEFAULTS.maxTouchIntervalMs, Math.floor((idleTimeoutMs ?? Infinity) / 4));
 }
 
 function resolveCookie(input: CookieOptions): CookieSettings {

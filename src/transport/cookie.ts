@@ -59,9 +59,8 @@ export function parseOwnCookies(
   header: string | null | undefined,
   name: string,
 ): Record<string, string | undefined> {
-  if (!header) return NO_COOKIES;
-  // An empty name is in every position; no configuration produces one, so the plain path serves it.
-  if (name === "") return pickOwnCookies(parseCookies(header), name);
+  // An empty name (no configuration allows one) would be found at every position.
+  if (!header || name === "") return NO_COOKIES;
   // Any client can send 16 KB of tiny or %-encoded pairs: parsing them all cost ten times the rest
   // of a request (test/core/cookie-header-cost.test.ts). Only the pairs of our names reach the
   // parser, and only the first of each name, the one the parser keeps.
@@ -86,15 +85,6 @@ export function parseOwnCookies(
   // One parse for all of them: a header of nothing but chunk names (up to 1 111 distinct ones)
   // costs one parse of those pairs, not a parse and an object per pair.
   return pairs.length === 0 ? NO_COOKIES : parseCookies(pairs.join(";"));
-}
-
-function pickOwnCookies(
-  cookies: Record<string, string | undefined>,
-  name: string,
-): Record<string, string | undefined> {
-  const own = Object.create(null) as Record<string, string | undefined>;
-  for (const key in cookies) if (isOwnName(key, name)) own[key] = cookies[key];
-  return own;
 }
 
 /** Whether `key` is our cookie `name` or one of its chunks, `name.` and one to three digits. */
@@ -153,35 +143,20 @@ export function joinChunks(
  * The values of cookie `name` after the first, in the order sent, at most `max`. The parser keeps only
  * the first value of a name, but a browser sends every cookie whose path and domain match: one left
  * on another path or set for a parent domain comes before ours. Read only once the first is refused.
+ * Only the pairs of this name are parsed, found by searching for the name: a refused cookie in front
+ * of thousands of others (or of 100 000 bare ";") must cost neither a parse and a percent-decode per
+ * pair nor a string per pair (test/security/attack-cookie-cost.test.ts).
  */
 export function laterValues(
   header: string | null | undefined,
   name: string,
   max: number,
 ): string[] {
-  const values: string[] = [];
-  // An empty name would be found at the end of the header forever.
-  if (!header || name === "" || max < 1) return values;
-  let seenFirst = false;
-  // Only the pairs of this name are parsed, found by searching for the name: a refused cookie in
-  // front of thousands of others (or of 100 000 bare ";") must cost neither a parse and a
-  // percent-decode per pair nor a string per pair (test/security/attack-cookie-cost.test.ts).
-  forEachPairNamed(header, name, false, (at, _, end) => {
-    // The parser reads the pair, so a value is trimmed and decoded exactly as the first one was.
-    const value = parseCookies(header.slice(at, end))[name];
-    if (value === undefined) return true;
-    if (!seenFirst) {
-      seenFirst = true;
-      return true;
-    }
-    values.push(value);
-    return values.length < max;
-  });
-  return values;
+  return laterOwnValues(header, name, max, false).get(name) ?? [];
 }
 
 /**
- * `laterValues` of `name` and of each of its chunk names, in one pass over the header: a name
+ * `laterValues` of `name` and (with `chunks`) of each of its chunk names, in one pass over the header: a name
  * absent or sent once has no entry. For the retry of a tossed chunk, which needs the later values
  * of every chunk name the request carried; asking `laterValues` name by name searched the whole
  * header once per name.
@@ -191,13 +166,15 @@ export function laterOwnValues(
   header: string | null | undefined,
   name: string,
   max: number,
+  chunks = true,
 ): Map<string, string[]> {
   const later = new Map<string, string[]>();
+  // An empty name would be found at the end of the header forever.
   if (!header || name === "" || max < 1) return later;
   let sent: Uint32Array | undefined;
-  forEachPairNamed(header, name, true, (at, nameEnd, end) => {
-    const id = ownNameId(header, at + name.length, nameEnd);
-    sent ??= new Uint32Array(OWN_NAME_IDS);
+  forEachPairNamed(header, name, chunks, (at, nameEnd, end) => {
+    const id = ownNameId(header, at + name.length, nameEnd); // 0 for `name` itself
+    sent ??= new Uint32Array(chunks ? OWN_NAME_IDS : 1);
     const count = sent[id] as number;
     // Past `max` later values, a repeat costs neither a string nor a parse.
     if (count > max) return true;
@@ -209,7 +186,8 @@ export function laterOwnValues(
     const values = later.get(key);
     if (values === undefined) later.set(key, [value]);
     else values.push(value);
-    return true;
+    // One name alone: the search ends with its last wanted value.
+    return chunks || count < max;
   });
   return later;
 }
