@@ -4,7 +4,7 @@ import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
-import { guardRequest } from "./internal/node-request.js";
+import { guardRequest, guardUrl } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
@@ -104,10 +104,30 @@ export function sessionErrors(): ErrorRequestHandler {
 }
 
 async function allow(guards: readonly Guard<RegisteredSessionData>[], req: Request, res: Response) {
-  const url = `${req.protocol}://${req.headers.host ?? "localhost"}${req.originalUrl}`;
+  const url = guardUrl(req.protocol, trustedHost(req), req.originalUrl);
   const denied = await runGuards(guards, req.session, guardRequest(req, url));
   if (denied) await sendWebResponse(res, denied);
   return !denied;
+}
+
+/**
+ * The host Express trusts, port included: the Host, or behind a proxy `trust proxy` trusts, the
+ * first X-Forwarded-Host entry. Express 5's `req.host`. Express 4 has it only as `req.hostname`,
+ * without the port (its `req.host` is a deprecated alias of that), so there the same rule runs on
+ * the trust function Express compiles from `trust proxy`, the one its own `hostname` and `protocol`
+ * ask.
+ */
+function trustedHost(req: Request): string | undefined {
+  // Express 5 removed `req.param`.
+  if (typeof (req as { param?: unknown }).param !== "function") return req.host;
+  const forwarded = req.get("x-forwarded-host");
+  const trust = req.app.get("trust proxy fn") as (
+    address: string | undefined,
+    hop: number,
+  ) => boolean;
+  if (!forwarded || !trust(req.socket.remoteAddress, 0)) return req.get("host");
+  const comma = forwarded.indexOf(",");
+  return comma < 0 ? forwarded : forwarded.slice(0, comma).trimEnd();
 }
 
 /** Express 4 ignores a middleware's promise: errors go to `next` here, for both versions. */

@@ -12,7 +12,7 @@ import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { HeaderList } from "./internal/header-list.js";
-import { guardRequest } from "./internal/node-request.js";
+import { guardRequest, guardUrl } from "./internal/node-request.js";
 import { holdUntilCommitted } from "./internal/node-session.js";
 import {
   commitLast,
@@ -143,7 +143,8 @@ async function allow(
   request: FastifyRequest,
   reply: FastifyReply,
 ) {
-  const url = `${request.protocol}://${request.host}${request.raw.url ?? request.url}`;
+  // Fastify's own scheme and host: the last forwarded entries from a peer `trustProxy` trusts.
+  const url = guardUrl(request.protocol, request.host, request.raw.url ?? request.url);
   const denied = await runGuards(guards, request.session, guardRequest(request.raw, url));
   return denied ? send(reply, denied) : undefined;
 }

@@ -10,6 +10,7 @@ import {
   type DataT,
   managerFor,
   persist,
+  type State,
   stateOf,
   view,
 } from "./internal/h3-session.js";
@@ -111,8 +112,10 @@ export async function useSession<T extends DataT = DataT>(
   config: SessionConfig,
 ): Promise<SessionManager<T>> {
   const state = await stateOf(event, config);
-  state.started ??= state.token === undefined ? begin(event, state) : Promise.resolve();
+  const begins = state.started === undefined && state.token === undefined;
+  state.started ??= begins ? begin(event, state) : Promise.resolve();
   await state.started;
+  if (begins || state.manager.slides) holdNoStoreOnCookie(event, state);
   const manager: SessionManager<T> = {
     get id() {
       return state.cleared ? undefined : state.session.id;
@@ -149,7 +152,10 @@ export async function getSession<T extends DataT = DataT>(
   event: HTTPEvent,
   config: SessionConfig,
 ): Promise<Session<T>> {
-  return view<T>(await stateOf(event, config));
+  const state = await stateOf(event, config);
+  // A read reseals only a sliding session; asked of no other, so plain reads touch no headers.
+  if (state.manager.slides) holdNoStoreOnCookie(event, state);
+  return view<T>(state);
 }
 
 /**
@@ -180,6 +186,7 @@ export async function updateSession<T extends DataT = DataT>(
   else if (state.token === undefined) session.clear(); // a bare update persists a new session, as in h3
   state.cleared = false;
   await persist(event, state);
+  holdNoStoreOnCookie(event, state);
   return view<T>(state);
 }
 
@@ -201,8 +208,7 @@ export async function sealSession(event: HTTPEvent, config: SessionConfig): Prom
   // The token leaves in the body (h3's way for clients without cookies): a shared cache keyed on the
   // URL must not hand it to the next visitor.
   const res = (event as Partial<H3Event>).res;
-  if (res)
-    for (const target of [res.headers, res.errHeaders]) target.set("cache-control", "no-store");
+  if (res) holdNoStore(res);
   return state.token as string;
 }
 
@@ -241,7 +247,58 @@ export async function clearSession(event: HTTPEvent, config: SessionConfig): Pro
   state.session.destroy();
   state.cleared = true;
   await persist(event, state);
+  holdNoStoreOnCookie(event, state);
 }
+
+/**
+ * Holds `no-store` on a response once the session's cookie is on it (see `holdNoStore`). The
+ * caller says when a commit may have written one, so a request that wrote nothing pays nothing.
+ */
+function holdNoStoreOnCookie(event: HTTPEvent, state: State): void {
+  const res = (event as Partial<H3Event>).res;
+  if (!res || !state.manager.sendCookie) return;
+  const name = state.manager.cookieName;
+  const lines = res.headers.getSetCookie();
+  if (lines.some((line) => line.startsWith(`${name}=`) || line.startsWith(`${name}.`))) {
+    holdNoStore(res);
+  }
+}
+
+const NO_STORE = "no-store";
+const holding = new WeakSet<Headers>();
+
+/**
+ * h3's functions write the cookie when called, as h3 does, and h3 builds the response from
+ * `event.res.headers` (or `errHeaders`) only once the handler returns, with no per-request hook
+ * in between: `onResponse` is app config, or middleware the app mounts. So the headers a session
+ * token went onto keep `Cache-Control: no-store` from then on: a value the handler sets or appends
+ * later (`public, max-age=600`, h3's `handleCacheHeaders`) is stored as `no-store`, and deleting it
+ * does nothing. Every other adapter commits as the head leaves and so puts `no-store` over the
+ * handler's header; a shared cache must not keep a response that sets a session (OWASP Session
+ * Management Cheat Sheet, "Web Content Caching"). Shadows the three methods on these two objects
+ * only: other headers, and other requests, are untouched.
+ */
+function holdNoStore(res: H3Event["res"]): void {
+  for (const headers of [res.headers, res.errHeaders]) {
+    if (holding.has(headers)) continue;
+    holding.add(headers);
+    const { set, append, delete: remove } = headers;
+    set.call(headers, "cache-control", NO_STORE);
+    Object.assign(headers, {
+      set: (name: string, value: string) =>
+        set.call(headers, name, isCacheControl(name) ? NO_STORE : value),
+      append: (name: string, value: string) =>
+        isCacheControl(name)
+          ? set.call(headers, name, NO_STORE)
+          : append.call(headers, name, value),
+      delete: (name: string) => {
+        if (!isCacheControl(name)) remove.call(headers, name);
+      },
+    });
+  }
+}
+
+const isCacheControl = (name: string) => String(name).toLowerCase() === "cache-control";
 
 /**
  * The sessionkit API on h3: an h3 middleware that loads the session onto `event.context.session`

@@ -4,7 +4,7 @@ import { loadedBy, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
-import { guardRequest } from "./internal/node-request.js";
+import { guardRequest, guardUrl } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
 export { type Denial, type Guard, requireSession } from "../guard.js";
@@ -90,7 +90,9 @@ export function guard(...guards: Guard<RegisteredSessionData>[]): Middleware {
 }
 
 async function allow(guards: readonly Guard<RegisteredSessionData>[], ctx: ParameterizedContext) {
-  const denied = await runGuards(guards, ctx.session, guardRequest(ctx.req, ctx.href));
+  // Koa's own scheme and host: the forwarded ones when `app.proxy` is set.
+  const url = guardUrl(ctx.protocol, ctx.host, ctx.originalUrl);
+  const denied = await runGuards(guards, ctx.session, guardRequest(ctx.req, url));
   // Koa 3 takes a Web Response as the body: its status, headers and body.
   if (denied) ctx.body = denied;
   return !denied;

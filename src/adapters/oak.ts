@@ -2,6 +2,7 @@ import type { Application, Context, Middleware, Request as OakRequest } from "@o
 import type { SecretInput } from "../crypto/keyring.js";
 import { SessionError, StoreUnavailableError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
+import { requestUrl, UNSOUND_HOST } from "../internal/node-input.js";
 import { createSessions, loadedBy, type Sessions } from "../manager.js";
 import type { SessionsOptions } from "../options.js";
 import type { FlashEntry, FlashLevel, Session, SessionData } from "../session.js";
@@ -122,7 +123,7 @@ export function sessionMiddleware<T extends SessionData>(
     try {
       session = await sessions.load({
         headers: ctx.request.headers,
-        url: ctx.request.url.href,
+        url: requestHref(ctx.request),
         ip: ctx.request.ip,
       });
     } catch (err) {
@@ -194,9 +195,26 @@ function fetchRequest(request: OakRequest): Request | undefined {
   // Oak's request type comes from its own fetch implementation (undici on Node): the same shape.
   if (request.source) return request.source as unknown as Request;
   try {
-    return new Request(request.url, { method: request.method, headers: request.headers });
+    return new Request(requestHref(request), { method: request.method, headers: request.headers });
   } catch {
-    return undefined;
+    return undefined; // CONNECT, TRACE, TRACK: methods a Fetch Request cannot carry
+  }
+}
+
+/**
+ * The request's URL as Oak reads it. Oak's own Node server builds it from the Host then the
+ * target, and its getter throws when that does not parse: an absolute-form target
+ * (`http://127.0.0.1:3000http://evil.example/account`) or `Host: app:99999`. Read first at load,
+ * that made every such request a 500 even in an app that never reads the URL, and hid it from
+ * guards. Such a request gets the URL the node-based adapters give it: the target's path under
+ * `UNSOUND_HOST`, or an absolute-form target's own URL. Oak's router still throws on its own read.
+ */
+function requestHref(request: OakRequest): string {
+  try {
+    return request.url.href;
+  } catch {
+    const scheme = request.secure ? "https" : "http";
+    return requestUrl(scheme, UNSOUND_HOST, request.originalRequest.url);
   }
 }
 

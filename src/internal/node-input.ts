@@ -68,7 +68,7 @@ const MAX_PORT = 65_535;
 const OPEN_BRACKET = 91;
 
 /** Whether a Host value is a host (and port) only, so `scheme://host` + a path parses as that path. */
-export function isAuthority(host: string): boolean {
+function isAuthority(host: string): boolean {
   if (!AUTHORITY.test(host)) return false;
   // Runs on every request: the port's range is read only when there is one.
   const colon = host.charCodeAt(0) === OPEN_BRACKET ? host.indexOf("]:") + 1 : host.indexOf(":");

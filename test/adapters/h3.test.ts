@@ -232,3 +232,66 @@ describe("h3 idleTimeout", () => {
     expect(await (await app.request("/read", { headers: { cookie } })).json()).toEqual({});
   });
 });
+
+describe("h3's functions and Cache-Control", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const publicly = (event: H3Event) => {
+    event.res.headers.set("cache-control", "public, max-age=600");
+  };
+
+  it("keeps no-store on a read that reseals a sliding session, against the handler's later Cache-Control", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const config = { password, name: "slide-cache", idleTimeout: 60 };
+    const app = new H3()
+      .get("/write", async (event) => (await updateSession(event, config, { a: 1 })).data)
+      .get("/read", async (event) => {
+        const { data } = await getSession(event, config);
+        publicly(event);
+        return data;
+      });
+    const first = await app.request("/write");
+    const cookie = first.headers.getSetCookie()[0]?.split(";")[0] as string;
+    const early = await app.request("/read", { headers: { cookie } });
+    expect(early.headers.getSetCookie()).toEqual([]);
+    expect(early.headers.get("cache-control")).toBe("public, max-age=600");
+    vi.advanceTimersByTime(40_000);
+    const resealed = await app.request("/read", { headers: { cookie } });
+    expect(resealed.headers.getSetCookie()).toHaveLength(1);
+    expect(resealed.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("keeps no-store on the response of a sealSession token, against the handler's later Cache-Control", async () => {
+    const app = new H3().get("/token", async (event) => {
+      const token = await sealSession(event, { password, cookie: false });
+      publicly(event);
+      return { token };
+    });
+    const reply = await app.request("/token");
+    expect(reply.headers.getSetCookie()).toEqual([]);
+    expect(reply.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("leaves the handler's other headers, and responses without a session cookie, as it set them", async () => {
+    const app = new H3()
+      .get("/write", async (event) => {
+        await updateSession(event, { password }, { a: 1 });
+        event.res.headers.set("x-kept", "1");
+        event.res.headers.append("vary", "accept");
+        return "ok";
+      })
+      .get("/none", async (event) => {
+        await clearSession(event, { password }); // no session to clear: nothing is written
+        publicly(event);
+        return "ok";
+      });
+    const written = await app.request("/write");
+    expect(written.headers.get("x-kept")).toBe("1");
+    expect(written.headers.get("vary")).toBe("accept");
+    const none = await app.request("/none");
+    expect(none.headers.getSetCookie()).toEqual([]);
+    expect(none.headers.get("cache-control")).toBe("public, max-age=600");
+  });
+});

@@ -8,30 +8,7 @@ import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js"
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
-import { freePort, waitForPort } from "../runtimes/net.js";
-
-/**
- * `app.listen` on a fixed free port, stopped by an AbortController. Oak 14 on Node closes its server
- * only after a request that arrives once aborted, so `close` aborts and then sends that request: the
- * listening socket really closes and vitest's worker can exit.
- */
-async function listenOak(app: Application): Promise<RunningApp> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const controller = new AbortController();
-  void app.listen({ hostname: "127.0.0.1", port, signal: controller.signal });
-  await waitForPort(url);
-  return {
-    url,
-    close: async () => {
-      controller.abort();
-      await fetch(url, { headers: { connection: "close" } }).then(
-        (r) => r.arrayBuffer(),
-        () => undefined,
-      );
-    },
-  };
-}
+import { listenOak } from "../helpers/oak.js";
 
 function matrixApp(sessions: any): Application {
   const app = new Application({ logErrors: false });
