@@ -19,6 +19,8 @@ interface Hold {
    * dropped body late) are discarded rather than mixed into the answer.
    */
   dropped: boolean;
+  /** The error answer of a dropped response is being written: its calls pass. */
+  answering: boolean;
   release: () => Promise<void>;
   /** The response's first hold (this one, unless another session middleware held it before). */
   root: Hold;
@@ -65,21 +67,38 @@ const HEADERS_SENT: PropertyDescriptor = {
 };
 
 /**
+ * The object a framework put between its responses and node's ServerResponse prototype (Express's
+ * response, beneath every app's and sub-app's `app.response`); undefined for a plain node:http
+ * response, and for node:http2's, whose prototype every HTTP/2 server shares.
+ */
+function frameworkBase(res: ServerResponse): object | undefined {
+  if (!(res instanceof OutgoingMessage)) return undefined;
+  let proto = Object.getPrototypeOf(res) as object | null;
+  if (proto === ServerResponse.prototype) return undefined;
+  while (proto !== null) {
+    const next = Object.getPrototypeOf(proto) as object | null;
+    if (next === ServerResponse.prototype) return proto;
+    proto = next;
+  }
+  return undefined;
+}
+
+/**
  * Puts the getter where it costs least. Express gives each response its app's prototype
  * (`app.response`), after which every property added to a response makes V8 build it a new hidden
- * class and copy its descriptors: there the getter goes once on that prototype, Express's own object.
- * A plain node:http response keeps a shared class, so the getter goes on the response itself rather
- * than on node's ServerResponse prototype, which every server in the process shares.
+ * class and copy its descriptors: there the getter goes once on the framework's base (Express's own
+ * object, beneath every app's and sub-app's prototype, so a response inside a mounted sub-app keeps
+ * it). A plain node:http response keeps a shared class, so the getter goes on the response itself
+ * rather than on node's ServerResponse prototype, which every server in the process shares.
  */
 function installHeadersSent(res: ServerResponse): void {
   if (!sentHeaders) return;
-  const proto = Object.getPrototypeOf(res) as object;
-  // On the response itself also for node:http2's, whose prototype every HTTP/2 server shares.
-  if (proto === ServerResponse.prototype || !(res instanceof OutgoingMessage)) {
+  const base = frameworkBase(res);
+  if (base === undefined) {
     Object.defineProperty(res, "headersSent", HEADERS_SENT);
-  } else if (!withHeadersSent.has(proto)) {
-    Object.defineProperty(proto, "headersSent", HEADERS_SENT);
-    withHeadersSent.add(proto);
+  } else if (!withHeadersSent.has(base)) {
+    Object.defineProperty(base, "headersSent", HEADERS_SENT);
+    withHeadersSent.add(base);
   }
 }
 
@@ -90,22 +109,73 @@ const withHeadersSent = new WeakSet<object>();
  * The held methods, the same functions for every response, so response objects keep one shape from
  * request to request. Once released, a method answers as the prototype's own.
  */
-const HOLDING: Record<Held, Method> = {
-  writeHead: holding("writeHead"),
-  write: holding("write"),
-  end: holding("end"),
-  flushHeaders: holding("flushHeaders"),
-};
+const HOLDING: Record<Held, Method> = holdingMethods(undefined);
 
-function holding(method: Held): Method {
-  return function (this: HoldingResponse, ...args: unknown[]) {
-    const hold = this.sessionkitHold;
-    if (hold === undefined || hold.released) {
-      if (hold?.dropped) return discard(this, method);
-      return (Object.getPrototypeOf(this)[method] as Method).apply(this, args);
-    }
-    return enqueue(hold, this, method, args);
+/**
+ * The held methods over `beneath` (the response's own prototype when undefined). Unheld or released,
+ * a call goes to `beneath`'s method.
+ */
+function holdingMethods(beneath: object | undefined): Record<Held, Method> {
+  const holding = (method: Held): Method =>
+    function (this: HoldingResponse, ...args: unknown[]) {
+      const hold = this.sessionkitHold;
+      if (hold === undefined || hold.released) {
+        if (hold?.dropped && !hold.answering) return discard(this, method);
+        return ((beneath ?? Object.getPrototypeOf(this))[method] as Method).apply(this, args);
+      }
+      return enqueue(hold, this, method, args);
+    };
+  return {
+    writeHead: holding("writeHead"),
+    write: holding("write"),
+    end: holding("end"),
+    flushHeaders: holding("flushHeaders"),
   };
+}
+
+/** The held methods on each framework base that carries them (see `sharedHolding`). */
+const atBase = new WeakMap<object, Record<Held, Method>>();
+
+/**
+ * The held methods a response reaches through its framework's base, put there at the first hold of
+ * one of its responses; undefined for a plain node:http response (its methods go on the response
+ * itself) or where something between the response and the base has methods of its own. On Express,
+ * setting the four methods on each response cost ~12 µs of CPU per request (each property added
+ * builds the response a hidden class of its own): on the base they cost nothing per request, and
+ * every other response of the app, held by no session, pays one check of an absent hold. (Keeping
+ * the hold itself off the response, in a WeakMap, measured slower: the map's upkeep in the
+ * garbage collector outweighed the property.)
+ */
+function sharedHolding(res: ServerResponse): Record<Held, Method> | undefined {
+  const proto = Object.getPrototypeOf(res) as object;
+  let methods = sharedBeneath.get(proto);
+  if (methods === undefined) {
+    methods = reachedShared(res, proto);
+    sharedBeneath.set(proto, methods);
+  }
+  return methods ?? undefined;
+}
+
+/**
+ * Per response prototype, the shared held methods its responses reach, or null. Checked once per
+ * prototype: looking the methods up through each response's own hidden class cost more per request
+ * than the install it saves. A method an app puts on its prototype after its first session request
+ * goes unseen.
+ */
+const sharedBeneath = new WeakMap<object, Record<Held, Method> | null>();
+
+function reachedShared(res: ServerResponse, proto: object): Record<Held, Method> | null {
+  const base = frameworkBase(res);
+  if (base === undefined) return null;
+  let methods = atBase.get(base);
+  if (methods === undefined) {
+    methods = holdingMethods(Object.getPrototypeOf(base) as object);
+    install(base, methods);
+    atBase.set(base, methods);
+  }
+  for (let between = proto; between !== base; between = Object.getPrototypeOf(between) as object)
+    if (HELD.some((method) => Object.hasOwn(between, method))) return null;
+  return methods;
 }
 
 /** What a call to a dropped response returns: as if written, so a producer finishes and lets go. */
@@ -183,6 +253,7 @@ export function commitBeforeHeaders(
   fail: (err: unknown) => Response,
 ): () => boolean {
   const response = res as HoldingResponse;
+  const shared = sharedHolding(res);
   // Another middleware's own wrappers (compression, a second session) would bypass the shared
   // methods' prototype lookup: wrap those where they are, the slower way.
   const wrapped =
@@ -196,6 +267,7 @@ export function commitBeforeHeaders(
     queue: undefined,
     released: false,
     dropped: false,
+    answering: false,
     root: response.sessionkitHold as Hold,
     pending: 0,
     release: async () => {
@@ -239,8 +311,12 @@ export function commitBeforeHeaders(
     hold.root = hold;
     response.sessionkitHold = hold;
   }
-  if (original) wrappers = wrapOver(hold, res, original);
-  install(res, wrappers ?? HOLDING);
+  if (original) {
+    wrappers = wrapOver(hold, res, original);
+    install(res, wrappers);
+  } else if (shared === undefined) {
+    install(res, HOLDING);
+  }
   // Whether the handler has begun to respond (held or sent).
   return () => hold.queue !== undefined || res.headersSent;
 }
@@ -258,10 +334,19 @@ async function answerInstead(
   headers?: HeaderList,
 ): Promise<void> {
   hold.dropped = true;
-  install(res, original ?? prototypeMethods(res));
+  install(res, original ?? (Object.getPrototypeOf(res) as Record<Held, unknown>));
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   if (headers) applyHeaders(res, headers);
-  await sendWebResponse(res, answer);
+  const body = await bodyOf(answer);
+  // A middleware before the session may have wrapped the methods of a framework's base, which hold
+  // too (see `sharedHolding`): the answer passes through them while it is written, synchronously,
+  // and a late write of the dropped body after it is still discarded.
+  hold.answering = true;
+  try {
+    writeWebResponse(res, answer, body);
+  } finally {
+    hold.answering = false;
+  }
 }
 
 /** The wrappers a hold installs over another middleware's own methods (the slower way). */
@@ -283,17 +368,6 @@ function wrapOver(hold: Hold, res: ServerResponse, original: Record<Held, unknow
   };
 }
 
-/** The response prototype's own methods, beneath every wrapper. */
-function prototypeMethods(res: ServerResponse): Record<Held, unknown> {
-  const proto = Object.getPrototypeOf(res) as Record<Held, unknown>;
-  return {
-    writeHead: proto.writeHead,
-    write: proto.write,
-    end: proto.end,
-    flushHeaders: proto.flushHeaders,
-  };
-}
-
 /** Puts `original` back for each method whose wrapper is still the response's own. */
 function restore(
   res: ServerResponse,
@@ -305,8 +379,8 @@ function restore(
     if (target[method] === wrappers[method]) target[method] = original[method];
 }
 
-/** Sets the four methods by name (see `HoldingResponse`). */
-function install(res: ServerResponse, methods: Record<Held, unknown>): void {
+/** Sets the four methods by name (see `HoldingResponse`), on a response or a framework's base. */
+function install(res: object, methods: Record<Held, unknown>): void {
   const target = res as unknown as Record<Held, unknown>;
   target.writeHead = methods.writeHead;
   target.write = methods.write;
@@ -330,11 +404,20 @@ export function applyHeaders(res: ServerResponse, headers: HeaderList): void {
 
 /** Writes a Web Response (a guard's redirect, a 503) to a node:http response. */
 export async function sendWebResponse(res: ServerResponse, response: Response): Promise<void> {
+  writeWebResponse(res, response, await bodyOf(response));
+}
+
+async function bodyOf(response: Response): Promise<Buffer | undefined> {
+  return response.body ? Buffer.from(await response.arrayBuffer()) : undefined;
+}
+
+/** Writes a Web Response's status and headers and its body, read before, in one synchronous step. */
+function writeWebResponse(res: ServerResponse, response: Response, body: Buffer | undefined): void {
   res.statusCode = response.status;
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) res.setHeader("set-cookie", cookies);
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") res.setHeader(name, value);
   });
-  res.end(response.body ? Buffer.from(await response.arrayBuffer()) : undefined);
+  res.end(body);
 }
