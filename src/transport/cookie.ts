@@ -299,6 +299,14 @@ export interface CookieWriter {
   clear(secure: boolean, present: readonly string[]): string[];
 }
 
+/**
+ * At most this many stale cookies of ours are cleared in one response. Browsers keep at most 180
+ * cookies per domain (Chrome; fewer elsewhere), so a request carrying more of our names than that
+ * was not sent from a browser's jar, and a clearing line per name (1 001 lines, 104 KB of headers,
+ * for a 10 KB Cookie header of chunk names) would only amplify it.
+ */
+export const MAX_CLEARED = 180;
+
 /** Expires as well as Max-Age=0 when deleting: a zero Max-Age alone is ignored by some old clients. */
 const EXPIRED = "; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
 const SAME_SITE = { lax: "Lax", strict: "Strict", none: "None" } as const;
@@ -341,6 +349,7 @@ export function createCookieWriter(settings: CookieSettings): CookieWriter {
         // The common case: one cookie, plus deletions for any chunks it replaces.
         const lines = [line(secure, settings.name, token, maxAgeSeconds)];
         for (const name of present) {
+          if (lines.length > MAX_CLEARED) break;
           if (name !== settings.name) lines.push(line(secure, name, "", 0));
         }
         return lines;
@@ -349,12 +358,13 @@ export function createCookieWriter(settings: CookieSettings): CookieWriter {
       const lines = parts.map(([name, value]) => line(secure, name, value, maxAgeSeconds));
       const written = new Set(parts.map(([name]) => name));
       for (const name of present) {
+        if (lines.length >= parts.length + MAX_CLEARED) break;
         if (!written.has(name)) lines.push(line(secure, name, "", 0));
       }
       return lines;
     },
     clear(secure, present) {
-      const names = new Set(present);
+      const names = new Set(present.slice(0, MAX_CLEARED));
       names.add(settings.name);
       return [...names].map((name) => line(secure, name, "", 0));
     },

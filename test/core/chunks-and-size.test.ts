@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { isSessionError, type SecretInput, type SessionError } from "../../src/index.js";
+import type { Session } from "../../src/session.js";
+import { MAX_CHUNKS, MAX_CLEARED } from "../../src/transport/cookie.js";
 import { counterIds, harness, jarToken, OTHER_SECRET, SECRET } from "./harness.js";
 
 const BROWSER_COOKIE_LIMIT = 4096;
@@ -179,6 +181,22 @@ describe("maxSize", () => {
     expect(session.isNew).toBe(true);
     expect(h.invalid).toEqual(["oversized"]);
     expect(setCookies.filter((c) => c.maxAge === 0)).toHaveLength(71);
+  });
+
+  it("clears at most MAX_CLEARED stale cookies of ours, whatever a request carries", async () => {
+    const names = Array.from({ length: 999 }, (_, i) => `sid.${i}=A`);
+    for (const [what, handler] of [
+      ["a write", (s: Session) => s.set("n", 1)],
+      ["a large write", (s: Session) => s.set("big", "x".repeat(9000))],
+      ["a destroy", (s: Session) => s.destroy()],
+      ["no change", () => {}],
+    ] as const) {
+      const { setCookies } = await harness().request(handler, { cookie: names.join("; ") });
+      const cleared = setCookies.filter((c) => c.maxAge === 0);
+      expect(cleared.length, what).toBeGreaterThanOrEqual(MAX_CHUNKS);
+      expect(cleared.length, what).toBeLessThanOrEqual(MAX_CLEARED + 1);
+      expect(new Set(cleared.map((c) => c.name)).size, what).toBe(cleared.length);
+    }
   });
 
   it("refuses an oversized header token as oversized", async () => {
