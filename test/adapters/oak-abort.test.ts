@@ -15,7 +15,7 @@ import { memoryStore } from "../../src/stores/memory.js";
 import type { SessionStore } from "../../src/stores/store.js";
 import { SECRET } from "../conformance/adapter.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
-import { freePort, waitForPort } from "../runtimes/net.js";
+import { listenOak } from "../helpers/oak.js";
 
 const LOCK_TTL_MS = 20_000;
 
@@ -122,11 +122,7 @@ describe("oak on Node: an abandoned request's session lock", () => {
 
   it("waits out its ttl on Oak's own Node server (app.listen), which exposes no abort (the known limit)", async () => {
     const { app, store, inPoll, sources } = lockedApp();
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const controller = new AbortController();
-    void app.listen({ hostname: "127.0.0.1", port, signal: controller.signal });
-    await waitForPort(url);
+    const { url, close } = await listenOak(app);
     try {
       const cookie = await abandonPoll(url, inPoll);
       // No Fetch Request (so no signal) reaches the middleware on this server.
@@ -136,12 +132,7 @@ describe("oak on Node: an abandoned request's session lock", () => {
       const next = await fetch(`${url}/`, { headers: { cookie } });
       expect(next.status).toBe(503);
     } finally {
-      controller.abort();
-      // Oak 14 on Node closes its server only once a request arrives after the abort.
-      await fetch(url, { headers: { connection: "close" } }).then(
-        (r) => r.arrayBuffer(),
-        () => undefined,
-      );
+      await close();
     }
   });
 });
