@@ -12,6 +12,7 @@
  * @module
  */
 export type { SecretInput } from "./crypto/keyring.js";
+export { type CsrfTokenOptions, requireCsrfToken } from "./csrf.js";
 export {
   ConfigError,
   isSessionError,

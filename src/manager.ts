@@ -10,6 +10,7 @@ import {
   sealToken,
   signToken,
 } from "./crypto/token.js";
+import { createCsrfSigner } from "./csrf.js";
 import { ConfigError, isSessionError, SessionError, StoreUnavailableError } from "./errors.js";
 import type { SessionEvent } from "./events.js";
 import { isNodeRequest, type NodeRequestLike, nodeSessionInput } from "./internal/node-input.js";
@@ -247,6 +248,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     now: config.now,
     generateId,
     checkSize: store ? undefined : checkCookieSize,
+    csrf: createCsrfSigner(() => ring ?? keyring(), cookie.name),
+    viaHeader: (session) => (session.transport as Transport).source === "header",
     expiresAt(session) {
       // The same rule commit follows: a write stamps touchedAt, and so does a slide that is due.
       const now = config.now();

@@ -1,3 +1,4 @@
+import type { CsrfSigner } from "./csrf.js";
 import { SessionError } from "./errors.js";
 import type { InvalidReason } from "./options.js";
 import type { SessionMeta } from "./stores/store.js";
@@ -124,6 +125,37 @@ export interface Session<T extends SessionData = SessionData> {
   regenerate(options?: { userId?: string | null }): Promise<void>;
   /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
   destroy(): void;
+  /**
+   * A CSRF token for this session, to put in a form's hidden field or hand to scripts: an HMAC of the
+   * session's current id (OWASP's synchronizer token pattern, nothing stored). Every token of a
+   * session verifies until its id changes: `regenerate()` (sign-in) and `destroy()` end them all.
+   * Each call returns a different spelling (masked with a fresh pad, against BREACH-style compression
+   * attacks on pages that show it); use any of them. Asking makes a new session persist, so the
+   * visitor's next request brings back the id the token is bound to (a sign-in form shown to a first
+   * visitor, then its POST). Made with the first secret; verified with any still listed. Throws
+   * `ERR_SESSION_STATE` for a session not yet saved once its response has begun.
+   *
+   * @example
+   * ```ts
+   * const token = await session.csrfToken();
+   * const form = `<form method="post"><input type="hidden" name="_csrf" value="${token}">...</form>`;
+   * ```
+   */
+  csrfToken(): Promise<string>;
+  /**
+   * Whether `token` is a CSRF token of this session (see `csrfToken`), compared in constant time.
+   * Resolves `false` for anything else: missing, not a string, malformed, tampered, another session's,
+   * or made with a secret no longer listed; it never throws on client input. The `requireCsrfToken`
+   * guard calls it; call it yourself where the guard cannot read the body (the node-based adapters).
+   *
+   * @example
+   * ```ts
+   * const form = await request.formData(); // or the body your framework's parser gave
+   * const allowed = await session.verifyCsrfToken(form.get("_csrf"));
+   * const response = allowed ? new Response("Saved") : new Response("Forbidden", { status: 403 });
+   * ```
+   */
+  verifyCsrfToken(token: unknown): Promise<boolean>;
 }
 
 /** The longest label `setLabel` keeps, and listByUser shows. */
@@ -146,6 +178,10 @@ export interface SessionHooks {
   checkSize: ((session: SessionState) => void) | undefined;
   /** The deadline commit will leave the session with (see `Session.expiresAt`). */
   expiresAt(session: SessionState): number;
+  /** Makes and checks the manager's CSRF tokens. */
+  csrf: CsrfSigner;
+  /** Whether the request carried the session in the header transport, which no other site can send. */
+  viaHeader(session: SessionState): boolean;
 }
 
 /**
@@ -370,6 +406,24 @@ export class SessionState implements Session<SessionData> {
       this.destroyedUserId = this.meta.userId;
     }
     this.startAfresh(undefined);
+  }
+
+  async csrfToken(): Promise<string> {
+    // A session not yet saved has an id the client does not hold: save it, or the token would be
+    // bound to an id the next request does not bring back.
+    if ((this.origin === undefined || this.destroyed) && !this.hasWrites) {
+      this.assertOpen();
+      this.replaced = true;
+    }
+    return this.hooks.csrf.issue(this.id);
+  }
+
+  async verifyCsrfToken(token: unknown): Promise<boolean> {
+    // A renewal at load (`renewInterval`) moved the id before the handler ran: a page served
+    // under the id this request arrived with is still this session's. An explicit regenerate()
+    // clears `reissue`, so sign-in still ends the old tokens.
+    const ids = this.reissue === "renew" && this.origin ? [this.id, this.origin.id] : [this.id];
+    return this.hooks.csrf.verify(token, ids);
   }
 
   /**

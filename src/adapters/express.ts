@@ -9,6 +9,7 @@ import { sendWebResponse } from "./internal/node-response.js";
 import { loadAndHold } from "./internal/node-session.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/express` works too.
 export type { Register, RegisteredSessionData } from "../register.js";
@@ -105,7 +106,7 @@ export function sessionErrors(): ErrorRequestHandler {
 
 async function allow(guards: readonly Guard<RegisteredSessionData>[], req: Request, res: Response) {
   const url = guardUrl(req.protocol, trustedHost(req), req.originalUrl);
-  const denied = await runGuards(guards, req.session, guardRequest(req, url));
+  const denied = await runGuards(guards, req.session, guardRequest(req, url, req.body));
   if (denied) await sendWebResponse(res, denied);
   return !denied;
 }

@@ -21,6 +21,7 @@ import {
   storeUnavailableResponse,
 } from "./internal/respond.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/fastify` works too.
 export type { Register, RegisteredSessionData } from "../register.js";
@@ -145,7 +146,11 @@ async function allow(
 ) {
   // Fastify's own scheme and host: the last forwarded entries from a peer `trustProxy` trusts.
   const url = guardUrl(request.protocol, request.host, request.raw.url ?? request.url);
-  const denied = await runGuards(guards, request.session, guardRequest(request.raw, url));
+  const denied = await runGuards(
+    guards,
+    request.session,
+    guardRequest(request.raw, url, request.body),
+  );
   return denied ? send(reply, denied) : undefined;
 }
 

@@ -3,6 +3,7 @@ import type { Session, SessionData } from "../session.js";
 import { checkHandler, checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { serveFetch } from "./internal/serve-fetch.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 export { createHandler, type GuardedHandler, type InferProps } from "./internal/guarded-handler.js";

@@ -24,6 +24,7 @@ import {
   storeUnavailableResponse,
 } from "./internal/respond.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 

@@ -7,6 +7,7 @@ import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { guardRequest, guardUrl } from "./internal/node-request.js";
 import { loadAndHold } from "./internal/node-session.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 // `Register` lives in the core (`declare module "sessionkit"`); augmenting it as `sessionkit/koa` works too.
 export type { Register, RegisteredSessionData } from "../register.js";
@@ -92,7 +93,11 @@ export function guard(...guards: Guard<RegisteredSessionData>[]): Middleware {
 async function allow(guards: readonly Guard<RegisteredSessionData>[], ctx: ParameterizedContext) {
   // Koa's own scheme and host: the forwarded ones when `app.proxy` is set.
   const url = guardUrl(ctx.protocol, ctx.host, ctx.originalUrl);
-  const denied = await runGuards(guards, ctx.session, guardRequest(ctx.req, url));
+  const denied = await runGuards(
+    guards,
+    ctx.session,
+    guardRequest(ctx.req, url, (ctx.request as { body?: unknown }).body),
+  );
   // Koa 3 takes a Web Response as the body: its status, headers and body.
   if (denied) ctx.body = denied;
   return !denied;

@@ -9,6 +9,7 @@ import { sendWebResponse } from "./internal/node-response.js";
 import { type HeldSession, loadAndHold } from "./internal/node-session.js";
 import { errorResponse } from "./internal/respond.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
@@ -68,7 +69,11 @@ export function withSession<T extends SessionData>(
       const denied =
         guards.length === 0
           ? undefined
-          : await runGuards(guards, session, guardRequest(req, nodeRequestUrl(req)));
+          : await runGuards(
+              guards,
+              session,
+              guardRequest(req, nodeRequestUrl(req), (req as { body?: unknown }).body),
+            );
       if (denied) await sendWebResponse(res, denied);
       else await handler(req as SessionRequest<T>, res);
     } catch (err) {

@@ -20,6 +20,7 @@ import {
   storeUnavailableResponse,
 } from "./internal/respond.js";
 
+export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
 export { type Denial, type Guard, requireSession } from "../guard.js";
 export { requireSameOrigin, type SameOriginOptions } from "../same-origin.js";
 
@@ -45,6 +46,10 @@ export interface AsyncSession<T extends SessionData = SessionData> {
   flashEntries(): Promise<FlashEntry[]>;
   regenerate(options?: { userId?: string | null }): Promise<void>;
   destroy(): Promise<void>;
+  /** A CSRF token for a form's `_csrf` field or a script's `x-csrf-token` header (`Session.csrfToken`). */
+  csrfToken(): Promise<string>;
+  /** Whether `token` is one of this session's CSRF tokens (`Session.verifyCsrfToken`); never throws. */
+  verifyCsrfToken(token: unknown): Promise<boolean>;
 }
 
 /** Type your application with it: `new Application<OakSessionState<MyData>>()`. */
@@ -448,5 +453,11 @@ class AsyncSessionState<T extends SessionData> implements AsyncSession<T> {
   }
   async destroy() {
     this.raw.destroy();
+  }
+  csrfToken() {
+    return this.raw.csrfToken();
+  }
+  verifyCsrfToken(token: unknown) {
+    return this.raw.verifyCsrfToken(token);
   }
 }

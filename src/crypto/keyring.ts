@@ -26,6 +26,8 @@ export interface KeyEntry {
   id: string;
   aes: BackendKey;
   hmac: BackendKey;
+  /** Signs CSRF tokens (`session.csrfToken()`): a key of its own, so no token of one kind is one of the other. */
+  csrf: BackendKey;
 }
 
 export interface Keyring {
@@ -93,12 +95,13 @@ export async function createKeyring(
   const entries = await Promise.all(
     secrets.map(async ({ id, secret }) => {
       const ikm = encoder.encode(secret);
-      const [aes, hmac, kid] = await Promise.all([
+      const [aes, hmac, csrf, kid] = await Promise.all([
         backend.deriveAesKey(ikm, "sessionkit/v1 seal"),
         backend.deriveHmacKey(ikm, "sessionkit/v1 sign"),
+        backend.deriveHmacKey(ikm, "sessionkit/v1 csrf"),
         id ?? deriveKeyId(ikm, backend),
       ]);
-      return { id: kid, aes, hmac } satisfies KeyEntry;
+      return { id: kid, aes, hmac, csrf } satisfies KeyEntry;
     }),
   );
   const byId = new Map<string, KeyEntry>();

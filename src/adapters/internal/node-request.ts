@@ -3,11 +3,18 @@ import { requestUrl, UNSOUND_HOST } from "../../internal/node-input.js";
 
 /**
  * The Fetch `Request` a guard receives in the node-based adapters: the method, `url` (from
- * `guardUrl`, or `nodeRequestUrl` where no proxy is trusted) and the headers, without the body,
- * which stays the framework's to read. Built only when a guard runs. `undefined` only for a method a
- * Fetch `Request` cannot carry (CONNECT, TRACE, TRACK), never for anything in the URL.
+ * `guardUrl`, or `nodeRequestUrl` where no proxy is trusted) and the headers. The body stays the
+ * framework's to read; what its parser already read (`parsed`: Express's `req.body`, Koa's
+ * `ctx.request.body`, Fastify's `request.body`) is handed on when it is a form (see `parsedForm`),
+ * so a guard can read a form field as it does on the fetch-based adapters (`requireCsrfToken`).
+ * Built only when a guard runs. `undefined` only for a method a Fetch `Request` cannot carry
+ * (CONNECT, TRACE, TRACK), never for anything in the URL.
  */
-export function guardRequest(req: IncomingMessage, url: string): Request | undefined {
+export function guardRequest(
+  req: IncomingMessage,
+  url: string,
+  parsed?: unknown,
+): Request | undefined {
   const headers = new Headers();
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -17,11 +24,40 @@ export function guardRequest(req: IncomingMessage, url: string): Request | undef
       // A name Fetch refuses (an HTTP/2 pseudo-header through the compatibility API): not a header.
     }
   }
+  const method = req.method ?? "GET";
+  const body =
+    parsed === undefined || method === "GET" || method === "HEAD"
+      ? undefined
+      : parsedForm(headers, parsed);
   try {
-    return new Request(parsable(url), { method: req.method ?? "GET", headers });
+    return new Request(parsable(url), { method, headers, body });
   } catch {
     return undefined;
   }
+}
+
+const URLENCODED = "application/x-www-form-urlencoded";
+
+/**
+ * A form body the framework's parser already read, as the guard's Request can carry it (the stream
+ * itself is spent): a string as it came (a raw-string parser), or the fields of an object, the
+ * string values and lists of them (express.urlencoded, Koa's body parsers, @fastify/formbody,
+ * multer's text fields), urlencoded, with the Request's Content-Type saying so. Only for a request
+ * that says it sends a form: a JSON body parsed to an object is no form.
+ */
+function parsedForm(headers: Headers, parsed: unknown): string | undefined {
+  const type = headers.get("content-type")?.split(";", 1)[0]?.trim().toLowerCase();
+  if (type !== URLENCODED && type !== "multipart/form-data") return undefined;
+  if (typeof parsed === "string") return parsed;
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
+  if (ArrayBuffer.isView(parsed)) return undefined;
+  const form = new URLSearchParams();
+  for (const [name, value] of Object.entries(parsed)) {
+    for (const item of Array.isArray(value) ? value : [value])
+      if (typeof item === "string") form.append(name, item);
+  }
+  headers.set("content-type", URLENCODED);
+  return form.toString();
 }
 
 /**
