@@ -1,5 +1,5 @@
 import { SessionError } from "../../errors.js";
-import { loadedBy, type SessionInput, type Sessions } from "../../manager.js";
+import { loadedBy, releaseLock, type SessionInput, type Sessions } from "../../manager.js";
 import { closeSession, type Session, type SessionData } from "../../session.js";
 import { releaseOnAbort } from "./release-on-abort.js";
 import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
@@ -27,14 +27,18 @@ export async function serveFetch<T extends SessionData, R extends Response | und
 ): Promise<R> {
   const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
   if (outer) return run(outer);
+  let session: Session<T> | undefined;
   try {
-    const session = await sessions.load(input);
+    session = await sessions.load(input);
     servedSessions.set(request, session);
     releaseOnAbort(session, () => request.signal);
     const response = await run(session);
     if (response === undefined) return answeredElsewhere(session) as R;
     return (await commitToResponse(sessions, session, response)) as R;
   } catch (err) {
+    // A handler that threw commits nothing, and commit is what lets go of the session's lock (the
+    // `lock` option): held on, it would make the visitor's next requests wait out its ttl.
+    if (session) await releaseLock(session);
     if (isStoreUnavailable(err)) return storeUnavailableResponse() as R;
     throw err;
   }
