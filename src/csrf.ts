@@ -102,7 +102,9 @@ export interface CsrfTokenOptions {
   /**
    * Bytes of body read at most to find the form field: a larger body (by `Content-Length`, or as it
    * streams) is not read and, without the header, is refused. Default 1 MiB (1 048 576). Reading
-   * tees the body, so up to this much is held in memory until the handler reads it.
+   * tees the body, so up to this much is held in memory until the handler reads it. On the
+   * node-based adapters it bounds the form the parser gave, whatever the raw body's length (an
+   * upload's files, which multer keeps apart, do not count).
    */
   maxFormBytes?: number;
   /** How a request without a valid token is refused. Default `{ status: 403 }`, plain text. */

@@ -692,6 +692,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const transport = input.transport as Transport;
     try {
       await commitSession(input, headers);
+      // A page that shows a CSRF token is this session's alone, cookie or not.
+      if (input.csrfIssued) headers.set("cache-control", "no-store");
     } finally {
       const release = transport.release;
       transport.release = undefined;

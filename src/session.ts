@@ -132,7 +132,8 @@ export interface Session<T extends SessionData = SessionData> {
    * Each call returns a different spelling (masked with a fresh pad, against BREACH-style compression
    * attacks on pages that show it); use any of them. Asking makes a new session persist, so the
    * visitor's next request brings back the id the token is bound to (a sign-in form shown to a first
-   * visitor, then its POST). Made with the first secret; verified with any still listed. Throws
+   * visitor, then its POST), and marks the response `Cache-Control: no-store` (a shared cache must not
+   * hand one session's token to others). Made with the first secret; verified with any still listed. Throws
    * `ERR_SESSION_STATE` for a session not yet saved once its response has begun.
    *
    * @example
@@ -216,6 +217,11 @@ export class SessionState implements Session<SessionData> {
    * could reach neither the cookie nor the store. Such a change throws rather than vanish.
    */
   closed = false;
+  /**
+   * A CSRF token was handed out in this request: the response shows it, and a shared cache that
+   * kept it would hand one session's token to every visitor.
+   */
+  csrfIssued = false;
   /** Set by the manager when the token must be re-issued though nothing changed (rotation, touch). */
   reissue: "rotate" | "touch" | "renew" | undefined;
   /** Set by the manager on a session made new because the request's was refused. */
@@ -415,6 +421,7 @@ export class SessionState implements Session<SessionData> {
       this.assertOpen();
       this.replaced = true;
     }
+    this.csrfIssued = true;
     return this.hooks.csrf.issue(this.id);
   }
 

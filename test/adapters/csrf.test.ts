@@ -18,7 +18,7 @@ import express from "express";
 import Fastify from "fastify";
 import { H3 } from "h3";
 import { toNodeHandler } from "h3/node";
-import { Hono } from "hono";
+import { type Handler, Hono, type MiddlewareHandler } from "hono";
 import Koa from "koa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as expressAdapter from "../../src/adapters/express.js";
@@ -394,6 +394,8 @@ describe.each(PARSED_FIRST)("requireCsrfToken on %s", (_name, serve) => {
       { amount: "10" },
       { amount: "10", _csrf: `${token}x` },
       { _csrf: other },
+      // qs (express.urlencoded extended) makes this an object, the flat parsers another name.
+      { amount: "10", "_csrf[a]": token },
     ];
     for (const fields of refused) {
       const body = new URLSearchParams(fields).toString();
@@ -445,5 +447,116 @@ describe("the handler-side check on Express, after express.urlencoded", () => {
     expect((await post({ amount: "10", _csrf: `${token}x` })).status).toBe(403);
     const other = (await new Client(app.url).get("/token")).text;
     expect((await post({ amount: "10", _csrf: other })).status).toBe(403);
+  });
+});
+
+describe("requireCsrfToken after a multipart parser that keeps the text fields (multer, koa-body)", () => {
+  let app: RunningApp;
+  beforeAll(async () => {
+    const server = express();
+    // What multer does: the files go elsewhere (req.file), the text fields to req.body.
+    server.use(async (req, _res, next) => {
+      if (req.method !== "POST") return next();
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const form = await new Response(Buffer.concat(chunks), {
+        headers: { "content-type": req.headers["content-type"] ?? "" },
+      }).formData();
+      req.body = Object.fromEntries([...form].filter(([, value]) => typeof value === "string"));
+      next();
+    });
+    server.use(
+      expressAdapter.session(createSessions({ secret: SECRET }), {
+        guards: [expressAdapter.requireCsrfToken()],
+      }),
+    );
+    server.get("/token", async (req, res) => {
+      res.send(await req.session.csrfToken());
+    });
+    server.post("/upload", (req, res) => {
+      res.send(`done ${req.body.amount}`);
+    });
+    app = await listenExpress(server);
+  });
+  afterAll(() => app?.close());
+
+  it("judges the parsed fields, not the raw body's Content-Length: an upload past maxFormBytes passes with its token", async () => {
+    const client = new Client(app.url);
+    const token = (await client.get("/token")).text;
+    const upload = (fields: Record<string, string>) => {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(fields)) form.append(name, value);
+      // Twice the default maxFormBytes: the raw body's Content-Length says 2 MiB and more.
+      form.append("photo", new Blob([new Uint8Array(2 * 1_048_576)]), "photo.jpg");
+      return client.post("/upload", { body: form });
+    };
+    const ok = await upload({ amount: "10", _csrf: token });
+    expect([ok.status, ok.text]).toEqual([200, "done 10"]);
+    expectRefused(await upload({ amount: "10" }));
+    expectRefused(await upload({ amount: "10", _csrf: `${token}x` }));
+  });
+});
+
+describe("requireCsrfToken after a parser that leaves the form as bytes (Fastify parseAs buffer, express.raw)", () => {
+  let app: RunningApp;
+  beforeAll(async () => {
+    const server = Fastify();
+    await server.register(fastifyAdapter.session(createSessions({ secret: SECRET })));
+    server.addContentTypeParser(
+      "application/x-www-form-urlencoded",
+      { parseAs: "buffer" },
+      (_req, body, done) => done(null, body),
+    );
+    server.get("/token", async (request) => (request.session as Session).csrfToken());
+    server.post(
+      "/transfer",
+      { preHandler: fastifyAdapter.guard(fastifyAdapter.requireCsrfToken()) },
+      async (request) => `done ${new URLSearchParams(String(request.body)).get("amount")}`,
+    );
+    const url = await server.listen({ port: 0, host: "127.0.0.1" });
+    app = { url, close: () => server.close() };
+  });
+  afterAll(() => app?.close());
+
+  it("reads the field from the bytes as it does from a string, and refuses without it", async () => {
+    const client = new Client(app.url);
+    const token = (await client.get("/token")).text;
+    const post = (fields: Record<string, string>) =>
+      client.post("/transfer", { headers: FORM, body: new URLSearchParams(fields).toString() });
+    const ok = await post({ amount: "10", _csrf: token });
+    expect([ok.status, ok.text]).toEqual([200, "done 10"]);
+    expectRefused(await post({ amount: "10" }));
+    expectRefused(await post({ amount: "10", _csrf: `${token}x` }));
+  });
+});
+
+// Open, pinned (docs/adapters/hono.md): Hono's parseBody and validators read the Request's own body
+// and keep what they parsed on `c.req`, which the guard is not handed; it then finds the body used.
+describe("requireCsrfToken on Hono after a middleware that parsed the body", () => {
+  it("finds no form to read, so a form's token is refused there; mounted before it, the same form passes", async () => {
+    const sessions = createSessions({ secret: SECRET });
+    const app = new Hono<honoAdapter.SessionEnv>();
+    app.use(honoAdapter.sessionMiddleware(sessions));
+    app.get("/token", async (c) => c.text(await c.get("session").csrfToken()));
+    const guard = honoAdapter.sessionGuard(honoAdapter.requireCsrfToken());
+    const parse: MiddlewareHandler<honoAdapter.SessionEnv> = async (c, next) => {
+      await c.req.parseBody();
+      await next();
+    };
+    const done: Handler<honoAdapter.SessionEnv> = async (c) =>
+      c.text(`done ${(await c.req.parseBody()).amount}`);
+    app.post("/parsed-first", parse, guard, done);
+    app.post("/guard-first", guard, parse, done);
+    const running = await serveFetchHandler(async (request) => app.fetch(request));
+    try {
+      const client = new Client(running.url);
+      const token = (await client.get("/token")).text;
+      const body = new URLSearchParams({ amount: "10", _csrf: token }).toString();
+      expectRefused(await client.post("/parsed-first", { headers: FORM, body }));
+      const ok = await client.post("/guard-first", { headers: FORM, body });
+      expect([ok.status, ok.text]).toEqual([200, "done 10"]);
+    } finally {
+      await running.close();
+    }
   });
 });

@@ -4,6 +4,7 @@
  * with regenerate and destroy; verified with any listed secret; refused in every malformed shape.
  */
 
+import { createHmac, hkdfSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { backend } from "#crypto-backend";
 import { createKeyring } from "../../src/crypto/keyring.js";
@@ -46,6 +47,19 @@ async function verifies(h: Harness, token: unknown): Promise<boolean> {
 }
 
 describe.each(MODES)("CSRF tokens: %s", (_name, make, mode) => {
+  it("a response that hands out a token is no-store, also when the session writes nothing", async () => {
+    const h = make();
+    await tokenOf(h); // saves the session
+    const plain = await h.request(() => {});
+    expect(plain.lines).toEqual([]);
+    expect(plain.headers.get("cache-control")).toBeNull();
+    const shown = await h.request(async (session) => {
+      await session.csrfToken();
+    });
+    expect(shown.lines).toEqual([]);
+    expect(shown.headers.get("cache-control")).toBe("no-store");
+  });
+
   it("a new visitor asking for a token gets a saved session, and its next request's token verifies", async () => {
     const h = make();
     let id = "";
@@ -218,6 +232,20 @@ function keysOf(secrets: Parameters<typeof createKeyring>[0], b: typeof backend)
   return () => ring;
 }
 
+describe("CSRF tokens: store revocation", () => {
+  it("destroyByUser (log out everywhere) ends the tokens of every session of the user", async () => {
+    const h = storeHarness();
+    let token = "";
+    await h.request(async (session) => {
+      await session.regenerate({ userId: "alice" });
+      token = await session.csrfToken();
+    });
+    expect(await verifies(h, token)).toBe(true);
+    await h.sessions.destroyByUser("alice");
+    expect(await verifies(h, token)).toBe(false);
+  });
+});
+
 describe("CSRF tokens: keys", () => {
   it("refuses a token made with another secret under the same key id, or a retired secret", async () => {
     const h = harness({ secret: { v1: SECRET } });
@@ -239,6 +267,24 @@ describe("CSRF tokens: keys", () => {
     // A secret taken out of the list: its tokens name a key id nobody holds.
     const retired = createCsrfSigner(keysOf([{ id: "v0", secret: OTHER_SECRET }], backend), "sid");
     expect(await (session as Session).verifyCsrfToken(await retired.issue(id))).toBe(false);
+  });
+
+  it("unmasks to HMAC-SHA256 under HKDF(secret, 'sessionkit/v1 csrf') of cookie name NUL id, on either backend", async () => {
+    // Computed here with node:crypto alone: run with SESSIONKIT_BACKEND=web too, a token of one
+    // backend is then known to verify on the other (a fleet mixing Node and Workers).
+    const h = harness({ secret: { v1: SECRET } });
+    const token = await tokenOf(h);
+    let id = "";
+    await h.request((s) => {
+      id = s.id;
+    });
+    const masked = Buffer.from(token.split(".")[2] as string, "base64url");
+    const mac = masked.subarray(32).map((byte, i) => byte ^ (masked[i] as number));
+    const key = Buffer.from(
+      hkdfSync("sha256", SECRET, new Uint8Array(0), "sessionkit/v1 csrf", 32),
+    );
+    const expected = createHmac("sha256", key).update(`sid\0${id}`).digest();
+    expect(Buffer.from(mac).equals(expected)).toBe(true);
   });
 
   it("a manager with another cookie name, same secret, refuses the token (bound to the cookie name)", async () => {
@@ -298,7 +344,9 @@ describe("requireCsrfToken", () => {
   it("refuses unsafe methods without a valid token: 403, no-store, plain text", async () => {
     const h = harness();
     const token = await tokenOf(h);
-    for (const method of ["POST", "PUT", "PATCH", "DELETE", "PROPFIND"]) {
+    // Lowercase too: Fetch upper-cases only its six standard methods ("post" is POST), and keeps
+    // any other as sent ("patch"), which is then no safe method either.
+    for (const method of ["POST", "PUT", "PATCH", "DELETE", "PROPFIND", "post", "patch", "Get-"]) {
       const denied = await guarded(h, { method });
       expect(denied).toBeInstanceOf(Response);
       const response = denied as Response;

@@ -158,4 +158,92 @@ describe("CSRF tokens under attack", () => {
     expect(await sb.verifyCsrfToken(token)).toBe(false);
     expect(await sa.verifyCsrfToken(token)).toBe(true);
   });
+  it("of two urlencoded `_csrf` fields the first counts: a forged one first refuses, the token first passes", async () => {
+    const h = harness();
+    const { token } = await savedSession(h);
+    const verdict = async (body: string) => {
+      const request = new Request(HERE, {
+        method: "POST",
+        headers: {
+          cookie: h.jar.header() ?? "",
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body,
+      });
+      const denied = await requireCsrfToken()(await h.sessions.load(request), request);
+      return denied ? denied.status : "pass";
+    };
+    const field = encodeURIComponent(token);
+    expect(await verdict(`_csrf=forged&_csrf=${field}`)).toBe(403);
+    expect(await verdict(`_csrf=${field}&_csrf=forged`)).toBe("pass");
+  });
+
+  it("a multipart `_csrf` that is a file holding the token is no token", async () => {
+    const h = harness();
+    const { token } = await savedSession(h);
+    const form = new FormData();
+    form.append("_csrf", new Blob([token]), "token.txt");
+    const request = new Request(HERE, {
+      method: "POST",
+      headers: { cookie: h.jar.header() ?? "" },
+      body: form,
+    });
+    const session = await h.sessions.load(request);
+    expect(((await requireCsrfToken()(session, request)) as Response).status).toBe(403);
+    // The same token as a text field passes: the refusal is the file's doing.
+    const text = new FormData();
+    text.append("_csrf", token);
+    const ok = new Request(HERE, {
+      method: "POST",
+      headers: { cookie: h.jar.header() ?? "" },
+      body: text,
+    });
+    expect(await requireCsrfToken()(await h.sessions.load(ok), ok)).toBeUndefined();
+  });
+
+  // Open, pinned: OWASP's synchronizer token binds to the session the browser presents, so a
+  // session planted in the browser brings its own tokens. Rails and Django share this; `__Host-`
+  // names (which no other host can set) and `regenerate()` at sign-in are the answer.
+  it("a session cookie a sibling subdomain tossed in front of the visitor's brings its own tokens (login CSRF; __Host- stops it)", async () => {
+    const h = harness();
+    const { session: victim } = await savedSession(h);
+    let planted = "";
+    const attacker = await h.request(
+      async (s) => {
+        planted = await s.csrfToken();
+      },
+      { cookie: "", keepJar: true },
+    );
+    const tossed = (attacker.lines[0] as string).split(";", 1)[0] as string;
+    // Set for the parent domain on a longer path, the tossed cookie is sent first.
+    const request = new Request(HERE, {
+      method: "POST",
+      headers: { cookie: `${tossed}; ${h.jar.header()}`, "x-csrf-token": planted },
+    });
+    const session = await h.sessions.load(request);
+    expect(session.id).not.toBe(victim.id);
+    expect(await requireCsrfToken()(session, request)).toBeUndefined();
+  });
+
+  // Open, pinned: asking a new visitor's session for a token saves it, so every anonymous view of
+  // a page with a form is a store record. On a memory store at its bound the least recently used go
+  // first: as many anonymous views as `maxSessions` sign every quiet visitor out.
+  it("anonymous views of a form each save a store session, and on a full memory store they evict signed-in visitors", async () => {
+    const store = memoryStore({ maxSessions: 20 });
+    const sessions = createSessions({ secret: SECRET, store });
+    const signIn = await sessions.load(new Request(HERE));
+    await signIn.regenerate({ userId: "alice" });
+    const out = new Headers();
+    await sessions.commit(signIn, out);
+    const alice = (out.get("set-cookie") as string).split(";", 1)[0] as string;
+    for (let i = 0; i < 20; i++) {
+      const anonymous = await sessions.load(new Request(HERE));
+      await anonymous.csrfToken();
+      await sessions.commit(anonymous, new Headers());
+    }
+    expect(store.size).toBe(20);
+    const back = await sessions.load(new Request(HERE, { headers: { cookie: alice } }));
+    expect(back.userId).toBeUndefined();
+    expect(back.isNew).toBe(true);
+  });
 });

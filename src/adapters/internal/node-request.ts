@@ -40,15 +40,20 @@ const URLENCODED = "application/x-www-form-urlencoded";
 
 /**
  * A form body the framework's parser already read, as the guard's Request can carry it (the stream
- * itself is spent): a string as it came (a raw-string parser), or the fields of an object, the
- * string values and lists of them (express.urlencoded, Koa's body parsers, @fastify/formbody,
- * multer's text fields), urlencoded, with the Request's Content-Type saying so. Only for a request
- * that says it sends a form: a JSON body parsed to an object is no form.
+ * itself is spent): a string or bytes as they came (a raw parser: express.text, express.raw,
+ * Fastify's `parseAs`), or the fields of an object, the string values and lists of them
+ * (express.urlencoded, Koa's body parsers, @fastify/formbody, multer's text fields), urlencoded,
+ * with the Request's Content-Type saying so. Only for a request that says it sends a form: a JSON
+ * body parsed to an object is no form.
  */
-function parsedForm(headers: Headers, parsed: unknown): string | undefined {
+function parsedForm(headers: Headers, parsed: unknown): BodyInit | undefined {
   const type = headers.get("content-type")?.split(";", 1)[0]?.trim().toLowerCase();
   if (type !== URLENCODED && type !== "multipart/form-data") return undefined;
+  // The raw body's length is not the form's: a multipart upload's text fields (multer) are small
+  // beside its files, and `maxFormBytes` would refuse them by a Content-Length that counted both.
+  headers.delete("content-length");
   if (typeof parsed === "string") return parsed;
+  if (parsed instanceof Uint8Array) return parsed as Uint8Array<ArrayBuffer>; // a Buffer: never shared memory
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
   if (ArrayBuffer.isView(parsed)) return undefined;
   const form = new URLSearchParams();
