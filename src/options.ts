@@ -252,6 +252,13 @@ const RESERVED_HEADERS = [
   "authorization",
   "proxy-authorization",
   "origin",
+  // Sent by browsers on their own, or settable by any page without a CORS preflight (the Fetch
+  // standard's CORS-safelisted request headers): the header transport stands for "not a browser's
+  // ambient credential", on which requireCsrfToken lets it pass.
+  "accept",
+  "accept-language",
+  "content-language",
+  "range",
 ];
 
 /** Validates and normalises options once, at start-up. Throws `ConfigError` saying what to change. */

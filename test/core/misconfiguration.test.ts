@@ -247,6 +247,26 @@ describe("createSessions: the rememberMe option (remembered sessions' deadlines)
   });
 });
 
+describe("createSessions: the header option", () => {
+  it.each([
+    "Cookie",
+    "authorization",
+    "origin",
+    "accept",
+    "Accept-Language",
+    "content-language",
+    "range",
+  ])("refuses %s, which HTTP or browsers give another meaning (or any page may set)", (name) => {
+    expect(configError(() => create({ header: name })).message).toMatch(
+      new RegExp(`"header" cannot be "${name}".*such as "x-session"`),
+    );
+  });
+
+  it("takes a name of the app's own", () => {
+    expect(createSessions({ secret: SECRET, header: "X-Session" }).headerName).toBe("x-session");
+  });
+});
+
 describe("createSessions: nested options and flags", () => {
   it("refuses an unknown track option, instead of recording the IP anyway", () => {
     const err = configError(() => create({ store: memoryStore(), track: { ipAddress: false } }));
