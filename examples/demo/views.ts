@@ -25,6 +25,15 @@ export interface PageContext {
   timeouts: string;
   /** The visitor's preference: a class on <body>. */
   theme: string;
+  /** The session's CSRF token, for the sign-out form; a page without one shows no form. */
+  csrf: string | undefined;
+}
+
+/** The hidden field every form of the demo posts, checked by requireCsrfToken. */
+function csrfField(token: string | undefined): string {
+  return token === undefined
+    ? ""
+    : `<input type="hidden" name="_csrf" value="${escapeHtml(token)}">`;
 }
 
 export function layout(page: PageContext, body: string): string {
@@ -34,9 +43,13 @@ export function layout(page: PageContext, body: string): string {
         `<p class="flash flash-${escapeHtml(f.level)}" role="status">${escapeHtml(f.message)}</p>`,
     )
     .join("");
+  const signOut =
+    page.csrf === undefined
+      ? ""
+      : `<form method="post" action="/logout" class="inline">${csrfField(page.csrf)}<button>Sign out ${escapeHtml(page.user)}</button></form>`;
   const nav = page.user
     ? `<a href="/">Home</a> <a href="/devices">Your devices</a> <a href="/private">Members</a>
-       <form method="post" action="/logout" class="inline"><button>Sign out ${escapeHtml(page.user)}</button></form>`
+       ${signOut}`
     : `<a href="/">Home</a> <a href="/private">Members</a> <a href="/login">Sign in</a>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -53,11 +66,12 @@ export function homeBody(
   user: string | undefined,
   expiresAt: number,
   storeLabel: string,
+  csrf: string | undefined,
 ): string {
   return `<p id="visits">You have visited this page <strong>${visits}</strong> time${visits === 1 ? "" : "s"}.</p>
 <p>${user ? `Signed in as <strong id="user">${escapeHtml(user)}</strong>.` : "You are not signed in."}</p>
 <p id="expires">Left idle, this session ends at ${when(expiresAt)}.</p>
-<form method="post" action="/preference">
+<form method="post" action="/preference">${csrfField(csrf)}
   <label>Theme <select name="theme">
     ${["light", "dark", "sepia"].map((t) => `<option${t === theme ? " selected" : ""}>${t}</option>`).join("")}
   </select></label> <button>Save preference</button>
@@ -72,8 +86,10 @@ function tour(storeLabel: string): string {
 <li><strong>Session data</strong>: reload this page and the count goes up (<code>session.set</code>), kept in the
  <code>${escapeHtml(storeLabel)}</code> store, typed and checked by a Zod schema. The theme above too.</li>
 <li><strong>Sign-in</strong>: <a href="/login">sign in</a> as a demo account. The session gets a new id and keeps its
- data (<code>session.regenerate({ userId })</code>). Without "Remember me" the cookie ends with the browser;
- with it, it lasts until the idle deadline (<code>session.rememberMe()</code>).</li>
+ data (<code>session.regenerate({ userId })</code>). Without "Remember me" the cookie ends with the browser and the
+ session with the short deadlines below; with it, the cookie outlives the browser and the session gets the longer
+ deadlines of the <code>rememberMe</code> option of <code>createSessions</code> (<code>session.rememberMe()</code>).
+ The page says when this session ends (<code>session.expiresAt</code>).</li>
 <li><strong>Flash messages</strong> by level (success, info, warning, error), shown once:
  <code>session.flash(level, message)</code>.</li>
 <li><strong>Guarded pages</strong>: <a href="/private">Members</a> and <a href="/devices">Your devices</a> send
@@ -82,22 +98,32 @@ function tour(storeLabel: string): string {
  device, then sign it out from the other one; its next request finds itself signed out and says so
  (<code>sessions.listByUser</code>, <code>revoke</code>, <code>destroyByUser</code>,
  <code>session.invalidReason</code>).</li>
-<li><strong>Safety</strong>: every form refuses posts from other origins (<code>requireSameOrigin()</code>);
- a tampered or expired cookie gives a fresh session, never an error page.</li>
+<li><strong>Safety</strong>: every form refuses posts from other origins (<code>requireSameOrigin()</code>) and
+ carries a hidden CSRF token of this session (<code>session.csrfToken()</code>): a post without one is refused
+ (<code>requireCsrfToken()</code>), the sign-in form's too. A tampered or expired cookie gives a fresh session,
+ never an error page.</li>
 </ul></section>`;
 }
 
-export function loginBody(): string {
+export function loginBody(csrf: string | undefined): string {
   const accounts = Object.entries(ACCOUNTS)
     .map(([name, password]) => `<li><code>${name}</code> / <code>${password}</code></li>`)
     .join("");
-  return `<form method="post" action="/login" class="stack">
+  return `<form method="post" action="/login" class="stack">${csrfField(csrf)}
   <label>Username <input name="username" autocomplete="username" required></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
   <label class="check"><input name="remember" type="checkbox"> Remember me on this device</label>
   <button>Sign in</button>
 </form>
 <p>Demo accounts:</p><ul>${accounts}</ul>`;
+}
+
+/** The 403 page of a post without a valid CSRF token. */
+export function forbiddenBody(): string {
+  return `<p>This form was refused, and nothing was changed: it did not carry a valid token of your session.
+That happens when the form came from another site, or when your session changed after the page was shown
+(you signed in or out in another tab, or the session ended).</p>
+<p><a href="/">Back to the home page</a>: reload the page and try again.</p>`;
 }
 
 export function privateBody(user: string): string {
@@ -138,7 +164,7 @@ function when(ms: number): string {
   return `<time datetime="${iso}">${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC</time>`;
 }
 
-export function devicesBody(devices: UserSession[] | undefined): string {
+export function devicesBody(devices: UserSession[] | undefined, csrf: string | undefined): string {
   if (!devices) {
     return `<p>Cookie sessions live only in each browser: they cannot be listed or revoked. Start the demo with a server store (the default, SQLite) to see this page.</p>`;
   }
@@ -151,7 +177,7 @@ export function devicesBody(devices: UserSession[] | undefined): string {
       // The button's name says which device, for screen readers that list buttons out of the table.
       const action = d.current
         ? ""
-        : `<form method="post" action="/devices/revoke" class="inline"><input type="hidden" name="handle" value="${escapeHtml(d.handle)}"><button aria-label="Sign out ${name}">Sign out</button></form>`;
+        : `<form method="post" action="/devices/revoke" class="inline">${csrfField(csrf)}<input type="hidden" name="handle" value="${escapeHtml(d.handle)}"><button aria-label="Sign out ${name}">Sign out</button></form>`;
       return `<tr${d.current ? ' class="current"' : ""}><td>${name}${d.current ? " (this device)" : ""}${browser}</td><td>${escapeHtml(d.ip ?? "")}</td>
 <td>${when(d.createdAt)}</td><td>${when(d.lastSeenAt)}</td><td>${action}</td></tr>`;
     })
@@ -159,12 +185,12 @@ export function devicesBody(devices: UserSession[] | undefined): string {
   const label = devices.find((d) => d.current)?.label ?? "";
   return `<table id="devices"><thead><tr><th>Device</th><th>IP</th><th>Started</th><th>Last seen</th><th>Action</th></tr></thead>
 <tbody>${rows}</tbody></table>
-<form method="post" action="/devices/label">
+<form method="post" action="/devices/label">${csrfField(csrf)}
   <label>Name this device <input name="label" maxlength="100" value="${escapeHtml(label)}" placeholder="Work laptop"></label>
   <button>Save name</button>
 </form>
-<div class="actions"><form method="post" action="/devices/others" class="inline"><button>Sign out other devices</button></form>
-<form method="post" action="/devices/everywhere" class="inline"><button>Sign out everywhere</button></form></div>`;
+<div class="actions"><form method="post" action="/devices/others" class="inline">${csrfField(csrf)}<button>Sign out other devices</button></form>
+<form method="post" action="/devices/everywhere" class="inline">${csrfField(csrf)}<button>Sign out everywhere</button></form></div>`;
 }
 
 export const STYLE = `*{box-sizing:border-box}body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7fb}

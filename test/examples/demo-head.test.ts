@@ -1,73 +1,7 @@
 // HEAD on the demo app (examples/demo/app.ts), in process on a loopback port: every GET route answers
 // HEAD with GET's status and headers and no body, and a HEAD changes nothing in the session.
-import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
-import { createDemoApp, createDemoSessions, type DemoOptions } from "../../examples/demo/app.js";
-import type { SessionStore } from "../../src/index.js";
-import { memoryStore } from "../../src/stores/memory.js";
-
-const SECRET = "a-demo-secret-for-the-head-tests-0123456789";
-const WRITES = ["set", "patch", "touch", "delete"] as const;
-
-/** A memory store that counts the writes reaching it. */
-function countingStore() {
-  const inner = memoryStore();
-  const writes: string[] = [];
-  const store: SessionStore = { ...inner };
-  for (const name of WRITES) {
-    const method = inner[name].bind(inner) as (...args: unknown[]) => Promise<unknown>;
-    (store as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
-      writes.push(name);
-      return method(...args);
-    };
-  }
-  return { store, writes };
-}
-
-const servers: Server[] = [];
-afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map((s) => {
-      s.closeAllConnections();
-      s.close();
-      return once(s, "close");
-    }),
-  );
-});
-
-async function startDemo(clock = { now: Date.now() }) {
-  const { store, writes } = countingStore();
-  const options: DemoOptions = {
-    secret: SECRET,
-    store,
-    storeLabel: "memory",
-    now: () => clock.now,
-  };
-  const server = createServer(createDemoApp(createDemoSessions(options), options));
-  servers.push(server);
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let cookie: string | undefined;
-  /** One request with this client's cookie; a Set-Cookie it gets back replaces it. */
-  const send = async (method: string, path: string, form?: Record<string, string>) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      redirect: "manual",
-      headers: {
-        ...(cookie ? { cookie } : {}),
-        ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
-      },
-      ...(form ? { body: new URLSearchParams(form).toString() } : {}),
-    });
-    const set = response.headers.get("set-cookie");
-    if (set) cookie = set.split(";")[0];
-    return { response, body: await response.text(), setCookie: set };
-  };
-  return { send, writes, clock };
-}
+import { describe, expect, it } from "vitest";
+import { startDemo } from "./demo-client.js";
 
 const visitsIn = (body: string) =>
   Number(/id="visits"[^>]*>.*?<strong>(\d+)<\/strong>/s.exec(body)?.[1]);
@@ -98,7 +32,7 @@ describe("the demo answers HEAD as GET, without a body", () => {
 
   it("HEAD of a members page a signed-in visitor may see is a 200 with the page's length", async () => {
     const demo = await startDemo();
-    await demo.send("POST", "/login", { username: "ada", password: "lovelace" });
+    await demo.signIn();
     for (const path of ["/private", "/devices"]) {
       const head = await demo.send("HEAD", path);
       const get = await demo.send("GET", path);
@@ -120,10 +54,10 @@ describe("a HEAD changes nothing in the session", () => {
 
   it("does not read a flash message away, nor leave one", async () => {
     const demo = await startDemo();
-    await demo.send("POST", "/login", { username: "ada", password: "lovelace" });
+    await demo.signIn();
     await demo.send("HEAD", "/");
     // A HEAD of a members page signed out would leave "Sign in to see that page." on a GET.
-    await demo.send("POST", "/logout");
+    await demo.submit("/private", "/logout");
     await demo.send("HEAD", "/private");
     const home = await demo.send("GET", "/");
     expect(home.body).toContain("You are signed out.");
@@ -136,7 +70,7 @@ describe("a HEAD changes nothing in the session", () => {
     expect(fresh.setCookie).toBeNull();
     expect(demo.writes).toEqual([]);
 
-    await demo.send("POST", "/login", { username: "ada", password: "lovelace" });
+    await demo.signIn();
     await demo.send("GET", "/");
     demo.writes.length = 0;
     // Past the touch interval a GET that writes nothing still slides the idle deadline (a touch).
