@@ -3,16 +3,26 @@ import { HMAC_BYTES, type MaybePromise } from "./crypto/backend.js";
 import type { KeyEntry, Keyring } from "./crypto/keyring.js";
 import { ConfigError } from "./errors.js";
 import { type Denial, denialResponse, type Guard, prepareDenial } from "./guard.js";
+import { CSRF_SEED_BYTES } from "./internal/record.js";
 import { rejectUnknown } from "./internal/unknown-options.js";
 import { type SessionData, SessionState } from "./session.js";
 
 /*
- * CSRF tokens, OWASP CSRF Prevention Cheat Sheet, "Synchronizer Token Pattern" without server state
- * (its HMAC variant): a token is HMAC-SHA256(key, cookie name NUL session id), the key derived by
- * HKDF for this purpose alone ("sessionkit/v1 csrf"), so nothing is stored and a session's tokens
- * die with its id (`regenerate`, `destroy`). Each token handed out is that MAC masked with a fresh
- * 32-byte pad (pad || mac XOR pad), as Rails and Django do: a token in a compressed HTML page then
- * never repeats, which is what a BREACH-style compression oracle needs to read it byte by byte.
+ * CSRF tokens, OWASP CSRF Prevention Cheat Sheet, "Synchronizer Token Pattern" in its HMAC form: a
+ * token is HMAC-SHA256(key, cookie name NUL "seed" NUL seed), the key derived by HKDF for this
+ * purpose alone ("sessionkit/v1 csrf"). The seed is 16 random bytes the session keeps in its meta
+ * (`SessionMeta.csrf`), made by its first `csrfToken()`: not the id, because `renewInterval` moves
+ * the id on its own, and a form open in one tab must survive a renewal another tab's request made.
+ * Rails and Django keep such a per-session secret too, and replace it at sign-in. What ends tokens
+ * is what drops the seed: `regenerate` (sign-in, any privilege change), `destroy`, a user switch.
+ * Tokens of the id (cookie name NUL id), as versions before the seed made them and as a saved
+ * session without one still gets once its response has begun, verify while the id holds, so pages
+ * served before the seed existed keep working. An id has no NUL: no id message is a seed's, so a
+ * seed that happens to spell some session's id signs nothing for it.
+ *
+ * Each token handed out is that MAC masked with a fresh 32-byte pad (pad || mac XOR pad), as Rails
+ * and Django do: a token in a compressed HTML page then never repeats, which is what a BREACH-style
+ * compression oracle needs to read it byte by byte.
  *
  * Format: `c1.<key id>.<base64url(pad || mac XOR pad)>`, led by a version and a key id as every
  * token of ours is: the key id says which secret signed it, so tokens made before a rotation verify
@@ -27,23 +37,36 @@ const PREFIX = "c1.";
 /** A key id is at most 16 characters; anything longer is not a token of ours, unread. */
 const TOKEN_MAX_CHARS = PREFIX.length + 16 + 1 + MASKED_CHARS;
 
+/**
+ * What a token is bound to: the session's seed (`SessionMeta.csrf`), or its id for the tokens made
+ * before seeds. @internal
+ */
+export type CsrfBinding = { readonly seed: string } | { readonly id: string };
+
 /** What a session needs to make and check its tokens; one per manager. @internal */
 export interface CsrfSigner {
-  issue(id: string): Promise<string>;
-  /** Whether `token` is a token of one of `ids`. False for anything malformed; never throws on it. */
-  verify(token: unknown, ids: readonly string[]): Promise<boolean>;
+  /** A new seed for a session: `CSRF_SEED_BYTES` random bytes, base64url. */
+  createSeed(): string;
+  issue(binding: CsrfBinding): Promise<string>;
+  /**
+   * Whether `token` is a token of one of `bindings`, tried in order. False for anything malformed;
+   * never throws on it.
+   */
+  verify(token: unknown, bindings: readonly CsrfBinding[]): Promise<boolean>;
 }
 
 /**
- * The signer of one manager: `keys` are its keyring (derived on first use), `binding` its cookie
- * name, so two managers sharing a secret do not accept each other's tokens. @internal
+ * The signer of one manager: `keys` are its keyring (derived on first use), `name` its cookie name,
+ * so two managers sharing a secret do not accept each other's tokens. @internal
  */
-export function createCsrfSigner(keys: () => MaybePromise<Keyring>, binding: string): CsrfSigner {
-  const message = (id: string) => `${binding}\0${id}`;
+export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string): CsrfSigner {
+  const message = (binding: CsrfBinding) =>
+    "seed" in binding ? `${name}\0seed\0${binding.seed}` : `${name}\0${binding.id}`;
   return {
-    async issue(id) {
+    createSeed: () => backend.encodeBase64Url(backend.randomBytes(CSRF_SEED_BYTES)),
+    async issue(binding) {
       const key = (await keys()).primary;
-      const mac = backend.decodeBase64Url(await backend.sign(key.csrf, message(id)), true);
+      const mac = backend.decodeBase64Url(await backend.sign(key.csrf, message(binding)), true);
       const pad = backend.randomBytes(PAD_BYTES);
       const out = new Uint8Array(PAD_BYTES + HMAC_BYTES);
       out.set(pad);
@@ -52,12 +75,12 @@ export function createCsrfSigner(keys: () => MaybePromise<Keyring>, binding: str
       }
       return `${PREFIX}${key.id}.${backend.encodeBase64Url(out)}`;
     },
-    async verify(token, ids) {
+    async verify(token, bindings) {
       const parsed = parse(await keys(), token);
       if (!parsed) return false;
-      for (const id of ids) {
+      for (const binding of bindings) {
         // The backend's verify compares in constant time (timingSafeEqual, subtle.verify).
-        if (await backend.verify(parsed.key.csrf, message(id), parsed.mac)) return true;
+        if (await backend.verify(parsed.key.csrf, message(binding), parsed.mac)) return true;
       }
       return false;
     },

@@ -535,8 +535,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       config.renewIntervalMs !== undefined &&
       now - stored.meta.renewedAt >= config.renewIntervalMs
     ) {
-      await session.regenerate();
-      session.reissue = "renew";
+      // Not regenerate(): no privilege changed, so the session's CSRF tokens stay valid.
+      session.renew();
     } else if (opened.stale) {
       session.reissue = "rotate";
     }

@@ -1,4 +1,4 @@
-import type { CsrfSigner } from "./csrf.js";
+import type { CsrfBinding, CsrfSigner } from "./csrf.js";
 import { SessionError } from "./errors.js";
 import type { InvalidReason } from "./options.js";
 import type { SessionMeta } from "./stores/store.js";
@@ -119,22 +119,30 @@ export interface Session<T extends SessionData = SessionData> {
    * or unbound from its user (a sign-out that keeps the session), starts empty and anew (data,
    * flashes, label, remember-me choice; its creation time is now): one user's data never carries
    * over to the next who signs in on the same browser, while a visitor's data (a cart) carries over
-   * at their own sign-in. Throws `ERR_SESSION_TOO_LARGE`, changing
-   * nothing, when the user id would push a cookie session past `maxSize`.
+   * at their own sign-in. The session's CSRF tokens end too (see `csrfToken`). Throws
+   * `ERR_SESSION_TOO_LARGE`, changing nothing, when the user id would push a cookie session past
+   * `maxSize`.
    */
   regenerate(options?: { userId?: string | null }): Promise<void>;
   /** Ends the session: its record is deleted and the cookie cleared. Later writes start a new one. */
   destroy(): void;
   /**
-   * A CSRF token for this session, to put in a form's hidden field or hand to scripts: an HMAC of the
-   * session's current id (OWASP's synchronizer token pattern, nothing stored). Every token of a
-   * session verifies until its id changes: `regenerate()` (sign-in) and `destroy()` end them all.
-   * Each call returns a different spelling (masked with a fresh pad, against BREACH-style compression
-   * attacks on pages that show it); use any of them. Asking makes a new session persist, so the
-   * visitor's next request brings back the id the token is bound to (a sign-in form shown to a first
-   * visitor, then its POST), and marks the response `Cache-Control: no-store` (a shared cache must not
-   * hand one session's token to others). Made with the first secret; verified with any still listed. Throws
-   * `ERR_SESSION_STATE` for a session not yet saved once its response has begun.
+   * A CSRF token for this session, to put in a form's hidden field or hand to scripts: an HMAC of a
+   * random seed the session keeps beside its data (OWASP's synchronizer token pattern; the first
+   * call makes the seed, and the commit saves it). Every token of a session verifies until the seed
+   * goes: `regenerate()` (sign-in, a user switch) and `destroy()` end them all, while the automatic
+   * renewal of `renewInterval` keeps them, so a form open in one tab survives a renewal another
+   * tab's request made. Two requests at once on a session with no seed yet can each make one: the
+   * later write wins, and a form holding the other's token is refused once (shown again, it gets a
+   * good one). Each call returns a different spelling (masked with a fresh pad, against
+   * BREACH-style compression attacks on pages that show it); use any of them. Asking makes a new
+   * session persist, so the visitor's next request brings back the session the token is bound to (a
+   * sign-in form shown to a first visitor, then its POST), and marks the response
+   * `Cache-Control: no-store` (a shared cache must not hand one session's token to others). Made
+   * with the first secret; verified with any still listed. Throws `ERR_SESSION_STATE` for a session
+   * not yet saved once its response has begun (a saved one without a seed then gets a token of its
+   * id, which a renewal ends), and `ERR_SESSION_TOO_LARGE`, changing nothing, when the seed would
+   * push a cookie session past `maxSize`.
    *
    * @example
    * ```ts
@@ -144,10 +152,13 @@ export interface Session<T extends SessionData = SessionData> {
    */
   csrfToken(): Promise<string>;
   /**
-   * Whether `token` is a CSRF token of this session (see `csrfToken`), compared in constant time.
-   * Resolves `false` for anything else: missing, not a string, malformed, tampered, another session's,
-   * or made with a secret no longer listed; it never throws on client input. The `requireCsrfToken`
-   * guard calls it; call it yourself where the guard cannot read the body (the node-based adapters).
+   * Whether `token` is a CSRF token of this session (see `csrfToken`), compared in constant time:
+   * one of its seed, or one of its id as versions before the seed made them (the current id, or the
+   * id a renewal in this very request moved away from). Resolves `false` for anything else:
+   * missing, not a string, malformed, tampered, another session's, one from before a `regenerate`
+   * or `destroy`, or made with a secret no longer listed; it never throws on client input. The
+   * `requireCsrfToken` guard calls it; call it yourself where the guard cannot read the body (the
+   * node-based adapters).
    *
    * @example
    * ```ts
@@ -369,6 +380,21 @@ export class SessionState implements Session<SessionData> {
     ) {
       throw new SessionError("ERR_SESSION_STATE", "regenerate({ userId }) takes a string or null");
     }
+    // Sign-in and every other privilege change: the CSRF tokens shown before it end (OWASP CSRF
+    // Prevention Cheat Sheet, "Login CSRF": a pre-session is not carried into the real one).
+    this.moveToNewId(options.userId, false);
+  }
+
+  /**
+   * The manager's renewal at load (`renewInterval`): a new id against a stolen one, no privilege
+   * change, so the CSRF seed stays and forms open in other tabs keep their tokens. @internal
+   */
+  renew(): void {
+    this.moveToNewId(undefined, true);
+    this.reissue = "renew";
+  }
+
+  private moveToNewId(userId: string | null | undefined, keepCsrfSeed: boolean): void {
     this.assertOpen();
     const before = {
       id: this.id,
@@ -381,8 +407,12 @@ export class SessionState implements Session<SessionData> {
     };
     this.id = this.hooks.generateId();
     this.meta = { ...this.meta, renewedAt: this.hooks.now() };
+    if (!keepCsrfSeed && this.meta.csrf !== undefined) {
+      delete this.meta.csrf;
+      this.metaChanges.add("csrf");
+    }
     const previous = this.meta.userId;
-    if (previous !== undefined && options.userId !== undefined && previous !== options.userId) {
+    if (previous !== undefined && userId !== undefined && previous !== userId) {
       // Signing in as someone else on a browser still signed in as another user, or signing out
       // (unbinding) ahead of whoever signs in next: nothing of the user's session (a role kept in
       // it, their cart, their device label) may come along.
@@ -396,8 +426,8 @@ export class SessionState implements Session<SessionData> {
         this.metaChanges.add(field);
       }
     }
-    if (options.userId === null) delete this.meta.userId;
-    else if (options.userId !== undefined) this.meta.userId = options.userId;
+    if (userId === null) delete this.meta.userId;
+    else if (userId !== undefined) this.meta.userId = userId;
     this.replaced = true;
     this.reissue = undefined;
     // The user id is sealed into a cookie session too: past maxSize, its next load would refuse it.
@@ -415,22 +445,32 @@ export class SessionState implements Session<SessionData> {
   }
 
   async csrfToken(): Promise<string> {
-    // A session not yet saved has an id the client does not hold: save it, or the token would be
-    // bound to an id the next request does not bring back.
-    if ((this.origin === undefined || this.destroyed) && !this.hasWrites) {
-      this.assertOpen();
-      this.replaced = true;
+    let binding: CsrfBinding;
+    if (this.meta.csrf !== undefined) binding = { seed: this.meta.csrf };
+    else if (this.closed && this.origin !== undefined && !this.destroyed) {
+      // Too late to save a seed, but the client holds this saved session's id: a token of the id
+      // works as every token did before seeds, until a renewal moves the id.
+      binding = { id: this.id };
+    } else {
+      const seed = this.hooks.csrf.createSeed();
+      // A change to write, so a new visitor's session is saved too and the token's POST brings back
+      // the session that holds the seed. A session not yet saved throws here once closed.
+      this.changeSealedMeta("csrf", { ...this.meta, csrf: seed });
+      binding = { seed };
     }
     this.csrfIssued = true;
-    return this.hooks.csrf.issue(this.id);
+    return this.hooks.csrf.issue(binding);
   }
 
   async verifyCsrfToken(token: unknown): Promise<boolean> {
-    // A renewal at load (`renewInterval`) moved the id before the handler ran: a page served
-    // under the id this request arrived with is still this session's. An explicit regenerate()
-    // clears `reissue`, so sign-in still ends the old tokens.
-    const ids = this.reissue === "renew" && this.origin ? [this.id, this.origin.id] : [this.id];
-    return this.hooks.csrf.verify(token, ids);
+    const bindings: CsrfBinding[] = [];
+    if (this.meta.csrf !== undefined) bindings.push({ seed: this.meta.csrf });
+    // Tokens of the id, from versions before the seed (and late tokens, see csrfToken). A renewal
+    // at load moved the id before the handler ran: a page served under the id this request arrived
+    // with is still this session's. An explicit regenerate() clears `reissue`.
+    bindings.push({ id: this.id });
+    if (this.reissue === "renew" && this.origin) bindings.push({ id: this.origin.id });
+    return this.hooks.csrf.verify(token, bindings);
   }
 
   /**

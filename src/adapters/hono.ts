@@ -131,10 +131,39 @@ export function sessionGuard<T extends SessionData>(
   ...guards: Guard<T>[]
 ): MiddlewareHandler<EnvOf<T>> {
   return async (c, next) => {
-    const denied = await runGuards(guards, c.get("session"), c.req.raw);
+    const denied = await runGuards(guards, c.get("session"), await guardRequest(c));
     if (denied) return denied;
     await next();
   };
+}
+
+/**
+ * The Request a guard reads. Hono's body readers (`c.req.parseBody()`, `validator("form", ...)`,
+ * `c.req.text()`) read the Request's own stream and keep what they read on `c.req.bodyCache`: after
+ * one of them the raw Request's body is spent, and a guard reading a form field
+ * (`requireCsrfToken`) would find none. Then the guard gets a copy carrying what Hono kept, as the
+ * node-based adapters hand on what their framework's parser read. A JSON body is no form: left out.
+ */
+async function guardRequest(c: Context): Promise<Request> {
+  const raw = c.req.raw;
+  if (!raw.bodyUsed) return raw;
+  const cache = c.req.bodyCache;
+  // The bytes as they came first (their Content-Type and size hold); a FormData only when Hono
+  // kept nothing else.
+  const kept = cache.arrayBuffer ?? cache.text ?? cache.blob ?? cache.formData;
+  if (kept === undefined) return raw;
+  try {
+    // Hono keeps the reader's promise, typed as its value.
+    const body: BodyInit = await kept;
+    const headers = new Headers(raw.headers);
+    headers.delete("content-length");
+    // Encoded anew, with a boundary of its own that the Request's own Content-Type then names.
+    if (body instanceof FormData) headers.delete("content-type");
+    return new Request(raw.url, { method: raw.method, headers, body });
+  } catch {
+    // The reader failed (a malformed form): the guard sees a spent body, as it would have.
+    return raw;
+  }
 }
 
 /** Hono's `c.res` setter copies the old response's headers onto the new one; clearing it first skips that. */

@@ -1,4 +1,10 @@
+import { isBase64Url } from "../crypto/backend.js";
 import type { SessionMeta } from "../stores/store.js";
+
+/** Random bytes of a session's CSRF seed (`SessionMeta.csrf`): 128 bits, unguessable. */
+export const CSRF_SEED_BYTES = 16;
+/** The seed in unpadded base64url. */
+const CSRF_SEED_CHARS = Math.ceil((CSRF_SEED_BYTES * 4) / 3);
 
 /** The plaintext of a cookie session: short keys, because every byte rides on every request. */
 interface WireRecord {
@@ -10,6 +16,8 @@ interface WireRecord {
   u?: string;
   f?: Record<string, string[]>;
   p?: boolean;
+  /** The CSRF seed. */
+  x?: string;
 }
 
 export interface CookieRecord {
@@ -29,6 +37,7 @@ export function encodeRecord(id: string, data: Record<string, unknown>, meta: Se
   if (meta.userId !== undefined) wire.u = meta.userId;
   if (meta.flash !== undefined) wire.f = meta.flash;
   if (meta.persistent !== undefined) wire.p = meta.persistent;
+  if (meta.csrf !== undefined) wire.x = meta.csrf;
   return JSON.stringify(wire);
 }
 
@@ -44,17 +53,19 @@ export function decodeRecord(text: string): CookieRecord | undefined {
     return undefined;
   }
   if (!isPlainObject(wire)) return undefined;
-  const { i, d, c, t, r, u, f, p } = wire as Partial<WireRecord>;
+  const { i, d, c, t, r, u, f, p, x } = wire as Partial<WireRecord>;
   if (typeof i !== "string" || !isPlainObject(d) || !isTime(c) || !isTime(t) || !isTime(r)) {
     return undefined;
   }
   if (u !== undefined && typeof u !== "string") return undefined;
   if (f !== undefined && !isFlash(f)) return undefined;
   if (p !== undefined && typeof p !== "boolean") return undefined;
+  if (x !== undefined && !isCsrfSeed(x)) return undefined;
   const meta: SessionMeta = { createdAt: c, touchedAt: t, renewedAt: r };
   if (u !== undefined) meta.userId = u;
   if (f !== undefined) meta.flash = f;
   if (p !== undefined) meta.persistent = p;
+  if (x !== undefined) meta.csrf = x;
   return { id: i, data: d, meta };
 }
 
@@ -66,7 +77,7 @@ export function decodeRecord(text: string): CookieRecord | undefined {
  */
 export function isSessionMeta(meta: unknown): meta is SessionMeta {
   if (!isPlainObject(meta)) return false;
-  const { createdAt, touchedAt, renewedAt, userId, flash, persistent, label, userAgent, ip } =
+  const { createdAt, touchedAt, renewedAt, userId, flash, persistent, label, userAgent, ip, csrf } =
     meta as Partial<Record<keyof SessionMeta, unknown>>;
   return (
     isTime(createdAt) &&
@@ -77,8 +88,17 @@ export function isSessionMeta(meta: unknown): meta is SessionMeta {
     isOptional(userAgent, "string") &&
     isOptional(ip, "string") &&
     isOptional(persistent, "boolean") &&
-    (flash === undefined || isFlash(flash))
+    (flash === undefined || isFlash(flash)) &&
+    (csrf === undefined || isCsrfSeed(csrf))
   );
+}
+
+/**
+ * Whether `value` is a seed as `csrfToken()` makes them. Any other string (a short one, one a hand
+ * edit left) is refused with its record rather than trusted as a secret to sign tokens with.
+ */
+function isCsrfSeed(value: unknown): value is string {
+  return typeof value === "string" && value.length === CSRF_SEED_CHARS && isBase64Url(value);
 }
 
 function isOptional(value: unknown, type: "string" | "boolean"): boolean {

@@ -83,6 +83,15 @@ export interface SessionMeta {
    * `session.rememberMe`; absent, the `cookie.persistent` option decides.
    */
   persistent?: boolean;
+  /**
+   * The session's CSRF seed: 16 random bytes in base64url (22 characters), made by its first
+   * `session.csrfToken()` and bound into every token it hands out. Kept here rather than derived
+   * from the id because `renewInterval` moves the id on its own, and a form open in another tab
+   * must outlive that; `regenerate` and `destroy` drop it, which ends the tokens. A secret of the
+   * session: `listByUser` and `sessionkit inspect` never show it. A store keeps it as any other
+   * meta field.
+   */
+  csrf?: string;
 }
 
 /** The changes of one request, as `commit` hands them to `patch`. */

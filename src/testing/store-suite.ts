@@ -90,7 +90,7 @@ export function testStore(
         expect(await store.get(randomKey())).toBeUndefined();
       });
 
-      it("round-trips data and meta, including userId, flash and the remember-me flag", async () => {
+      it("round-trips data and meta, including userId, flash, the remember-me flag and the CSRF seed", async () => {
         const key = randomKey();
         const session: StoredSession = {
           data: { count: 3, nested: { list: [1, "two", null, true] }, empty: {} },
@@ -102,6 +102,7 @@ export function testStore(
             ip: "203.0.113.7",
             label: "laptop",
             persistent: false,
+            csrf: "q2Lx8Q0bXWv7cJmT4nKd1A",
           },
         };
         await store.set(key, session, later());
@@ -169,6 +170,26 @@ export function testStore(
           persistent: true,
         });
         expect(got?.meta).not.toHaveProperty("label");
+      });
+
+      it("patch sets, replaces and removes the CSRF seed as any meta field", async () => {
+        const key = randomKey();
+        await store.set(key, { data: { a: 1 }, meta: metaAt(clock) }, later());
+        const seeds = ["q2Lx8Q0bXWv7cJmT4nKd1A", "Zm9vYmFyYmF6cXV4cXV1dQ"];
+        for (const csrf of seeds) {
+          expect(await store.patch(key, { set: {}, delete: [], meta: { csrf } }, later())).toBe(
+            true,
+          );
+          expect(await store.get(key)).toEqual({
+            data: { a: 1 },
+            meta: { ...metaAt(clock), csrf },
+          });
+        }
+        const cleared = { set: {}, delete: [], meta: { csrf: null } };
+        expect(await store.patch(key, cleared, later())).toBe(true);
+        const got = await store.get(key);
+        expect(got).toEqual({ data: { a: 1 }, meta: metaAt(clock) });
+        expect(got?.meta).not.toHaveProperty("csrf");
       });
 
       it.runIf(injected)("patch moves the deadline", async () => {

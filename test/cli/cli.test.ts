@@ -8,6 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliIo, main } from "../../src/cli/index.js";
 import { createSessions, type SessionsOptions } from "../../src/index.js";
+import type { SessionState } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { mysqlStore } from "../../src/stores/mysql.js";
 import { postgresStore } from "../../src/stores/postgres.js";
@@ -159,6 +160,25 @@ describe("sessionkit inspect", () => {
     expect(out.data).toEqual({ user: "ada", cart: [1, 2] });
     expect(out.idleDeadline - out.touchedAt).toBe(30 * 60_000);
     expect(out.absoluteDeadline - out.createdAt).toBe(30 * DAY_MS);
+  });
+
+  it("never prints the session's CSRF seed, in text or JSON", async () => {
+    const sessions = createSessions({ secret: SECRET });
+    const session = await sessions.load(new Headers());
+    session.set("user", "ada");
+    await session.csrfToken();
+    const seed = (session as SessionState).meta.csrf as string;
+    expect(seed).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const headers = new Headers();
+    await sessions.commit(session, headers);
+    const token = (headers.getSetCookie()[0] as string).split(";")[0]?.slice("sid=".length);
+    for (const flags of [[], ["--json"]]) {
+      const run = await cli(["inspect", token as string, ...flags]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain("ada");
+      expectNoSecret(run, seed);
+      expect(run.stdout).not.toMatch(/csrf/i);
+    }
   });
 
   it("reads a whole Cookie header with chunked cookies, joining the chunks", async () => {

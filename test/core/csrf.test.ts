@@ -1,16 +1,19 @@
 /**
  * CSRF tokens (`session.csrfToken`, `session.verifyCsrfToken`) and the `requireCsrfToken` guard, on
- * cookie sessions (encrypted and signed) and store sessions: bound to the session's id, so they die
- * with regenerate and destroy; verified with any listed secret; refused in every malformed shape.
+ * cookie sessions (encrypted and signed) and store sessions: bound to a seed the session keeps, so
+ * they outlive `renewInterval`'s renewal and die with regenerate, a user switch and destroy; tokens
+ * of the id (older versions') still verify; verified with any listed secret; refused in every
+ * malformed shape.
  */
 
-import { createHmac, hkdfSync } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { backend } from "#crypto-backend";
 import { createKeyring } from "../../src/crypto/keyring.js";
 import { createCsrfSigner, requireCsrfToken } from "../../src/csrf.js";
 import { ConfigError, createSessions, isSessionError, type Session } from "../../src/index.js";
-import { closeSession } from "../../src/session.js";
+import { decodeRecord, encodeRecord } from "../../src/internal/record.js";
+import { closeSession, type SessionState } from "../../src/session.js";
 import {
   DAY,
   type Harness,
@@ -36,6 +39,11 @@ async function tokenOf(h: Harness): Promise<string> {
     token = await session.csrfToken();
   });
   return token;
+}
+
+/** The CSRF seed the session keeps in its meta (internal: no public API shows it). */
+function seedOf(session: Session): string | undefined {
+  return (session as SessionState).meta.csrf;
 }
 
 async function verifies(h: Harness, token: unknown): Promise<boolean> {
@@ -209,22 +217,123 @@ describe.each(MODES)("CSRF tokens: %s", (_name, make, mode) => {
     expect(await session.verifyCsrfToken(renewed)).toBe(true);
   });
 
-  it("a session renewed at load (renewInterval) still accepts tokens of the id the request came with, that once", async () => {
+  it("a token issued before a renewal another request made verifies after it: renewInterval keeps the seed", async () => {
     const h = make({ renewInterval: "1d", absoluteTimeout: "30d", idleTimeout: "7d" });
-    const token = await tokenOf(h);
+    // Request 1: tab A shows a form.
+    let token = "";
+    const form = await h.request(async (session) => {
+      token = await session.csrfToken();
+    });
+    const before = form.session.id;
     h.clock.advance(DAY + MINUTE);
+    // Request 2, same cookie: tab B's request renews the id, and accepts the token too.
     let during = false;
-    let renewed = false;
-    await h.request(async (session) => {
-      renewed = h.invalid.length === 0 && session.isNew === false;
+    const renewal = await h.request(async (session) => {
       during = await session.verifyCsrfToken(token);
     });
-    expect(renewed).toBe(true);
+    expect(h.invalid).toEqual([]);
+    expect(renewal.session.isNew).toBe(false);
+    expect(renewal.session.id).not.toBe(before);
+    expect(renewal.lines).toHaveLength(1);
+    expect(h.events.some((event) => event.type === "renewed")).toBe(true);
+    expect(during).toBe(true);
+    // Request 3, with the renewed cookie: tab A posts its form.
+    expect(await verifies(h, token)).toBe(true);
+    if (h.sessions.store) {
+      // The token outlived the id it was first shown with: that id opens nothing any more.
+      const cookie = form.lines[0]?.split(";", 1)[0];
+      const stale = await h.request(() => {}, { cookie, keepJar: true });
+      expect(stale.session.isNew).toBe(true);
+    }
+  });
+
+  // Open, pinned (docs/SECURITY.md): the seed is written by the request that makes it, and two
+  // requests of one session in flight at once each make their own; the later write wins.
+  it("two requests at once on a session with no seed each make one: the later write wins, the other's token is refused", async () => {
+    const h = make();
+    await h.request((session) => session.set("n", 1)); // saved, no seed yet
+    const init = { headers: { cookie: h.jar.header() ?? "" } };
+    const tabA = await h.sessions.load(new Request("https://example.com/a", init));
+    const tabB = await h.sessions.load(new Request("https://example.com/b", init));
+    const tokenA = await tabA.csrfToken();
+    const tokenB = await tabB.csrfToken();
+    for (const tab of [tabA, tabB]) {
+      const out = new Headers();
+      await h.sessions.commit(tab, out);
+      h.jar.apply(out.getSetCookie());
+    }
+    expect(await verifies(h, tokenA)).toBe(false);
+    expect(await verifies(h, tokenB)).toBe(true);
+  });
+
+  it("the request that renews still accepts a token of the id it came with (an older version's), that once", async () => {
+    const h = make({ renewInterval: "1d", absoluteTimeout: "30d", idleTimeout: "7d" });
+    let id = "";
+    await h.request((session) => {
+      session.set("n", 1);
+      id = session.id;
+    });
+    const signer = createCsrfSigner(keysOf([{ id: undefined, secret: SECRET }], backend), "sid");
+    const token = await signer.issue({ id });
+    h.clock.advance(DAY + MINUTE);
+    let during = false;
+    await h.request(async (session) => {
+      expect(session.id).not.toBe(id);
+      during = await session.verifyCsrfToken(token);
+    });
     expect(during).toBe(true);
     // The renewal was committed: the old id is gone, and its tokens with it.
     expect(await verifies(h, token)).toBe(false);
   });
+
+  it.each([
+    ["regenerate() (a privilege change)", undefined, (s: Session) => s.regenerate()],
+    [
+      "regenerate({ userId }) (sign-in)",
+      undefined,
+      (s: Session) => s.regenerate({ userId: "ada" }),
+    ],
+    ["a user switch", "ada", (s: Session) => s.regenerate({ userId: "grace" })],
+    [
+      "signing out with regenerate({ userId: null })",
+      "ada",
+      (s: Session) => s.regenerate({ userId: null }),
+    ],
+    ["destroy()", "ada", (s: Session) => s.destroy()],
+  ] as const)(
+    "tokens a renewal keeps end at %s, in the same request and after",
+    async (_what, user, end) => {
+      const h = make({ renewInterval: "1d", absoluteTimeout: "30d", idleTimeout: "7d" });
+      let token = "";
+      let seed: string | undefined;
+      await h.request(async (session) => {
+        if (user) await session.regenerate({ userId: user });
+        token = await session.csrfToken();
+        seed = seedOf(session);
+      });
+      h.clock.advance(DAY + MINUTE);
+      expect(await verifies(h, token)).toBe(true); // renewed, and the token holds
+      let sameRequest = true;
+      let fresh = "";
+      await h.request(async (session) => {
+        await end(session);
+        expect(seedOf(session)).toBeUndefined();
+        sameRequest = await session.verifyCsrfToken(token);
+        fresh = await session.csrfToken();
+        expect(seedOf(session)).not.toBe(seed);
+      });
+      expect(sameRequest).toBe(false);
+      expect(await verifies(h, token)).toBe(false);
+      expect(await verifies(h, fresh)).toBe(true);
+    },
+  );
 });
+
+/** HMAC-SHA256 of `message` under HKDF(SECRET, "sessionkit/v1 csrf"), by node:crypto alone. */
+function hmacOf(message: string): Buffer {
+  const key = Buffer.from(hkdfSync("sha256", SECRET, new Uint8Array(0), "sessionkit/v1 csrf", 32));
+  return createHmac("sha256", key).update(message).digest();
+}
 
 /** A keyring as the manager hands it to the signer: derived once, given on each call. */
 function keysOf(secrets: Parameters<typeof createKeyring>[0], b: typeof backend) {
@@ -246,6 +355,70 @@ describe("CSRF tokens: store revocation", () => {
   });
 });
 
+describe("CSRF seed: kept in meta, never shown", () => {
+  const SEED = "AAAAAAAAAAAAAAAAAAAAAA"; // 16 zero bytes
+  // Wrong type, wrong length, outside base64url, non-canonical (the last character's unused bits set).
+  const BAD_SEEDS: unknown[] = [
+    42,
+    true,
+    null,
+    {},
+    ["x"],
+    "",
+    "short",
+    `${SEED}A`,
+    SEED.slice(1),
+    `${SEED.slice(1)}!`,
+    `${SEED.slice(1)}B`,
+  ];
+
+  it("listByUser never shows the seed", async () => {
+    const h = storeHarness();
+    let seed: string | undefined;
+    await h.request(async (session) => {
+      await session.regenerate({ userId: "alice" });
+      session.setLabel("laptop");
+      await session.csrfToken();
+      seed = seedOf(session);
+    });
+    expect(seed).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const devices = await h.sessions.listByUser("alice");
+    expect(devices).toHaveLength(1);
+    expect(devices[0]?.label).toBe("laptop");
+    expect(Object.keys(devices[0] as object)).not.toContain("csrf");
+    expect(JSON.stringify(devices)).not.toContain(seed as string);
+  });
+
+  it("a store row whose seed is not a seed (wrong type or length) is refused as malformed", async () => {
+    for (const bad of BAD_SEEDS) {
+      const h = storeHarness();
+      const store = h.sessions.store as NonNullable<typeof h.sessions.store>;
+      const { session } = await h.request(async (s) => {
+        await s.csrfToken();
+      });
+      const key = (session as SessionState).origin?.key as string;
+      const row = await store.get(key);
+      expect(row?.meta.csrf).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      const meta = { ...row?.meta, csrf: bad } as never;
+      await store.set(key, { data: row?.data ?? {}, meta }, h.clock.now() + DAY);
+      const replayed = await h.request();
+      expect(replayed.session.isNew, JSON.stringify(bad)).toBe(true);
+      expect(h.invalid, JSON.stringify(bad)).toEqual(["malformed"]);
+    }
+  });
+
+  it("a cookie record carries the seed under its short key, and one with a bad seed is refused", () => {
+    const meta = { createdAt: 1, touchedAt: 1, renewedAt: 1, csrf: SEED };
+    const good = encodeRecord("id-0123456789abcdef", {}, meta);
+    expect(good).toContain(`"x":"${SEED}"`);
+    expect(decodeRecord(good)?.meta).toEqual(meta);
+    for (const bad of BAD_SEEDS) {
+      const record = good.replace(`"x":"${SEED}"`, `"x":${JSON.stringify(bad)}`);
+      expect(decodeRecord(record), JSON.stringify(bad)).toBeUndefined();
+    }
+  });
+});
+
 describe("CSRF tokens: keys", () => {
   it("refuses a token made with another secret under the same key id, or a retired secret", async () => {
     const h = harness({ secret: { v1: SECRET } });
@@ -259,43 +432,75 @@ describe("CSRF tokens: keys", () => {
     const id = (session as Session).id;
     const forger = createCsrfSigner(keysOf([{ id: "v1", secret: OTHER_SECRET }], backend), "sid");
     const genuine = createCsrfSigner(keysOf([{ id: "v1", secret: SECRET }], backend), "sid");
-    const forged = await forger.issue(id);
+    const forged = await forger.issue({ id });
     expect(keyIdOf(forged)).toBe("v1");
     expect(await (session as Session).verifyCsrfToken(forged)).toBe(false);
     // The same construction with the right secret verifies: the refusal above is the secret's doing.
-    expect(await (session as Session).verifyCsrfToken(await genuine.issue(id))).toBe(true);
+    expect(await (session as Session).verifyCsrfToken(await genuine.issue({ id }))).toBe(true);
     // A secret taken out of the list: its tokens name a key id nobody holds.
     const retired = createCsrfSigner(keysOf([{ id: "v0", secret: OTHER_SECRET }], backend), "sid");
-    expect(await (session as Session).verifyCsrfToken(await retired.issue(id))).toBe(false);
+    expect(await (session as Session).verifyCsrfToken(await retired.issue({ id }))).toBe(false);
   });
 
-  it("unmasks to HMAC-SHA256 under HKDF(secret, 'sessionkit/v1 csrf') of cookie name NUL id, on either backend", async () => {
+  it("unmasks to HMAC-SHA256 under HKDF(secret, 'sessionkit/v1 csrf') of cookie name NUL 'seed' NUL seed, on either backend", async () => {
     // Computed here with node:crypto alone: run with SESSIONKIT_BACKEND=web too, a token of one
     // backend is then known to verify on the other (a fleet mixing Node and Workers).
     const h = harness({ secret: { v1: SECRET } });
     const token = await tokenOf(h);
-    let id = "";
+    let seed: string | undefined;
     await h.request((s) => {
-      id = s.id;
+      seed = seedOf(s);
     });
+    expect(seed).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const masked = Buffer.from(token.split(".")[2] as string, "base64url");
     const mac = masked.subarray(32).map((byte, i) => byte ^ (masked[i] as number));
-    const key = Buffer.from(
-      hkdfSync("sha256", SECRET, new Uint8Array(0), "sessionkit/v1 csrf", 32),
-    );
-    const expected = createHmac("sha256", key).update(`sid\0${id}`).digest();
-    expect(Buffer.from(mac).equals(expected)).toBe(true);
+    expect(Buffer.from(mac).equals(hmacOf(`sid\0seed\0${seed}`))).toBe(true);
+  });
+
+  it("a token of the id, as versions before the seed made them, still verifies beside the seed's", async () => {
+    const h = harness({ secret: { v1: SECRET } });
+    const token = await tokenOf(h);
+    let oldStyle = "";
+    let results: boolean[] = [];
+    await h.request(async (s) => {
+      expect(seedOf(s)).toBeDefined();
+      // Built with node:crypto alone: HMAC of cookie name NUL id, masked with a random pad.
+      const pad = randomBytes(32);
+      const mac = hmacOf(`sid\0${s.id}`).map((byte, i) => byte ^ (pad[i] as number));
+      oldStyle = `c1.v1.${Buffer.concat([pad, mac]).toString("base64url")}`;
+      results = [await s.verifyCsrfToken(oldStyle), await s.verifyCsrfToken(token)];
+    });
+    expect(results).toEqual([true, true]);
+    expect(await verifies(h, oldStyle)).toBe(true);
+  });
+
+  it("a seed's token never verifies as an id's, nor an id's as a seed's (domain separation)", async () => {
+    const signer = createCsrfSigner(keysOf([{ id: undefined, secret: SECRET }], backend), "sid");
+    // A seed is 22 base64url characters: it could spell a session id.
+    const value = signer.createSeed();
+    expect(value).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(signer.createSeed()).not.toBe(value);
+    const bySeed = await signer.issue({ seed: value });
+    const byId = await signer.issue({ id: value });
+    expect(await signer.verify(bySeed, [{ id: value }])).toBe(false);
+    expect(await signer.verify(byId, [{ seed: value }])).toBe(false);
+    expect(await signer.verify(bySeed, [{ id: value }, { seed: value }])).toBe(true);
+    expect(await signer.verify(byId, [{ seed: value }, { id: value }])).toBe(true);
   });
 
   it("a manager with another cookie name, same secret, refuses the token (bound to the cookie name)", async () => {
     const h = harness();
     const token = await tokenOf(h);
     let id = "";
+    let seed = "";
     await h.request((s) => {
       id = s.id;
+      seed = seedOf(s) as string;
     });
+    const bySeed = createCsrfSigner(keysOf([{ id: undefined, secret: SECRET }], backend), "other");
+    expect(await verifies(h, await bySeed.issue({ seed }))).toBe(false);
     const other = createCsrfSigner(keysOf([{ id: undefined, secret: SECRET }], backend), "other");
-    const otherToken = await other.issue(id);
+    const otherToken = await other.issue({ id });
     expect(keyIdOf(otherToken)).toBe(keyIdOf(token));
     expect(await verifies(h, otherToken)).toBe(false);
   });
@@ -315,6 +520,24 @@ describe("CSRF tokens: keys", () => {
       token = await session.csrfToken();
     });
     expect(await verifies(h, token)).toBe(true);
+  });
+
+  it("a saved session without a seed asked once its response has begun gets a token of its id (a Server Component's case)", async () => {
+    const h = harness({ renewInterval: "1d", absoluteTimeout: "30d", idleTimeout: "7d" });
+    await h.request((session) => session.set("n", 1));
+    let token = "";
+    const late = await h.request(async (session) => {
+      closeSession(session);
+      token = await session.csrfToken();
+      expect(seedOf(session)).toBeUndefined();
+    });
+    expect(late.lines).toEqual([]);
+    expect(late.headers.get("cache-control")).toBe("no-store");
+    expect(await verifies(h, token)).toBe(true);
+    // Bound to the id, it ends at the next renewal; a seed's token would not.
+    h.clock.advance(DAY + MINUTE);
+    await h.request();
+    expect(await verifies(h, token)).toBe(false);
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * Attempts on the CSRF tokens and `requireCsrfToken`: the compare is the backend's constant-time
  * one, the key is the token's own (not the cookie-signing key), the header-transport pass lends
- * nothing to a browser's cookie session, and no token, id or secret reaches an error, an event, a
- * log line or a refusal.
+ * nothing to a browser's cookie session, a seed's token is no id's, and no token, id, seed or secret
+ * reaches an error, an event, a log line or a refusal.
  */
 
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -10,7 +10,7 @@ import { backend } from "#crypto-backend";
 import { createKeyring } from "../../src/crypto/keyring.js";
 import { requireCsrfToken } from "../../src/csrf.js";
 import { createSessions, type Session, type SessionEvent } from "../../src/index.js";
-import { closeSession } from "../../src/session.js";
+import { closeSession, type SessionState } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { harness, jarToken, SECRET } from "../core/harness.js";
 
@@ -43,7 +43,8 @@ describe("CSRF tokens under attack", () => {
     const [, message, mac] = verify.mock.calls[0] as [unknown, string, string];
     expect(mac).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(token).not.toContain(mac);
-    expect(message).toBe(`sid\0${session.id}`);
+    // The session's seed is tried first: its tokens are the ones handed out.
+    expect(message).toBe(`sid\0seed\0${(session as SessionState).meta.csrf}`);
     // Were the backend to say no, the genuine token is refused: nothing else decides.
     verify.mockReturnValue(false);
     expect(await session.verifyCsrfToken(token)).toBe(false);
@@ -53,15 +54,45 @@ describe("CSRF tokens under attack", () => {
     const h = harness();
     const { session } = await savedSession(h);
     const ring = await createKeyring([{ id: undefined, secret: SECRET }], backend);
-    const mac = backend.decodeBase64Url(
-      await backend.sign(ring.primary.hmac, `sid\0${session.id}`),
-      true,
-    ) as Uint8Array;
-    // Masked with a zero pad, so the token carries that MAC as it is.
-    const bytes = new Uint8Array(64);
-    bytes.set(mac, 32);
-    const forged = `c1.${ring.primary.id}.${backend.encodeBase64Url(bytes)}`;
-    expect(await session.verifyCsrfToken(forged)).toBe(false);
+    const seed = (session as SessionState).meta.csrf;
+    for (const message of [`sid\0seed\0${seed}`, `sid\0${session.id}`]) {
+      const mac = backend.decodeBase64Url(
+        await backend.sign(ring.primary.hmac, message),
+        true,
+      ) as Uint8Array;
+      // Masked with a zero pad, so the token carries that MAC as it is.
+      const bytes = new Uint8Array(64);
+      bytes.set(mac, 32);
+      const forged = `c1.${ring.primary.id}.${backend.encodeBase64Url(bytes)}`;
+      expect(await session.verifyCsrfToken(forged)).toBe(false);
+    }
+  });
+
+  it("the session's CSRF seed, or a token of another session's, is no token", async () => {
+    const h = harness();
+    const { session } = await savedSession(h);
+    const { token: others } = await savedSession(harness());
+    const seed = (session as SessionState).meta.csrf as string;
+    expect(seed).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    for (const candidate of [seed, `c1.${seed}`, others]) {
+      expect(await session.verifyCsrfToken(candidate)).toBe(false);
+    }
+  });
+
+  it("a seed that spells another session's id opens nothing there (a seed's message is not an id's)", async () => {
+    const a = harness();
+    const { token, session } = await savedSession(a);
+    const seed = (session as SessionState).meta.csrf as string;
+    // Same secret and cookie name; its next session's id is A's seed, 22 base64url characters.
+    const b = harness({ generateId: () => seed });
+    let verdict = true;
+    await b.request((s) => s.set("n", 1));
+    await b.request(async (s) => {
+      expect(s.id).toBe(seed);
+      verdict = await s.verifyCsrfToken(token);
+    });
+    expect(verdict).toBe(false);
+    expect(await session.verifyCsrfToken(token)).toBe(true);
   });
 
   it("the session's own cookie, or parts of it, is no CSRF token", async () => {
@@ -143,7 +174,9 @@ describe("CSRF tokens under attack", () => {
     said.push(...logged, JSON.stringify(events), JSON.stringify(reasons));
     const text = said.join("\n");
     expect(said.length).toBeGreaterThan(8);
-    for (const secret of [token, token.split(".")[2] as string, session.id, SECRET]) {
+    const seed = (session as SessionState).meta.csrf as string;
+    expect(seed).toBeDefined();
+    for (const secret of [token, token.split(".")[2] as string, session.id, seed, SECRET]) {
       expect(text).not.toContain(secret);
     }
   });
@@ -154,7 +187,8 @@ describe("CSRF tokens under attack", () => {
     const sa = await a.load(new Request(HERE));
     const sb = await b.load(new Request(HERE));
     const token = await sa.csrfToken();
-    // Different sessions (ids) in each: the token is bound to the id, whatever else is shared.
+    // Different sessions in each: the token is bound to the session's own seed, whatever else is
+    // shared.
     expect(await sb.verifyCsrfToken(token)).toBe(false);
     expect(await sa.verifyCsrfToken(token)).toBe(true);
   });
