@@ -71,9 +71,11 @@ export async function getSession<T extends SessionData>(
  * Wraps a Server Action with a writable session, committed through `cookies()` when the action
  * ends: also when it throws, so `redirect()` carries the cookie. A failed commit (a store down, data
  * the schema refuses) throws instead of the action's outcome. Calls nested in one request share the
- * outermost one's session, which commits. Called during a render, where Next refuses cookies, it
- * throws `ERR_SESSION_STATE` before loading anything. In a Route Handler use `withSession`: a cookie
- * set through `cookies()` goes out without `Cache-Control: no-store`.
+ * outermost one's session, which commits. Called where Next refuses cookies (a render, or an
+ * `after()` callback, which runs once the response is sent), it throws `ERR_SESSION_STATE` before
+ * loading anything; so does its commit, saving nothing, when a call nobody awaited (a promise
+ * handed to `after()`) ends once the response has been sent. In a Route Handler use `withSession`:
+ * a cookie set through `cookies()` goes out without `Cache-Control: no-store`.
  *
  * @example
  * ```ts
@@ -100,7 +102,7 @@ export function sessionAction<T extends SessionData, A extends unknown[], R>(
     if (!canSetCookies(jar)) {
       throw new SessionError(
         "ERR_SESSION_STATE",
-        "sessionAction() ran during a render, where Next does not let code set cookies: read with getSession() there, and write in a Server Action or a Route Handler",
+        "sessionAction() ran where Next does not let code set cookies: during a render, or in an after() callback, which runs once the response is sent. Read with getSession() there, and write in the Server Action or Route Handler itself, before it returns",
       );
     }
     const session = await sessions.load(input);
@@ -112,11 +114,25 @@ export function sessionAction<T extends SessionData, A extends unknown[], R>(
       outcome = { error };
     }
     perRequest.delete(sessions);
+    // A call nobody awaited (a promise handed to `after()`) can end once Next has sent the
+    // response, and Next has sealed the jar since the check above: the commit would write the
+    // store for a cookie that never leaves. One that ends while Next is still sending it looks
+    // like any other call (the jar still takes cookies, which are lost): docs/adapters/next.md.
+    const current = await cookies();
+    if (!canSetCookies(current)) {
+      closeSession(session);
+      await releaseLock(session);
+      throw new SessionError(
+        "ERR_SESSION_STATE",
+        "sessionAction() ended after Next had sent the response, so its cookie could not go with it: nothing was saved. Await it in the Server Action or Route Handler itself, not in after()",
+        "error" in outcome ? { cause: outcome.error } : undefined,
+      );
+    }
     const committed = new HeaderList();
     await commitLast(sessions, session, committed);
     // The action's own response carries no other header: `cache-control` is Next's (no-store for
     // an action), `clear-site-data` has no way out of a Server Action.
-    if (committed.cookies.length > 0) setCookies(await cookies(), committed.cookies);
+    if (committed.cookies.length > 0) setCookies(current, committed.cookies);
     if ("error" in outcome) throw outcome.error;
     return outcome.value;
   };
@@ -278,8 +294,10 @@ async function requestInput<T extends SessionData>(sessions: Sessions<T>) {
 /**
  * Whether Next lets this code set cookies. A render's jar is sealed with one throwing function for
  * `set`, `delete` and `clear`; a Server Action's or a Route Handler's has a function of its own for
- * each. Nothing is read or written to find out. Were Next to seal a jar another way, this says yes,
- * and Next's own refusal at `cookies().set` comes after the commit, as it did before this check.
+ * each, until the response is sent: in `after()` (Next's `phase: 'after'`) `cookies()` hands out
+ * the sealed jar again. Nothing is read or written to find out. Were Next to seal a jar another
+ * way, this says yes, and Next's own refusal at `cookies().set` comes after the commit, as it did
+ * before this check.
  */
 function canSetCookies(jar: Jar): boolean {
   return jar.set !== jar.delete;

@@ -35,7 +35,15 @@ async function control(body: { offsetMs?: number; storeDown?: boolean }): Promis
   expect(response.status).toBe(200);
 }
 
-async function report(): Promise<{ invalid: string[]; storeSize: number }> {
+/** What an after() task of the fixture (lib/later.js) did: its value, or its error's code or name. */
+interface AfterOutcome {
+  tag: string;
+  outcome: string;
+  value?: unknown;
+  message?: string;
+}
+
+async function report(): Promise<{ invalid: string[]; storeSize: number; after: AfterOutcome[] }> {
   return (await fetch(`${app.url}/api/control`)).json();
 }
 
@@ -592,6 +600,125 @@ describe("review: holding", () => {
       expect(reply.setCookies).toEqual([]);
     }
   });
+});
+
+describe("review: after()", () => {
+  const modes = [
+    ["store", "ssid"],
+    ["cookie", "sid"],
+  ] as const;
+
+  it("refuses a sessionAction in after() of a Server Action or a Route Handler before anything changes", async () => {
+    for (const [mode, name] of modes) {
+      const c = new Client(app.url);
+      await signInTo(c, mode, "lena");
+      const { storeSize } = await report();
+      for (const where of ["action", "route"] as const) {
+        for (const task of ["set", "regenerate"] as const) {
+          const done = await runAfter(c, mode, where, task, "callback");
+          expect(done.outcome, done.tag).toBe("ERR_SESSION_STATE");
+          // It says where to write instead (before, it blamed a render).
+          expect(done.message).toMatch(
+            /in an after\(\) callback.*Server Action or Route Handler itself/,
+          );
+          expect(cookieLine(done.reply.setCookies, name)).toBeUndefined();
+        }
+      }
+      const page = await c.get(`/${mode}/bare`);
+      expect(shown(page.text, "user"), mode).toBe("lena");
+      expect(shown(page.text, "count"), mode).toBe("0");
+      expect((await report()).storeSize).toBe(storeSize);
+    }
+  });
+
+  it("saves nothing for a sessionAction whose promise after() holds past the response, and lets go of its lock", async () => {
+    // The action loads while Next can still set cookies and commits once the response is sent
+    // (lib/later.js's `promise` form). Before, the store took the write (a regenerate deleted
+    // the record: signed out) and Next then refused the cookie.
+    for (const [mode, name] of modes) {
+      const c = new Client(app.url);
+      await signInTo(c, mode, "lena");
+      for (const where of ["action", "route"] as const) {
+        for (const task of ["set", "regenerate"] as const) {
+          const done = await runAfter(c, mode, where, task, "promise");
+          expect(done.outcome, done.tag).toBe("ERR_SESSION_STATE");
+          expect(done.message).toMatch(/nothing was saved.*not in after\(\)/);
+          expect(cookieLine(done.reply.setCookies, name)).toBeUndefined();
+        }
+      }
+      const page = await c.get(`/${mode}/bare`);
+      expect(shown(page.text, "user"), mode).toBe("lena");
+      expect(shown(page.text, "count"), mode).toBe("0");
+      const started = performance.now();
+      expect(actionResult(await callAction(c, app, `/${mode}`, "increment", [mode]))).toBe(1);
+      expect(performance.now() - started).toBeLessThan(2000); // the fixture's lock.wait
+    }
+  });
+
+  it("leaves after() of a render to Next, which refuses cookies() there before anything loads (pinned)", async () => {
+    const c = new Client(app.url);
+    await signInTo(c, "store", "lena");
+    for (const task of ["set", "regenerate", "read"] as const) {
+      const done = await runAfter(c, "store", "render", task, "callback");
+      expect(done.outcome, done.tag).toBe("Error");
+      expect(done.message).toMatch(/used `cookies\(\)` inside `after\(\)` while rendering/);
+    }
+    // Started by the render itself, it meets the render's refusal.
+    for (const task of ["set", "regenerate"] as const) {
+      expect((await runAfter(c, "store", "render", task, "promise")).outcome).toBe(
+        "ERR_SESSION_STATE",
+      );
+    }
+    const page = await c.get("/store/bare");
+    expect(shown(page.text, "user")).toBe("lena");
+    expect(shown(page.text, "count")).toBe("0");
+  });
+
+  it("reads with getSession in after() of a Server Action or a Route Handler", async () => {
+    for (const [mode] of modes) {
+      const c = new Client(app.url);
+      await signInTo(c, mode, "lena");
+      for (const where of ["action", "route"] as const) {
+        for (const form of ["callback", "promise"] as const) {
+          const done = await runAfter(c, mode, where, "read", form);
+          expect({ outcome: done.outcome, value: done.value }, done.tag).toEqual({
+            outcome: "ok",
+            value: "lena",
+          });
+        }
+      }
+    }
+  });
+
+  /**
+   * Has the fixture schedule session work with after() (lib/later.js) from a Server Action, a Route
+   * Handler or a render, and waits for what it did: Next runs it once the response is sent.
+   */
+  async function runAfter(
+    c: Client,
+    mode: "cookie" | "store",
+    where: "action" | "route" | "render",
+    task: "set" | "regenerate" | "read",
+    form: "callback" | "promise",
+  ) {
+    const query = `task=${task}&form=${form}`;
+    const reply =
+      where === "action"
+        ? await callAction(c, app, `/${mode}`, "later", [mode, task, form])
+        : where === "route"
+          ? await c.post(`/api/${mode}/after?${query}`)
+          : await c.get(`/${mode}/render-after?${query}`);
+    expect(reply.status).toBe(200);
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const [done] = (await report()).after;
+      if (done) {
+        expect(done.tag).toBe(`${where} ${form} ${task}`);
+        return { ...done, reply };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`the after() task of ${where} (${form}, ${task}) did not end in time`);
+  }
 });
 
 async function signInTo(c: Client, mode: "cookie" | "store", user: string) {
