@@ -690,6 +690,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       throw new SessionError("ERR_SESSION_STATE", "commit() takes a session that load() returned");
     }
     const transport = input.transport as Transport;
+    // Before any await: a token asked for while this commit runs is of the id it sends.
+    input.commitBegun = true;
     try {
       await commitSession(input, headers);
       // A page that shows a CSRF token is this session's alone, cookie or not.

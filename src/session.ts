@@ -18,7 +18,8 @@ export interface FlashEntry {
 /**
  * One visitor's session, for the length of one request. Reads are synchronous; every change is
  * recorded and written by `sessions.commit` (adapters call it for you), and an unchanged session
- * writes nothing.
+ * writes nothing. Serialized (`JSON.stringify`, `res.json(session)`, `console.log`), it shows
+ * `{ data, userId, isNew, createdAt }`: never its id, CSRF seed or cookie token.
  *
  * @example
  * ```ts
@@ -233,6 +234,12 @@ export class SessionState implements Session<SessionData> {
    * kept it would hand one session's token to every visitor.
    */
   csrfIssued = false;
+  /**
+   * Set by the manager's `commit` as it begins: from then on the id it writes (a renewal's new one)
+   * is the one the client holds. A session closed without one (Next's read-only `getSession`)
+   * leaves the client with the id it came with.
+   */
+  commitBegun = false;
   /** Set by the manager when the token must be re-issued though nothing changed (rotation, touch). */
   reissue: "rotate" | "touch" | "renew" | undefined;
   /** Set by the manager on a session made new because the request's was refused. */
@@ -272,6 +279,20 @@ export class SessionState implements Session<SessionData> {
 
   get isDirty(): boolean {
     return this.hasWrites || this.destroyed;
+  }
+
+  /**
+   * Whether the one write due is the manager's own `renewInterval` renewal at load: nothing the
+   * handler did (an explicit `regenerate()` clears `reissue`; any other change is logged). @internal
+   */
+  get onlyRenewed(): boolean {
+    return (
+      this.reissue === "renew" &&
+      this.changes.size === 0 &&
+      this.metaChanges.size === 0 &&
+      this.clearedKeys === undefined &&
+      !this.destroyed
+    );
   }
 
   /** Something commit must write (a destroy alone only deletes). */
@@ -449,8 +470,10 @@ export class SessionState implements Session<SessionData> {
     if (this.meta.csrf !== undefined) binding = { seed: this.meta.csrf };
     else if (this.closed && this.origin !== undefined && !this.destroyed) {
       // Too late to save a seed, but the client holds this saved session's id: a token of the id
-      // works as every token did before seeds, until a renewal moves the id.
-      binding = { id: this.id };
+      // works as every token did before seeds, until a renewal moves the id. Which id: a renewal
+      // at load moved `id` in memory, and only a commit sends it; a session closed read-only keeps
+      // the client on the id it came with (the renewing request still accepts its tokens).
+      binding = { id: this.commitBegun ? this.id : this.origin.id };
     } else {
       const seed = this.hooks.csrf.createSeed();
       // A change to write, so a new visitor's session is saved too and the token's POST brings back
@@ -495,6 +518,25 @@ export class SessionState implements Session<SessionData> {
     this.reissue = undefined;
     this.isNew = true;
     this.invalidReason = invalidReason;
+  }
+
+  /**
+   * What `JSON.stringify(session)` shows (`res.json(req.session)`, a logger given the session): the
+   * data and what a page may show of it, never the id, the CSRF seed or the cookie token, which
+   * are the credential and its secrets (the class's own fields hold all three).
+   */
+  toJSON(): Record<string, unknown> {
+    return {
+      data: this.data,
+      userId: this.meta.userId,
+      isNew: this.isNew,
+      createdAt: this.meta.createdAt,
+    };
+  }
+
+  /** What `console.log(session)` shows on Node and Bun (util.inspect's symbol): as `toJSON`. */
+  [Symbol.for("nodejs.util.inspect.custom")](): Record<string, unknown> {
+    return this.toJSON();
   }
 
   /** Forgets the change log after a successful commit, so a second commit writes only what is new. */

@@ -189,7 +189,8 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
   /**
    * The session's CSRF token for a page with forms: every page of a signed-in visitor (the sign-out
    * button), and the home and sign-in pages. Asking saves a first visitor's session (the token is
-   * bound to its id), so a page without forms does not ask: a crawler's GET of a 404 leaves no row.
+   * bound to a seed the session keeps), so a page without forms does not ask: a crawler's GET of a
+   * 404 leaves no row.
    */
   const tokenFor = (req: SessionRequest<DemoData>, forms: boolean) =>
     forms || req.session.userId !== undefined ? req.session.csrfToken() : undefined;

@@ -84,7 +84,8 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
     // Mounted again (app.route of a sub-app with its own): the outer mount loads and commits.
     const outer = loadedBy(c.get("session"), sessions);
     if (outer) {
-      const denied = await runGuards(guards, outer, c.req.raw);
+      const request = guards.length > 0 && c.req.raw.bodyUsed ? await guardRequest(c) : c.req.raw;
+      const denied = await runGuards(guards, outer, request);
       if (denied) c.res = denied;
       else await next();
       return;
@@ -101,7 +102,9 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
     }
     c.set("session", session);
     releaseOnAbort(session, () => c.req.raw.signal);
-    const denied = await runGuards(guards, session, c.req.raw);
+    // A middleware mounted before this one may have read the body already: see `guardRequest`.
+    const request = guards.length > 0 && c.req.raw.bodyUsed ? await guardRequest(c) : c.req.raw;
+    const denied = await runGuards(guards, session, request);
     if (denied) c.res = denied;
     else await next();
     if (isStoreUnavailable(c.error) && c.res.status === 500)
@@ -148,22 +151,74 @@ async function guardRequest(c: Context): Promise<Request> {
   const raw = c.req.raw;
   if (!raw.bodyUsed) return raw;
   const cache = c.req.bodyCache;
-  // The bytes as they came first (their Content-Type and size hold); a FormData only when Hono
-  // kept nothing else.
-  const kept = cache.arrayBuffer ?? cache.text ?? cache.blob ?? cache.formData;
+  // The bytes as they came first (their Content-Type holds); a FormData only when Hono kept
+  // nothing else.
+  const kept = cache.arrayBuffer ?? cache.blob ?? cache.text ?? cache.formData;
   if (kept === undefined) return raw;
   try {
     // Hono keeps the reader's promise, typed as its value.
     const body: BodyInit = await kept;
     const headers = new Headers(raw.headers);
     headers.delete("content-length");
+    let init: BodyInit = body;
+    // `new Request` would copy the bytes (or encode the text) whole, for every guarded request,
+    // whether a guard reads them or not: handed on as a stream they are copied only when read.
+    // Their size is declared where it is known, so `maxFormBytes` refuses a larger body unread.
+    if (body instanceof ArrayBuffer) {
+      headers.set("content-length", String(body.byteLength));
+      init = bytesStream(body);
+    } else if (body instanceof Blob) headers.set("content-length", String(body.size));
+    else if (typeof body === "string") init = textStream(body);
     // Encoded anew, with a boundary of its own that the Request's own Content-Type then names.
-    if (body instanceof FormData) headers.delete("content-type");
-    return new Request(raw.url, { method: raw.method, headers, body });
+    else if (body instanceof FormData) headers.delete("content-type");
+    // `duplex` is what Node's fetch asks of a stream body; other runtimes ignore it.
+    const request: RequestInit & { duplex: "half" } = {
+      method: raw.method,
+      headers,
+      body: init,
+      duplex: "half",
+    };
+    return new Request(raw.url, request);
   } catch {
     // The reader failed (a malformed form): the guard sees a spent body, as it would have.
     return raw;
   }
+}
+
+/** At most this much text is encoded per read of `textStream`, so a reader that stops early stops the copy. */
+const TEXT_CHUNK = 16_384;
+
+/** `bytes` as a stream that copies them when read, not before (a high-water mark of 0). */
+function bytesStream(bytes: ArrayBuffer): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        controller.enqueue(new Uint8Array(bytes.slice(0)));
+        controller.close();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** `text` as UTF-8 bytes, encoded a chunk at a time as they are read. */
+function textStream(text: string): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let at = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (at >= text.length) return controller.close();
+        let end = Math.min(at + TEXT_CHUNK, text.length);
+        // Never between the halves of a surrogate pair: each would encode as U+FFFD.
+        const last = text.charCodeAt(end - 1);
+        if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+        controller.enqueue(encoder.encode(text.slice(at, end)));
+        at = end;
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Hono's `c.res` setter copies the old response's headers onto the new one; clearing it first skips that. */

@@ -3,7 +3,8 @@ import { createAdaptorServer } from "@hono/node-server";
 import { describe, expect, it } from "vitest";
 import { requireSession, withSession } from "../../src/adapters/fetch.js";
 import { isSessionError } from "../../src/errors.js";
-import { createSessions } from "../../src/manager.js";
+import { createSessions, type Sessions } from "../../src/manager.js";
+import type { SessionData } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { testAdapter } from "../conformance/adapter.js";
 import { listenLoopback } from "../helpers/listen.js";
@@ -77,17 +78,20 @@ testAdapter("fetch", (sessions) => {
 
 describe("withSession: a handler that returns no Response (its runtime answered, as Bun after an upgrade)", () => {
   const secret = "fetch-undefined-secret-0123456789abcdef";
-
-  it("returns undefined and commits nothing for an unchanged session, even with a touch due", async () => {
-    let now = 1_000_000;
-    const sessions = createSessions({ secret, idleTimeout: "30m", now: () => now });
+  /** The Cookie pair of a session in which "user" is "ada". */
+  const signedInCookie = async (sessions: Sessions<SessionData>) => {
     const signIn = withSession(sessions, (_request, { session }) => {
       session.set("user", "ada");
       return new Response("ok");
     });
-    const cookie = (await signIn(new Request("http://localhost/"))).headers
-      .getSetCookie()[0]
-      ?.split(";")[0];
+    const response = await signIn(new Request("http://localhost/"));
+    return response.headers.getSetCookie()[0]?.split(";")[0];
+  };
+
+  it("returns undefined and commits nothing for an unchanged session, even with a touch due", async () => {
+    let now = 1_000_000;
+    const sessions = createSessions({ secret, idleTimeout: "30m", now: () => now });
+    const cookie = await signedInCookie(sessions);
     now += 20 * 60_000; // past the touch interval: a commit would re-seal
     let seen: unknown;
     const upgraded = withSession(sessions, (_request, { session }) => {
@@ -97,6 +101,51 @@ describe("withSession: a handler that returns no Response (its runtime answered,
     const request = new Request("http://localhost/socket", { headers: { cookie: cookie ?? "" } });
     await expect(upgraded(request)).resolves.toBeUndefined();
     expect(seen).toBe("ada");
+  });
+
+  for (const [mode, store] of [
+    ["cookie", () => undefined],
+    ["memory store", (now: () => number) => memoryStore({ now })],
+  ] as const) {
+    it(`${mode}: returns undefined for a session due for renewal, which waits for the next request`, async () => {
+      let now = 1_000_000;
+      const sessions = createSessions({
+        secret,
+        store: store(() => now),
+        renewInterval: "1h",
+        now: () => now,
+      });
+      const cookie = await signedInCookie(sessions);
+      now += 2 * 3_600_000; // past renewInterval: the load renews the id in memory
+      const upgraded = withSession(sessions, (_request, { session }) => {
+        expect(session.get("user")).toBe("ada");
+        return undefined;
+      });
+      const request = () =>
+        new Request("http://localhost/socket", { headers: { cookie: cookie ?? "" } });
+      await expect(upgraded(request())).resolves.toBeUndefined();
+      // Nothing was committed: the cookie the client still holds opens the same session.
+      const again = await sessions.load(request());
+      expect(again.get("user")).toBe("ada");
+    });
+  }
+
+  it("lets go of the session's lock when the handler returns nothing", async () => {
+    const sessions = createSessions({
+      secret,
+      store: memoryStore(),
+      lock: { wait: "200ms", ttl: "30s" },
+    });
+    const cookie = await signedInCookie(sessions);
+    const request = () =>
+      new Request("http://localhost/socket", { headers: { cookie: cookie ?? "" } });
+    const upgraded = withSession(sessions, () => undefined);
+    await expect(upgraded(request())).resolves.toBeUndefined();
+    // Held on, the next request would wait its 200 ms and fail with ERR_LOCK_TIMEOUT (a 503).
+    const next = await withSession(sessions, (_request, { session }) =>
+      Response.json(session.get("user")),
+    )(request());
+    expect([next.status, await next.json()]).toEqual([200, "ada"]);
   });
 
   it("refuses with ERR_SESSION_STATE when the handler changed the session, naming the way out", async () => {

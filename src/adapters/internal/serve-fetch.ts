@@ -1,6 +1,6 @@
 import { SessionError } from "../../errors.js";
 import { loadedBy, releaseLock, type SessionInput, type Sessions } from "../../manager.js";
-import { closeSession, type Session, type SessionData } from "../../session.js";
+import { closeSession, type Session, type SessionData, type SessionState } from "../../session.js";
 import { releaseOnAbort } from "./release-on-abort.js";
 import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
 
@@ -33,7 +33,7 @@ export async function serveFetch<T extends SessionData, R extends Response | und
     servedSessions.set(request, session);
     releaseOnAbort(session, () => request.signal);
     const response = await run(session);
-    if (response === undefined) return answeredElsewhere(session) as R;
+    if (response === undefined) return (await answeredElsewhere(session)) as R;
     return (await commitToResponse(sessions, session, response)) as R;
   } catch (err) {
     // A handler that threw commits nothing, and commit is what lets go of the session's lock (the
@@ -46,12 +46,16 @@ export async function serveFetch<T extends SessionData, R extends Response | und
 
 /**
  * The handler returned no Response: its runtime answered (a WebSocket upgrade), so no cookie can
- * follow. An unchanged session is left as it is (a touch due waits for the next request); a change
- * would be lost without a word, so it is refused instead.
+ * follow. An unchanged session is left as it is (a touch or a `renewInterval` renewal due waits for
+ * the next request, which still brings the id it has); a change of the handler's would be lost
+ * without a word, so it is refused instead. Either way nothing commits, and commit is what lets go
+ * of the session's lock: let go here, or the visitor's next requests wait out its ttl.
  */
-function answeredElsewhere<T extends SessionData>(session: Session<T>): undefined {
-  const changed = session.isDirty;
+async function answeredElsewhere<T extends SessionData>(session: Session<T>): Promise<undefined> {
+  const state = session as unknown as SessionState;
+  const changed = session.isDirty && !state.onlyRenewed;
   closeSession(session);
+  await releaseLock(session);
   if (changed) {
     throw new SessionError(
       "ERR_SESSION_STATE",
