@@ -327,6 +327,43 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return undefined;
   }
 
+  /**
+   * Refuses a verified token whose id `get` found no live entry for: as expired when the store still
+   * holds the entry past its deadline (`expiredMeta`), else as "unknown-session".
+   */
+  async function refuseMissing(
+    store: SessionStore,
+    key: string,
+    transport: Transport,
+  ): Promise<void> {
+    let meta: unknown;
+    try {
+      meta = await store.expiredMeta?.(key);
+    } catch {
+      // `get` already answered that nothing live is there: an outage in this optional lookup costs
+      // only the precise reason, never a 503 for a visitor who would get a fresh session anyway.
+      meta = undefined;
+    }
+    // Checked with the manager's own rules, as a loaded record is: the store's clock and deadline
+    // decide only that the entry is hidden, not which of the two deadlines ended it.
+    const found = isSessionMeta(meta) ? meta : undefined;
+    const reason = found && expiryReason(found, config.now());
+    if (!found || (reason !== "expired-idle" && reason !== "expired-absolute")) {
+      refuse(transport, "unknown-session");
+      return;
+    }
+    // An expired reason clears the cookie (see `refuse`), which is right here though an unknown id
+    // is left alone: a sign-in or renewal elsewhere deletes the old entry, so an entry still held
+    // past its deadline is this id's own session timing out, with no newer cookie to lose.
+    refuse(transport, reason, found.userId);
+    try {
+      // Garbage, as on the expired path below; left behind, the next sweep removes it just the same.
+      await store.delete(key);
+    } catch {
+      // Not an outage either: `get` already hides the entry, and the reason is known.
+    }
+  }
+
   function freshMeta(now: number): SessionMeta {
     return { createdAt: now, touchedAt: now, renewedAt: now };
   }
@@ -492,7 +529,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       stored = await guardStore(store, "get", () => store.get(key));
       if (!stored) {
         // OWASP "strict" session management: an id the server does not know is never adopted.
-        refuse(transport, "unknown-session");
+        await refuseMissing(store, key, transport);
         return undefined;
       }
       if (!isSessionMeta(stored.meta)) {

@@ -180,7 +180,9 @@ export function createDemoApp(sessions: Sessions<DemoData>, options: DemoOptions
     const limit = `${t.absoluteTimeout} limit${orRemembered(t.absoluteTimeout, t.rememberAbsoluteTimeout)}`;
     if (reason === "expired-idle") session.flash("info", `Your session ended after ${idle}.`);
     if (reason === "expired-absolute") session.flash("info", `Your session reached its ${limit}.`);
-    // A store hides a record past its deadline, so a session that timed out is unknown to it too.
+    // The demo's stores (SQLite, memory) still hold a record past its deadline until a sweep, so a
+    // timeout is reported as one of the two above; a store that drops it at the deadline (Redis), or
+    // a sweep that got there first, leaves only "unknown-session", hence the wording.
     if (reason === "unknown-session") {
       session.flash("info", "This device was signed out, or its session timed out.");
     }

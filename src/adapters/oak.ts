@@ -268,6 +268,10 @@ class StoreWrapper implements SessionStore {
   async lock(key: string, ttlMs: number, waitMs: number) {
     return call(await this.#inner, "lock")(key, ttlMs, waitMs);
   }
+  /** Not a capability to fail on: without it the manager says "unknown-session", as before. */
+  async expiredMeta(key: string) {
+    return (await this.#inner).expiredMeta?.(key);
+  }
   /** Stops what the store started, and closes a database the wrapper opened. */
   async close() {
     try {

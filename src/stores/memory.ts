@@ -26,9 +26,10 @@ export interface MemoryStore extends SessionStore {
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
+  expiredMeta(key: string): Promise<SessionMeta | undefined>;
   lock(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
-  /** Entries held, including expired ones not yet read or swept. */
+  /** Entries held, including expired ones not yet swept, evicted or deleted. */
   readonly size: number;
   /**
    * Every entry as stored: `[key, json, expiresAt]`, least recently used first. `json` is the compact
@@ -61,7 +62,8 @@ interface Entry {
 /**
  * Sessions in this process's memory: for development, tests and single-process apps. Everything is
  * lost on restart and nothing is shared between processes; use a server store in production clusters.
- * Expiry is checked on read, and no timer runs unless `sweepInterval` asks for one. Patches apply
+ * Expiry is checked on read (an expired entry stays, unread, until swept, evicted or deleted, so
+ * `expiredMeta` can say it timed out), and no timer runs unless `sweepInterval` asks for one. Patches apply
  * synchronously, so concurrent requests changing different keys all survive.
  *
  * @example
@@ -144,14 +146,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     index(key, entry.userId, undefined);
   }
 
-  /** The live entry of a key, marked as just used; an expired one is dropped on the way. */
+  /**
+   * The live entry of a key, marked as just used. An expired one is left where it is, for
+   * `expiredMeta` to report why the session ended; the bound still holds, since eviction takes
+   * expired entries first, and `sweep` and `delete` remove them.
+   */
   function use(key: string): Entry | undefined {
     const entry = entries.get(key);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= now()) {
-      remove(key, entry);
-      return undefined;
-    }
+    if (!entry || entry.expiresAt <= now()) return undefined;
     markUsed(entry);
     return entry;
   }
@@ -276,6 +278,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     listByUser,
     deleteByUser,
     sweep,
+    expiredMeta: async (key) => {
+      const entry = entries.get(key);
+      return entry && entry.expiresAt <= now() ? decode(entry.json).meta : undefined;
+    },
     lock: async (key, ttlMs, waitMs) => locks.acquire(key, ttlMs, waitMs),
     close: async () => {
       clearInterval(timer);

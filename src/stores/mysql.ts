@@ -16,9 +16,16 @@ import {
   splitMeta,
   toEntries,
   toJsonText,
+  toMeta,
   toSession,
 } from "./internal/sql.js";
-import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } from "./store.js";
+import type {
+  SessionMeta,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  StoredSessionEntry,
+} from "./store.js";
 
 /** Options of `mysqlStore`. */
 export interface MysqlStoreOptions {
@@ -50,6 +57,7 @@ export interface MysqlStore extends SessionStore {
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
+  expiredMeta(key: string): Promise<SessionMeta | undefined>;
   /** The `lock` option's per-session lock: a lease row in `<table>_locks`, on the server's clock. */
   lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null>;
   close(): Promise<void>;
@@ -98,7 +106,8 @@ type Row = RowDataPacket & SqlRow;
  * The table (`key` VARCHAR(64) ascii_bin, `data` and `meta` JSON, `user_id` VARCHAR(255),
  * `expires_at` BIGINT epoch ms) is created on first use; on MariaDB, JSON is LONGTEXT with a
  * JSON_VALID check. Expiry is decided by the `now` option, not the server clock. Expired rows are
- * invisible at once and removed by `sweep(now)`, which you schedule (no timer runs here). A session's
+ * invisible at once (`expiredMeta` still sees them, so a timed-out session is reported as expired)
+ * and removed by `sweep(now)`, which you schedule (no timer runs here). A session's
  * size is bounded by the server's `max_allowed_packet` (16 MB by default on current servers).
  *
  * @example
@@ -200,6 +209,15 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
     );
     const row = rows[0];
     return row ? toSession(row) : undefined;
+  }
+
+  async function expiredMeta(key: string): Promise<SessionMeta | undefined> {
+    const rows = await read(
+      "expiredMeta",
+      `SELECT \`meta\` FROM ${t} WHERE \`key\` = ? AND \`expires_at\` <= ?`,
+      [key, now()],
+    );
+    return toMeta(rows[0]?.meta);
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
@@ -353,6 +371,7 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
     listByUser,
     deleteByUser,
     sweep,
+    expiredMeta,
     lock,
     close,
     migrate,

@@ -14,9 +14,16 @@ import {
   splitMeta,
   toEntries,
   toJsonText,
+  toMeta,
   toSession,
 } from "./internal/sql.js";
-import type { SessionPatch, SessionStore, StoredSession, StoredSessionEntry } from "./store.js";
+import type {
+  SessionMeta,
+  SessionPatch,
+  SessionStore,
+  StoredSession,
+  StoredSessionEntry,
+} from "./store.js";
 
 /** Options of `postgresStore`. */
 export interface PostgresStoreOptions {
@@ -43,7 +50,7 @@ export interface PostgresStoreOptions {
   /** The clock deciding what has expired, epoch ms. Default `Date.now`; inject one in tests. */
   now?: () => number;
   /**
-   * Send the per-request statements (get, set, patch, touch, delete) as named prepared statements,
+   * Send the per-request statements (get, set, patch, touch, delete, expiredMeta) as named prepared statements,
    * so each connection parses and plans each of them once instead of on every call. Default true.
    * Set false behind a pooler that does not keep prepared statements across transactions (PgBouncer
    * in transaction mode before 1.21, or without `max_prepared_statements`). Only applies to a `pg`
@@ -58,6 +65,7 @@ export interface PostgresStore extends SessionStore {
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
+  expiredMeta(key: string): Promise<SessionMeta | undefined>;
   lock(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
   /** Creates the table and indexes if missing; idempotent and safe to run concurrently. */
@@ -116,7 +124,8 @@ type Statement = string | { readonly name: string; readonly text: string };
  *
  * The table (`key text primary key, data jsonb, meta jsonb, user_id text, expires_at bigint`) is
  * created on first use, with an UNLOGGED `<table>_locks` table for the `lock` option's leases. Expiry is decided by the `now` option, not the server clock, so application
- * and store agree on what has expired. Expired rows are invisible at once and removed by `sweep(now)`,
+ * and store agree on what has expired. Expired rows are invisible at once (`expiredMeta` still sees
+ * them, so a timed-out session is reported as expired) and removed by `sweep(now)`,
  * which you schedule (no timer runs here). Strings with a NUL character cannot be stored: `jsonb`
  * refuses `\u0000`.
  *
@@ -219,6 +228,7 @@ ${pgLockTableSql(locks)}`;
   }
 
   const getSql = named(`SELECT data, meta FROM ${t} WHERE key = $1 AND expires_at > $2`);
+  const expiredSql = named(`SELECT meta FROM ${t} WHERE key = $1 AND expires_at <= $2`);
   const setSql =
     named(`INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
@@ -234,6 +244,11 @@ WHERE key = $1 AND expires_at > $4`);
     const result = await exec("get", getSql, [key, now()]);
     const row = result.rows[0];
     return row ? toSession(row) : undefined;
+  }
+
+  async function expiredMeta(key: string): Promise<SessionMeta | undefined> {
+    const result = await exec("expiredMeta", expiredSql, [key, now()]);
+    return toMeta(result.rows[0]?.meta);
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
@@ -330,6 +345,7 @@ WHERE key = $1 AND expires_at > $4`);
     listByUser,
     deleteByUser,
     sweep,
+    expiredMeta,
     close,
     migrate,
   };

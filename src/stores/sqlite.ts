@@ -1,8 +1,10 @@
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
 import { rejectUnknown } from "../internal/unknown-options.js";
 import { pollLock, type Release } from "./internal/poll-lock.js";
+import { toMeta } from "./internal/sql.js";
 import {
   applyPatch,
+  type SessionMeta,
   type SessionPatch,
   type SessionStore,
   type StoredSession,
@@ -50,6 +52,7 @@ export interface SqliteStore extends SessionStore {
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
+  expiredMeta(key: string): Promise<SessionMeta | undefined>;
   /** The `lock` option's per-session lock: a lease row, shared by every process on the file. */
   lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null>;
   close(): Promise<void>;
@@ -72,7 +75,8 @@ interface Row {
  * transaction, so concurrent requests (and processes sharing the file) that change different keys
  * all survive. Turn on WAL for a file database, so readers never wait for the writer:
  * `db.pragma("journal_mode = WAL")` (better-sqlite3) or `db.exec("PRAGMA journal_mode = WAL")`.
- * Expired rows are hidden on read; call `sweep(Date.now())` now and then to delete them.
+ * Expired rows are hidden on read (`expiredMeta` still sees them, so a timed-out session is reported
+ * as expired); call `sweep(Date.now())` now and then to delete them.
  *
  * @example
  * ```ts
@@ -132,6 +136,7 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
   function prepareAll() {
     return {
       get: db.prepare(`SELECT data, meta FROM ${t} WHERE key = ? AND expires_at > ?`),
+      expired: db.prepare(`SELECT meta FROM ${t} WHERE key = ? AND expires_at <= ?`),
       upsert: db.prepare(
         `INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET data = excluded.data, meta = excluded.meta,
@@ -265,6 +270,8 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
         s.sweepLocks.run(Date.now());
         return Number(s.sweep.run(at).changes);
       }),
+    expiredMeta: (key) =>
+      run("expiredMeta", (s) => toMeta((s.expired.get(key, now()) as Row | undefined)?.meta)),
     lock,
     // Nothing to stop: no timers, and the database belongs to the caller.
     close: async () => {},

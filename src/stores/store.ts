@@ -47,6 +47,27 @@ export interface SessionStore {
   deleteByUser?(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   /** Removes entries whose deadline is at or before `now`; resolves how many went. */
   sweep?(now: number): Promise<number>;
+  /**
+   * The meta of an entry the store still holds past its deadline (`expiresAt <= now` by the store's
+   * clock, not yet swept), or `undefined` when it holds none, holds a live one, or cannot read it.
+   * Only reads: the manager decides and deletes.
+   *
+   * Why it exists: `get` hides an expired entry, so without this the manager cannot tell a session
+   * that timed out from one signed out elsewhere, and `session.invalidReason` says
+   * "unknown-session" for both. With it, the manager asks only after `get` found nothing for a
+   * token whose MAC verified (an invented id never reaches the store twice), and reports
+   * "expired-idle" or "expired-absolute" when the meta says so. A store whose entries vanish at
+   * their deadline (Redis' native expiry) has nothing to answer with and leaves it out. A rejection
+   * is not an outage here: `get` already answered, so the manager falls back to "unknown-session".
+   *
+   * @example
+   * ```ts
+   * async function timedOut(store: SessionStore, key: string): Promise<boolean> {
+   *   return (await store.expiredMeta?.(key)) !== undefined;
+   * }
+   * ```
+   */
+  expiredMeta?(key: string): Promise<SessionMeta | undefined>;
   /** Takes a per-session lock; resolves a release function, or `null` when `waitMs` ran out. */
   lock?(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
   close?(): Promise<void>;

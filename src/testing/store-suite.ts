@@ -447,6 +447,36 @@ export function testStore(
         },
       );
 
+      it.runIf(injected)(
+        "expiredMeta gives the meta of an entry held past its deadline, and nothing for a live, deleted or unknown one",
+        async (t) => {
+          if (!store.expiredMeta) return t.skip("the store has no expiredMeta");
+          const key = randomKey();
+          const meta = { ...metaAt(clock), userId: "kim", label: "phone" };
+          const deadline = clock + 1000;
+          await store.set(key, { data: { a: 1 }, meta }, deadline);
+          clock = deadline - 1;
+          expect(await store.expiredMeta(key)).toBeUndefined(); // live: get still answers
+          clock = deadline;
+          expect(await store.get(key)).toBeUndefined();
+          expect(await store.expiredMeta(key)).toEqual(meta);
+          // Only a read: asking twice finds it again, and the manager's delete removes it.
+          expect(await store.expiredMeta(key)).toEqual(meta);
+          await store.delete(key);
+          expect(await store.expiredMeta(key)).toBeUndefined();
+          expect(await store.expiredMeta(randomKey())).toBeUndefined();
+        },
+      );
+
+      it.runIf(injected)("expiredMeta sees nothing once sweep removed the entry", async (t) => {
+        if (!store.expiredMeta || !store.sweep)
+          return t.skip("the store has no expiredMeta or sweep");
+        const key = randomKey();
+        await setExpired(key, { data: {}, meta: metaAt(clock) });
+        expect(await store.sweep(clock)).toBeGreaterThanOrEqual(1);
+        expect(await store.expiredMeta(key)).toBeUndefined();
+      });
+
       it.runIf(!injected)("sweep resolves a count and keeps live entries", async (t) => {
         if (!store.sweep) return t.skip("the store has no sweep");
         const live = randomKey();
@@ -621,6 +651,28 @@ export function testStore(
         expect(await store.get(key)).toBeUndefined();
         expect((await load(sessions, cookie)).isNew).toBe(true);
       });
+
+      it.runIf(injected)(
+        "a session past its idle deadline reports expired-idle when the store has expiredMeta",
+        async (t) => {
+          if (!store.expiredMeta) return t.skip("the store has no expiredMeta");
+          const reasons: string[] = [];
+          const sessions = createSessions({
+            secret: SUITE_SECRET,
+            store,
+            now: ctx.now,
+            idleTimeout: "30m",
+            onInvalid: (reason) => reasons.push(reason),
+          });
+          const { cookie, key } = await seeded(sessions);
+          clock += 31 * 60_000;
+          const session = await load(sessions, cookie);
+          expect(session.isNew).toBe(true);
+          expect(session.invalidReason).toBe("expired-idle");
+          expect(reasons).toEqual(["expired-idle"]);
+          expect(await store.expiredMeta(key)).toBeUndefined(); // deleted, not left for a sweep
+        },
+      );
 
       it("an id the store does not know is not revived: the visitor gets a new id", async () => {
         const sessions = manager(store);

@@ -1,6 +1,7 @@
 /**
  * What the PostgreSQL and MySQL stores share: wrapping a driver failure into `StoreUnavailableError`
- * without leaking values, reading a row back into a session, and creating the table once.
+ * without leaking values, reading a row back into a session, and creating the table once. SQLite
+ * reads its meta column with `toMeta` too.
  */
 import { StoreUnavailableError } from "../../errors.js";
 import { isPlainObject } from "../../internal/record.js";
@@ -65,10 +66,17 @@ export function migrateOnce(migrate: () => Promise<void>, enabled: boolean): () 
  */
 export function toSession(row: SqlRow): StoredSession | undefined {
   const data = parseJson(row.data);
-  const meta = parseJson(row.meta);
-  if (!isPlainObject(data) || !isPlainObject(meta)) return undefined;
+  const meta = toMeta(row.meta);
+  if (!isPlainObject(data) || !meta) return undefined;
+  return { data, meta };
+}
+
+/** A meta column, parsed or as text, as meta; `undefined` when it is not a record's meta. */
+export function toMeta(column: unknown): SessionMeta | undefined {
+  const meta = parseJson(column);
+  if (!isPlainObject(meta)) return undefined;
   for (const field of TIME_FIELDS) if (typeof meta[field] !== "number") return undefined;
-  return { data, meta: meta as unknown as SessionMeta };
+  return meta as unknown as SessionMeta;
 }
 
 /** Rows of `SELECT key, data, meta, expires_at` as entries; unreadable rows are left out. */
