@@ -281,20 +281,6 @@ export class SessionState implements Session<SessionData> {
     return this.hasWrites || this.destroyed;
   }
 
-  /**
-   * Whether the one write due is the manager's own `renewInterval` renewal at load: nothing the
-   * handler did (an explicit `regenerate()` clears `reissue`; any other change is logged). @internal
-   */
-  get onlyRenewed(): boolean {
-    return (
-      this.reissue === "renew" &&
-      this.changes.size === 0 &&
-      this.metaChanges.size === 0 &&
-      this.clearedKeys === undefined &&
-      !this.destroyed
-    );
-  }
-
   /** Something commit must write (a destroy alone only deletes). */
   get hasWrites(): boolean {
     return this.changes.size > 0 || this.metaChanges.size > 0 || this.replaced;
@@ -653,6 +639,24 @@ export class SessionState implements Session<SessionData> {
  */
 export function closeSession(session: object): void {
   (session as SessionState).closed = true;
+}
+
+/**
+ * For adapters: whether the session holds a change the handler made. The manager's own
+ * `renewInterval` renewal at load is none (an explicit `regenerate()` clears `reissue`; any other
+ * change is logged), so a response that cannot carry a cookie may leave it for the next request.
+ * @internal
+ */
+export function changedByHandler(session: object): boolean {
+  const state = session as SessionState;
+  if (!state.isDirty) return false;
+  return !(
+    state.reissue === "renew" &&
+    state.changes.size === 0 &&
+    state.metaChanges.size === 0 &&
+    state.clearedKeys === undefined &&
+    !state.destroyed
+  );
 }
 
 /** A plain data property, for a "__proto__" key that must be data rather than the prototype. */

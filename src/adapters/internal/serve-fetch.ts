@@ -1,6 +1,6 @@
 import { SessionError } from "../../errors.js";
 import { loadedBy, releaseLock, type SessionInput, type Sessions } from "../../manager.js";
-import { closeSession, type Session, type SessionData, type SessionState } from "../../session.js";
+import { changedByHandler, closeSession, type Session, type SessionData } from "../../session.js";
 import { releaseOnAbort } from "./release-on-abort.js";
 import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "./respond.js";
 
@@ -52,8 +52,7 @@ export async function serveFetch<T extends SessionData, R extends Response | und
  * of the session's lock: let go here, or the visitor's next requests wait out its ttl.
  */
 async function answeredElsewhere<T extends SessionData>(session: Session<T>): Promise<undefined> {
-  const state = session as unknown as SessionState;
-  const changed = session.isDirty && !state.onlyRenewed;
+  const changed = changedByHandler(session);
   closeSession(session);
   await releaseLock(session);
   if (changed) {
