@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { backend } from "#crypto-backend";
-import { after } from "./crypto/backend.js";
+import { after, type MaybePromise } from "./crypto/backend.js";
 import { generateSessionId, hashSessionId, isSessionId } from "./crypto/id.js";
 import { createKeyring, DERIVED_KEY_ID_CHARS, type Keyring } from "./crypto/keyring.js";
 import {
@@ -35,6 +35,7 @@ import {
 import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js";
 import {
   CHUNK_VALUE_BYTES,
+  type CookieRead,
   createCookieWriter,
   joinChunks,
   laterOwnValues,
@@ -250,6 +251,15 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     checkSize: store ? undefined : checkCookieSize,
     csrf: createCsrfSigner(() => ring ?? keyring(), cookie.name),
     viaHeader: (session) => (session.transport as Transport).source === "header",
+    quiet(session) {
+      // The cases commitSession leaves without a write, in the same order.
+      const transport = session.transport as Transport;
+      if (session.hasWrites || session.destroyed || session.csrfIssued || session.reissue)
+        return false;
+      if (transport.release !== undefined) return false;
+      if (session.origin !== undefined) return !touchDue(session, config.now());
+      return !(transport.refused && transport.present.length > 0);
+    },
     expiresAt(session) {
       // The same rule commit follows: a write stamps touchedAt, and so does a slide that is due.
       const now = config.now();
@@ -409,29 +419,57 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return transport;
   }
 
-  async function load(given: SessionInput): Promise<SessionState> {
+  function load(given: SessionInput): Promise<SessionState> {
+    try {
+      return Promise.resolve(loadNow(given));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * `load`'s work. The session comes back synchronously when nothing on its way waits: a cookie
+   * session whose token was opened before (the token cache) under a schema that validates
+   * synchronously. An adapter that can go on synchronously then runs the handler in the request's
+   * own event (see `loadSession`).
+   */
+  function loadNow(given: SessionInput): MaybePromise<SessionState> {
     // A Node request (a WebSocket upgrade, a handler outside the adapters) is read as the adapters do.
     const input = isNodeRequest(given) ? nodeSessionInput(given) : given;
     const headers = (isHeaders(input) ? input : input.headers) as HeaderReader;
     const transport = readTransport(input, headers);
+    const cookies = parseOwnCookies(headers.get("cookie"), cookie.name);
+    const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
+    transport.present = fromCookie.present;
+    // A request with the header (even empty, asking for a first token) uses the header transport.
+    let token = config.header ? readHeaderToken(headers, config.header) : undefined;
+    if (token !== undefined) transport.source = "header";
+    if (transport.source === "header") token = token || undefined;
+    else if (fromCookie.token !== undefined || fromCookie.oversized) {
+      transport.source = "cookie";
+      token = fromCookie.token;
+    }
+    const opened = token === undefined ? undefined : sessionFromToken(transport, token);
+    if (opened instanceof SessionState) return opened;
+    return loadRest(transport, headers, cookies, fromCookie, token, opened);
+  }
+
+  /** The rest of `load` once the request's own token did not open a session synchronously. */
+  async function loadRest(
+    transport: Transport,
+    headers: HeaderReader,
+    cookies: Record<string, string | undefined>,
+    fromCookie: CookieRead,
+    token: string | undefined,
+    opened: MaybePromise<SessionState | undefined>,
+  ): Promise<SessionState> {
     try {
-      const cookies = parseOwnCookies(headers.get("cookie"), cookie.name);
-      const fromCookie = readCookieToken(cookies, cookie.name, config.maxSize);
-      transport.present = fromCookie.present;
-      // A request with the header (even empty, asking for a first token) uses the header transport.
-      let token = config.header ? readHeaderToken(headers, config.header) : undefined;
-      if (token !== undefined) transport.source = "header";
-      if (transport.source === "header") token = token || undefined;
-      else if (fromCookie.token !== undefined || fromCookie.oversized) {
-        transport.source = "cookie";
-        token = fromCookie.token;
-      }
       if (token === undefined) {
         if (transport.source === "header") return freshSession(transport);
         if (fromCookie.oversized) refuse(transport, "oversized");
         else if (fromCookie.present.length > 0) refuse(transport, "malformed");
       } else {
-        const session = await sessionFromToken(transport, token);
+        const session = await opened;
         if (session) return session;
       }
       if (transport.source !== "header" && cookies[cookie.name] !== undefined) {
@@ -492,92 +530,124 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     return undefined;
   }
 
-  /** The session a token opens, or undefined once `refuse` has recorded why not. */
-  async function sessionFromToken(
+  /**
+   * The session a token opens, or undefined once `refuse` has recorded why not. Synchronous for a
+   * cookie session's token the cache holds (see `loadNow`).
+   */
+  function sessionFromToken(
     transport: Transport,
     token: string,
-  ): Promise<SessionState | undefined> {
+  ): MaybePromise<SessionState | undefined> {
     if (token.length > config.maxSize) {
       refuse(transport, "oversized");
       return undefined;
     }
+    const verified = tokens?.get(token);
+    if (verified === undefined) return openAndVerify(transport, token);
+    return store
+      ? storedSession(transport, token, verified)
+      : cookieSession(transport, token, verified);
+  }
 
-    let verified = tokens?.get(token);
-    if (verified === undefined) {
-      // Inline rather than a helper: one async frame fewer on every first sight of a token.
-      const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
-      if (typeof opened === "string") {
-        refuse(transport, opened);
-        return undefined;
-      }
-      const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
-      // Any of our formats may arrive after a configuration change; only the configured one is accepted.
-      if (opened.version !== expected || (store && !isSessionId(opened.text))) {
-        refuse(transport, "malformed");
-        return undefined;
-      }
-      verified = { opened, key: store ? await hashSessionId(backend, opened.text) : undefined };
-      tokens?.set(token, verified);
+  /** A token not seen before: opened, checked against the configured format, remembered. */
+  async function openAndVerify(
+    transport: Transport,
+    token: string,
+  ): Promise<SessionState | undefined> {
+    const opened = await openToken(backend, ring ?? (await keyring()), token, cookie.name);
+    if (typeof opened === "string") {
+      refuse(transport, opened);
+      return undefined;
     }
-    const { opened, key } = verified;
-
-    let id: string;
-    let stored: StoredSession | undefined;
-    if (store && key) {
-      id = opened.text;
-      if (config.lock) await acquireLock(store, key, transport);
-      stored = await guardStore(store, "get", () => store.get(key));
-      if (!stored) {
-        // OWASP "strict" session management: an id the server does not know is never adopted.
-        await refuseMissing(store, key, transport);
-        return undefined;
-      }
-      if (!isSessionMeta(stored.meta)) {
-        // Written by another version or by hand: unreadable as this one's, so garbage, as expired.
-        refuse(transport, "malformed");
-        await guardStore(store, "delete", () => store.delete(key));
-        return undefined;
-      }
-    } else {
-      const record = decodeRecord(opened.text);
-      if (!record || !isSessionId(record.id)) {
-        refuse(transport, "malformed");
-        return undefined;
-      }
-      id = record.id;
-      stored = record;
+    const expected = store ? "i1" : config.mode === "signed" ? "s1" : "e1";
+    // Any of our formats may arrive after a configuration change; only the configured one is accepted.
+    if (opened.version !== expected || (store && !isSessionId(opened.text))) {
+      refuse(transport, "malformed");
+      return undefined;
     }
+    const verified = { opened, key: store ? await hashSessionId(backend, opened.text) : undefined };
+    tokens?.set(token, verified);
+    return store
+      ? storedSession(transport, token, verified)
+      : cookieSession(transport, token, verified);
+  }
 
+  /** The session a verified cookie token seals. */
+  function cookieSession(
+    transport: Transport,
+    token: string,
+    verified: Verified,
+  ): MaybePromise<SessionState | undefined> {
+    const record = decodeRecord(verified.opened.text);
+    if (!record || !isSessionId(record.id)) {
+      refuse(transport, "malformed");
+      return undefined;
+    }
+    return liveSession(transport, token, verified, record.id, record);
+  }
+
+  /** The session a verified id token names in the store. */
+  async function storedSession(
+    transport: Transport,
+    token: string,
+    verified: Verified,
+  ): Promise<SessionState | undefined> {
+    const s = store as SessionStore;
+    const key = verified.key as string;
+    if (config.lock) await acquireLock(s, key, transport);
+    const stored = await guardStore(s, "get", () => s.get(key));
+    if (!stored) {
+      // OWASP "strict" session management: an id the server does not know is never adopted.
+      await refuseMissing(s, key, transport);
+      return undefined;
+    }
+    if (!isSessionMeta(stored.meta)) {
+      // Written by another version or by hand: unreadable as this one's, so garbage, as expired.
+      refuse(transport, "malformed");
+      await guardStore(s, "delete", () => s.delete(key));
+      return undefined;
+    }
+    return liveSession(transport, token, verified, verified.opened.text, stored);
+  }
+
+  /** The loaded session, unless its record is past a deadline or fails the schema. */
+  function liveSession(
+    transport: Transport,
+    token: string,
+    verified: Verified,
+    id: string,
+    stored: StoredSession,
+  ): MaybePromise<SessionState | undefined> {
     const now = config.now();
     const expired = expiryReason(stored.meta, now);
     if (expired) {
       refuse(transport, expired, stored.meta.userId);
       // A store entry past its deadline is garbage: delete it rather than wait for a sweep.
-      if (store && key) await guardStore(store, "delete", () => store.delete(key as string));
+      const key = verified.key;
+      if (store && key !== undefined)
+        return guardStore(store, "delete", () => store.delete(key)).then(() => undefined);
       return undefined;
     }
-    let data = stored.data;
-    if (schema) {
-      const valid = await validateData(schema, data);
-      if (!valid) {
+    const valid = schema ? validateData(schema, stored.data) : stored.data;
+    return after(valid, (data) => {
+      if (!data) {
         refuse(transport, "schema");
         return undefined;
       }
-      data = valid;
-    }
-
-    transport.token = token;
-    const session = new SessionState(id, data, stored.meta, { id, key }, hooks, transport);
-    if (
-      config.renewIntervalMs !== undefined &&
-      now - stored.meta.renewedAt >= config.renewIntervalMs
-    ) {
-      // Not regenerate(): no privilege changed, so the session's CSRF tokens stay valid.
-      session.renew();
-    } else if (opened.stale) {
-      session.reissue = "rotate";
-    }
-    return session;
+      transport.token = token;
+      const origin = { id, key: verified.key };
+      const session = new SessionState(id, data, stored.meta, origin, hooks, transport);
+      if (
+        config.renewIntervalMs !== undefined &&
+        now - stored.meta.renewedAt >= config.renewIntervalMs
+      ) {
+        // Not regenerate(): no privilege changed, so the session's CSRF tokens stay valid.
+        session.renew();
+      } else if (verified.opened.stale) {
+        session.reissue = "rotate";
+      }
+      return session;
+    });
   }
 
   function touchDue(session: SessionState, now: number): boolean {
@@ -982,12 +1052,37 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     store,
   };
   hooksOf.set(sessions, hooks);
+  loadersOf.set(sessions, loadNow);
   // The schema's type is a compile-time view of the same runtime object.
   return sessions as unknown as Sessions<InferSessionData<S>>;
 }
 
 /** Each manager's hooks object, which every session it loads carries: how `loadedBy` knows its own. */
 const hooksOf = new WeakMap<object, SessionHooks>();
+
+/** Each manager's `loadNow`, for `loadSession`. */
+const loadersOf = new WeakMap<object, (input: SessionInput) => MaybePromise<SessionState>>();
+
+/**
+ * `sessions.load(input)`, but the session itself rather than a promise when nothing on the way waits
+ * (a cookie session whose token was opened before, a synchronous schema). A node adapter then runs
+ * the handler in the request's own event, as an app without sessions does: deferred to a microtask,
+ * node:http's request stream ends before the response and costs a round of stream upkeep of its own.
+ * A failure always comes as a rejected promise.
+ * @internal
+ */
+export function loadSession<T extends SessionData>(
+  sessions: Sessions<T>,
+  input: SessionInput,
+): MaybePromise<Session<T>> {
+  const now = loadersOf.get(sessions);
+  if (now === undefined) return sessions.load(input);
+  try {
+    return now(input) as MaybePromise<Session<T>>;
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 /**
  * `candidate` if it is a session `sessions` loaded, else undefined. For adapters mounted twice on one
@@ -1000,6 +1095,20 @@ export function loadedBy<C>(candidate: C | undefined | null, sessions: object): 
   return candidate instanceof SessionState && candidate.hooks === hooksOf.get(sessions)
     ? candidate
     : undefined;
+}
+
+/**
+ * Closes `session` as its last commit would when that commit would change nothing (no header, no
+ * store call, no lock to let go), and says so: an adapter then lets its response go unheld. False
+ * leaves the session as it was, for the adapter's usual commit.
+ * @internal
+ */
+export function closeIfQuiet(session: object): boolean {
+  if (!(session instanceof SessionState) || session.closed || !session.hooks.quiet(session))
+    return false;
+  session.commitBegun = true;
+  session.closed = true;
+  return true;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { MaybePromise } from "./crypto/backend.js";
 
 /**
  * Where `data` fails the schema: the issues' paths ("theme", "cart.0.qty"), or undefined when it
@@ -21,14 +22,21 @@ export async function dataIssues(
 
 /**
  * Validates session data with any Standard Schema. Returns the schema's output (defaults applied,
- * transforms run) or `undefined` when the data does not conform; never throws for bad data.
+ * transforms run) or `undefined` when the data does not conform; never throws for bad data. A schema
+ * that validates synchronously (Zod, Valibot and ArkType without async refinements) answers
+ * synchronously, so a load that waits on nothing else needs no promise.
  */
-export async function validateData(
+export function validateData(
   schema: StandardSchemaV1,
   data: unknown,
-): Promise<Record<string, unknown> | undefined> {
-  let result = schema["~standard"].validate(data);
-  if (result instanceof Promise) result = await result;
+): MaybePromise<Record<string, unknown> | undefined> {
+  const result = schema["~standard"].validate(data);
+  return result instanceof Promise ? result.then(objectOutput) : objectOutput(result);
+}
+
+function objectOutput(
+  result: StandardSchemaV1.Result<unknown>,
+): Record<string, unknown> | undefined {
   if (result.issues) return undefined;
   const value = result.value;
   return typeof value === "object" && value !== null && !Array.isArray(value)

@@ -195,6 +195,8 @@ export interface SessionHooks {
   csrf: CsrfSigner;
   /** Whether the request carried the session in the header transport, which no other site can send. */
   viaHeader(session: SessionState): boolean;
+  /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
+  quiet(session: SessionState): boolean;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import { guardRequest, guardUrl } from "./internal/node-request.js";
 import { sendWebResponse } from "./internal/node-response.js";
-import { loadAndHold } from "./internal/node-session.js";
+import { type HeldSession, loadAndHold } from "./internal/node-session.js";
 import { isStoreUnavailable, storeUnavailableResponse } from "./internal/respond.js";
 
 export { type CsrfTokenOptions, requireCsrfToken } from "../csrf.js";
@@ -55,22 +55,27 @@ export function session(
   checkSessions("sessionkit/express session()", sessions);
   checkOptions("sessionkit/express session()", options, ["guards"]);
   const guards = options.guards ?? [];
-  return middleware(async (req, res) => {
+  const loaded = (
+    req: Request,
+    res: Response,
+    held: HeldSession<RegisteredSessionData> | globalThis.Response,
+  ) => {
+    if (held instanceof globalThis.Response) return sendWebResponse(res, held).then(() => false);
+    req.session = held.session;
+    return guards.length === 0 || allow(guards, req, res);
+  };
+  return middleware((req, res) => {
     // Mounted again (a sub-app, a router): the outer mount's session is this request's session.
     if (loadedBy(req.session, sessions)) return guards.length === 0 || allow(guards, req, res);
-    const held = await loadAndHold(sessions, req, res, {
+    const held = loadAndHold(sessions, req, res, {
       ip: () => req.ip,
       onError: (err) => {
         console.error(err); // past Express's error handler already: report, as Express does, and answer 500
         return new Response("Internal Server Error", { status: 500 });
       },
     });
-    if (held instanceof Response) {
-      await sendWebResponse(res, held);
-      return false;
-    }
-    req.session = held.session;
-    return guards.length === 0 || allow(guards, req, res);
+    // A session loaded synchronously goes on to the next handler in this same event (loadSession).
+    return held instanceof Promise ? held.then((h) => loaded(req, res, h)) : loaded(req, res, held);
   });
 }
 
@@ -131,11 +136,26 @@ function trustedHost(req: Request): string | undefined {
   return comma < 0 ? forwarded : forwarded.slice(0, comma).trimEnd();
 }
 
-/** Express 4 ignores a middleware's promise: errors go to `next` here, for both versions. */
-function middleware(run: (req: Request, res: Response) => Promise<boolean>): RequestHandler {
+/**
+ * Express 4 ignores a middleware's promise: errors go to `next` here, for both versions. A verdict
+ * known synchronously calls `next` at once.
+ */
+function middleware(
+  run: (req: Request, res: Response) => boolean | Promise<boolean>,
+): RequestHandler {
   return (req, res, next) => {
-    run(req, res).then((pass) => {
-      if (pass) next();
-    }, next);
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = run(req, res);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    if (verdict === true) next();
+    else if (verdict instanceof Promise) {
+      verdict.then((pass) => {
+        if (pass) next();
+      }, next);
+    }
   };
 }

@@ -7,7 +7,7 @@ import type {
 } from "fastify";
 import { type Guard, runGuards } from "../guard.js";
 import { nodeSessionInput } from "../internal/node-input.js";
-import { holdsLock, releaseLock, type Sessions } from "../manager.js";
+import { closeIfQuiet, holdsLock, loadSession, releaseLock, type Sessions } from "../manager.js";
 import type { RegisteredSessionData } from "../register.js";
 import type { Session } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
@@ -86,41 +86,65 @@ export function session(
       if (!already) holdHijacked(sessions, this);
       return this;
     });
-    app.addHook("onRequest", async (request, reply) => {
-      try {
-        request.session = await sessions.load(nodeSessionInput(request.raw, () => request.ip));
-      } catch (err) {
-        if (!isStoreUnavailable(err)) throw err;
-        return send(reply, storeUnavailableResponse());
-      }
+    // Callback hooks, not async ones: a session loaded synchronously (see loadSession) and one with
+    // nothing to commit let the request go on in the same event, with no promise in between.
+    app.addHook("onRequest", (request, reply, done) => {
+      const loaded = loadSession(
+        sessions,
+        nodeSessionInput(request.raw, () => request.ip),
+      );
+      if (!(loaded instanceof Promise)) return ready(request, reply, loaded, done);
+      loaded.then(
+        (session) => ready(request, reply, session, done),
+        (err: unknown) => {
+          if (!isStoreUnavailable(err)) return done(err as Error);
+          send(reply, storeUnavailableResponse()).then(() => done(), done);
+        },
+      );
+    });
+    const ready = (
+      request: FastifyRequest,
+      reply: FastifyReply,
+      session: Session<RegisteredSessionData>,
+      done: (err?: Error) => void,
+    ) => {
+      request.session = session;
       // A client that goes away before any answer (a long poll) leaves a handler that may never
       // reply, and so never reach onSend: its session lock is let go now rather than at its ttl.
       // The raw response's close rather than the onRequestAbort hook: that hook, once added, makes
       // Fastify listen on every request's close, locked or not.
-      if (holdsLock(request.session)) {
-        const { session } = request;
+      if (holdsLock(session)) {
         reply.raw.once("close", () => {
           if (!reply.raw.headersSent) void releaseLock(session);
         });
       }
-      return guards.length === 0 ? undefined : allow(guards, request, reply);
+      if (guards.length === 0) return done();
+      allow(guards, request, reply).then(() => done(), done);
+    };
+    app.addHook("onSend", (request, reply, payload, done) => {
+      // The load failed (nothing to commit), or the commit would change nothing.
+      if (!request.session || closeIfQuiet(request.session)) return done(null, payload);
+      commitReply(request.session, reply, payload).then((sent) => done(null, sent), done);
     });
-    app.addHook("onSend", async (request, reply, payload) => {
-      if (!request.session) return payload; // the load failed: nothing to commit
-      const headers = new HeaderList();
-      try {
-        await commitLast(sessions, request.session, headers);
-      } catch (err) {
-        // The payload will not be sent: a stream (a file, a database cursor) would stay open.
-        discardBody(payload);
-        if (!isStoreUnavailable(err)) throw err;
-        // The reply speaks of a session that was not saved: answer 503 instead.
-        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
-        return toReply(reply, storeUnavailableResponse());
-      }
-      if (!headers.empty) reply.headers(listRecord(headers)); // Fastify appends set-cookie to any the route set
-      return payload;
-    });
+  };
+  const commitReply = async (
+    session: Session<RegisteredSessionData>,
+    reply: FastifyReply,
+    payload: unknown,
+  ) => {
+    const headers = new HeaderList();
+    try {
+      await commitLast(sessions, session, headers);
+    } catch (err) {
+      // The payload will not be sent: a stream (a file, a database cursor) would stay open.
+      discardBody(payload);
+      if (!isStoreUnavailable(err)) throw err;
+      // The reply speaks of a session that was not saved: answer 503 instead.
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+      return toReply(reply, storeUnavailableResponse());
+    }
+    if (!headers.empty) reply.headers(listRecord(headers)); // Fastify appends set-cookie to any the route set
+    return payload;
   };
   // Fastify's own opt-out of encapsulation (what fastify-plugin sets): the hooks cover every route.
   return Object.assign(plugin, { [Symbol.for("skip-override")]: true });

@@ -47,18 +47,11 @@ export function withSession<T extends SessionData>(
   checkHandler("sessionkit/node withSession()", handler);
   checkOptions("sessionkit/node withSession()", options, ["guards"]);
   const guards = options.guards ?? [];
-  return async (req, res) => {
-    let held: HeldSession<T> | Response;
-    // Nested in another withSession of the same manager: its session is this request's session.
-    const outer = loadedBy((req as Partial<SessionRequest<T>>).session, sessions);
-    if (outer) held = { session: outer, responding: () => res.headersSent };
-    else {
-      try {
-        held = await loadAndHold(sessions, req, res, { onError: errorResponse });
-      } catch (err) {
-        held = errorResponse(err);
-      }
-    }
+  const serve = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    held: HeldSession<T> | Response,
+  ) => {
     if (held instanceof Response) {
       await sendWebResponse(res, held);
       return;
@@ -82,5 +75,17 @@ export function withSession<T extends SessionData>(
       if (responding()) console.error(err);
       else await sendWebResponse(res, errorResponse(err));
     }
+  };
+  return (req, res) => {
+    // Nested in another withSession of the same manager: its session is this request's session.
+    const outer = loadedBy((req as Partial<SessionRequest<T>>).session, sessions);
+    if (outer) return serve(req, res, { session: outer, responding: () => res.headersSent });
+    const held = loadAndHold(sessions, req, res, { onError: errorResponse });
+    // A session loaded synchronously reaches the handler in this same event (see loadSession).
+    if (!(held instanceof Promise)) return serve(req, res, held);
+    return held.then(
+      (loaded) => serve(req, res, loaded),
+      (err: unknown) => serve(req, res, errorResponse(err)),
+    );
   };
 }

@@ -22,6 +22,11 @@ interface Hold {
   /** The error answer of a dropped response is being written: its calls pass. */
   answering: boolean;
   release: () => Promise<void>;
+  /**
+   * Whether the commit would change nothing, having closed the session as it would: the first held
+   * call then goes straight out. Undefined where the hold wraps another middleware's methods.
+   */
+  quiet: (() => boolean) | undefined;
   /** The response's first hold (this one, unless another session middleware held it before). */
   root: Hold;
   /** On the root: holds of this response that have begun and not yet settled. */
@@ -185,6 +190,11 @@ function discard(res: ServerResponse, method: Held): unknown {
 
 /** A held call: the first one starts the commit; the response goes out when it settles. */
 function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[]): unknown {
+  if (hold.queue === undefined && hold.quiet?.()) {
+    // Nothing to wait for: the call goes out now, through the methods that now pass.
+    hold.released = true;
+    return (res[method] as Method).apply(res, args);
+  }
   if (method === "flushHeaders" && hold.queue === undefined) {
     // Node's flushHeaders writes the head through res.writeHead. A wrapper there (compression's
     // on-headers) must see it now, as it would unheld: once headersSent reads true it takes the
@@ -251,6 +261,7 @@ export function commitBeforeHeaders(
   res: ServerResponse,
   commit: () => Promise<HeaderList>,
   fail: (err: unknown) => Response,
+  quiet?: () => boolean,
 ): () => boolean {
   const response = res as HoldingResponse;
   const shared = sharedHolding(res);
@@ -270,6 +281,7 @@ export function commitBeforeHeaders(
     answering: false,
     root: response.sessionkitHold as Hold,
     pending: 0,
+    quiet: original ? undefined : quiet,
     release: async () => {
       let headers: HeaderList | undefined;
       let failure: Response | undefined;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { nodeSessionInput } from "../../internal/node-input.js";
-import { holdsLock, releaseLock, type Sessions } from "../../manager.js";
+import { closeIfQuiet, holdsLock, loadSession, releaseLock, type Sessions } from "../../manager.js";
 import type { Session, SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 import { commitBeforeHeaders } from "./node-response.js";
@@ -30,21 +30,32 @@ export interface HoldOptions {
  * Loads a node:http request's session and holds its response until the session is committed, the
  * block every node-based adapter (node:http, Express, Koa) shares. A store outage while loading
  * resolves the 503 to answer with instead, for the adapter to send its own way; any other load
- * error rejects.
+ * error rejects. Synchronous when the load is (see `loadSession`), so the adapter can call the
+ * handler at once.
  */
-export async function loadAndHold<T extends SessionData>(
+export function loadAndHold<T extends SessionData>(
   sessions: Sessions<T>,
   req: IncomingMessage,
   res: ServerResponse,
   options: HoldOptions,
-): Promise<HeldSession<T> | Response> {
-  let session: Session<T>;
-  try {
-    session = await sessions.load(nodeSessionInput(req, options.ip));
-  } catch (err) {
-    if (isStoreUnavailable(err)) return storeUnavailableResponse();
-    throw err;
-  }
+): HeldSession<T> | Promise<HeldSession<T> | Response> {
+  const loaded = loadSession(sessions, nodeSessionInput(req, options.ip));
+  if (!(loaded instanceof Promise)) return hold(sessions, loaded, res, options);
+  return loaded.then(
+    (session) => hold(sessions, session, res, options),
+    (err: unknown) => {
+      if (isStoreUnavailable(err)) return storeUnavailableResponse();
+      throw err;
+    },
+  );
+}
+
+function hold<T extends SessionData>(
+  sessions: Sessions<T>,
+  session: Session<T>,
+  res: ServerResponse,
+  options: HoldOptions,
+): HeldSession<T> {
   const responding = holdUntilCommitted(sessions, session, res, options.onError);
   // A client that goes away before any answer (a long poll) leaves a handler that may never
   // respond, and so never commit: its session lock is let go now rather than at its ttl.
@@ -72,7 +83,10 @@ export function holdUntilCommitted<T extends SessionData>(
     await commitLast(sessions, session, headers);
     return headers;
   };
-  return commitBeforeHeaders(res, commit, (err) =>
-    isStoreUnavailable(err) ? storeUnavailableResponse() : onError(err),
+  return commitBeforeHeaders(
+    res,
+    commit,
+    (err) => (isStoreUnavailable(err) ? storeUnavailableResponse() : onError(err)),
+    () => closeIfQuiet(session),
   );
 }
