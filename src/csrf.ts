@@ -10,7 +10,7 @@ import { type SessionData, SessionState } from "./session.js";
 /*
  * CSRF tokens, OWASP CSRF Prevention Cheat Sheet, "Synchronizer Token Pattern" in its HMAC form: a
  * token is HMAC-SHA256(key, cookie name NUL "seed" NUL seed), the key derived by HKDF for this
- * purpose alone ("sessionkit/v1 csrf"). The seed is 16 random bytes the session keeps in its meta
+ * purpose alone ("sessionkit/v1 csrf"). The seed is 16 bytes the session keeps in its meta
  * (`SessionMeta.csrf`), made by its first `csrfToken()`: not the id, because `renewInterval` moves
  * the id on its own, and a form open in one tab must survive a renewal another tab's request made.
  * Rails and Django keep such a per-session secret too, and replace it at sign-in. What ends tokens
@@ -19,6 +19,13 @@ import { type SessionData, SessionState } from "./session.js";
  * session without one still gets once its response has begun, verify while the id holds, so pages
  * served before the seed existed keep working. An id has no NUL: no id message is a seed's, so a
  * seed that happens to spell some session's id signs nothing for it.
+ *
+ * The seed is derived from the id it is first made under (HMAC of cookie name NUL "seed-of" NUL id
+ * under the same key, cut to 16 bytes), not drawn at random: two requests of one session that ask
+ * for a first token at once (two tabs opened together) make the same seed, so whichever write lands
+ * last keeps both tabs' forms valid; and a token made while the seed was lost (a cookie re-sealed by
+ * a request that loaded before the seed existed) still verifies while the id holds, as the id's own
+ * tokens do. It is as unguessable as a token: only the key makes it.
  *
  * Each token handed out is that MAC masked with a fresh 32-byte pad (pad || mac XOR pad), as Rails
  * and Django do: a token in a compressed HTML page then never repeats, which is what a BREACH-style
@@ -45,8 +52,8 @@ export type CsrfBinding = { readonly seed: string } | { readonly id: string };
 
 /** What a session needs to make and check its tokens; one per manager. @internal */
 export interface CsrfSigner {
-  /** A new seed for a session: `CSRF_SEED_BYTES` random bytes, base64url. */
-  createSeed(): string;
+  /** The seed a session of `id` takes at its first token: `CSRF_SEED_BYTES` bytes, base64url. */
+  seedOf(id: string): Promise<string>;
   issue(binding: CsrfBinding): Promise<string>;
   /**
    * Whether `token` is a token of one of `bindings`, tried in order. False for anything malformed;
@@ -63,7 +70,11 @@ export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string
   const message = (binding: CsrfBinding) =>
     "seed" in binding ? `${name}\0seed\0${binding.seed}` : `${name}\0${binding.id}`;
   return {
-    createSeed: () => backend.encodeBase64Url(backend.randomBytes(CSRF_SEED_BYTES)),
+    async seedOf(id) {
+      const key = (await keys()).primary;
+      const mac = backend.decodeBase64Url(await backend.sign(key.csrf, `${name}\0seed-of\0${id}`));
+      return backend.encodeBase64Url((mac as Uint8Array).subarray(0, CSRF_SEED_BYTES));
+    },
     async issue(binding) {
       const key = (await keys()).primary;
       const mac = backend.decodeBase64Url(await backend.sign(key.csrf, message(binding)), true);

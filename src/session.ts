@@ -129,13 +129,12 @@ export interface Session<T extends SessionData = SessionData> {
   destroy(): void;
   /**
    * A CSRF token for this session, to put in a form's hidden field or hand to scripts: an HMAC of a
-   * random seed the session keeps beside its data (OWASP's synchronizer token pattern; the first
-   * call makes the seed, and the commit saves it). Every token of a session verifies until the seed
-   * goes: `regenerate()` (sign-in, a user switch) and `destroy()` end them all, while the automatic
+   * seed the session keeps beside its data (OWASP's synchronizer token pattern; the first call makes
+   * the seed, and the commit saves it). Every token of a session verifies until the seed goes:
+   * `regenerate()` (sign-in, a user switch) and `destroy()` end them all, while the automatic
    * renewal of `renewInterval` keeps them, so a form open in one tab survives a renewal another
-   * tab's request made. Two requests at once on a session with no seed yet can each make one: the
-   * later write wins, and a form holding the other's token is refused once (shown again, it gets a
-   * good one). Each call returns a different spelling (masked with a fresh pad, against
+   * tab's request made. The seed is derived from the session's id under the secret, so two tabs
+   * asking for a first token at once make the same one. Each call returns a different spelling (masked with a fresh pad, against
    * BREACH-style compression attacks on pages that show it); use any of them. Asking makes a new
    * session persist, so the visitor's next request brings back the session the token is bound to (a
    * sign-in form shown to a first visitor, then its POST), and marks the response
@@ -454,28 +453,39 @@ export class SessionState implements Session<SessionData> {
   }
 
   async csrfToken(): Promise<string> {
-    let binding: CsrfBinding;
-    if (this.meta.csrf !== undefined) binding = { seed: this.meta.csrf };
-    else if (this.closed && this.origin !== undefined && !this.destroyed) {
-      // Too late to save a seed, but the client holds this saved session's id: a token of the id
-      // works as every token did before seeds, until a renewal moves the id. Which id: a renewal
-      // at load moved `id` in memory, and only a commit sends it; a session closed read-only keeps
-      // the client on the id it came with (the renewing request still accepts its tokens).
-      binding = { id: this.commitBegun ? this.id : this.origin.id };
-    } else {
-      const seed = this.hooks.csrf.createSeed();
-      // A change to write, so a new visitor's session is saved too and the token's POST brings back
-      // the session that holds the seed. A session not yet saved throws here once closed.
-      this.changeSealedMeta("csrf", { ...this.meta, csrf: seed });
-      binding = { seed };
+    for (;;) {
+      let binding: CsrfBinding;
+      if (this.meta.csrf !== undefined) binding = { seed: this.meta.csrf };
+      else if (this.closed && this.origin !== undefined && !this.destroyed) {
+        // Too late to save a seed, but the client holds this saved session's id: a token of the id
+        // works as every token did before seeds, until a renewal moves the id. Which id: a renewal
+        // at load moved `id` in memory, and only a commit sends it; a session closed read-only keeps
+        // the client on the id it came with (the renewing request still accepts its tokens).
+        binding = { id: this.commitBegun ? this.id : this.origin.id };
+      } else {
+        const id = this.id;
+        const seed = await this.hooks.csrf.seedOf(id);
+        // The session moved on while the seed was made (a regenerate, the same seed from a call
+        // beside this one, the response began): the rules above decide again.
+        if (this.id !== id || this.meta.csrf !== undefined) continue;
+        if (this.closed && this.origin !== undefined && !this.destroyed) continue;
+        // A change to write, so a new visitor's session is saved too and the token's POST brings
+        // back the session that holds the seed. A session not yet saved throws here once closed.
+        this.changeSealedMeta("csrf", { ...this.meta, csrf: seed });
+        binding = { seed };
+      }
+      this.csrfIssued = true;
+      return this.hooks.csrf.issue(binding);
     }
-    this.csrfIssued = true;
-    return this.hooks.csrf.issue(binding);
   }
 
   async verifyCsrfToken(token: unknown): Promise<boolean> {
     const bindings: CsrfBinding[] = [];
     if (this.meta.csrf !== undefined) bindings.push({ seed: this.meta.csrf });
+    // The seed this id makes (see csrf.ts): a token made while the kept seed was lost verifies while
+    // the id holds, as the id's own tokens do.
+    const derived = await this.hooks.csrf.seedOf(this.id);
+    if (derived !== this.meta.csrf) bindings.push({ seed: derived });
     // Tokens of the id, from versions before the seed (and late tokens, see csrfToken). A renewal
     // at load moved the id before the handler ran: a page served under the id this request arrived
     // with is still this session's. An explicit regenerate() clears `reissue`.

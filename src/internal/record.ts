@@ -1,7 +1,7 @@
 import { isBase64Url } from "../crypto/backend.js";
 import type { SessionMeta } from "../stores/store.js";
 
-/** Random bytes of a session's CSRF seed (`SessionMeta.csrf`): 128 bits, unguessable. */
+/** Bytes of a session's CSRF seed (`SessionMeta.csrf`): 128 bits, unguessable without the secret. */
 export const CSRF_SEED_BYTES = 16;
 /** The seed in unpadded base64url. */
 const CSRF_SEED_CHARS = Math.ceil((CSRF_SEED_BYTES * 4) / 3);

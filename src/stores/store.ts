@@ -105,10 +105,11 @@ export interface SessionMeta {
    */
   persistent?: boolean;
   /**
-   * The session's CSRF seed: 16 random bytes in base64url (22 characters), made by its first
-   * `session.csrfToken()` and bound into every token it hands out. Kept here rather than derived
-   * from the id because `renewInterval` moves the id on its own, and a form open in another tab
-   * must outlive that; `regenerate` and `destroy` drop it, which ends the tokens. A secret of the
+   * The session's CSRF seed: 16 bytes in base64url (22 characters), made by its first
+   * `session.csrfToken()` (an HMAC of the id of that moment under the secret) and bound into every
+   * token it hands out. Kept here rather than derived from the current id because `renewInterval`
+   * moves the id on its own, and a form open in another tab must outlive that; `regenerate` and
+   * `destroy` drop it, which ends the tokens. A secret of the
    * session: `listByUser` and `sessionkit inspect` never show it. A store keeps it as any other
    * meta field.
    */
