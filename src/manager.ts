@@ -1066,9 +1066,9 @@ const loadersOf = new WeakMap<object, (input: SessionInput) => MaybePromise<Sess
 /**
  * `sessions.load(input)`, but the session itself rather than a promise when nothing on the way waits
  * (a cookie session whose token was opened before, a synchronous schema). A node adapter then runs
- * the handler in the request's own event, as an app without sessions does: deferred to a microtask,
- * node:http's request stream ends before the response and costs a round of stream upkeep of its own.
- * A failure always comes as a rejected promise.
+ * the handler in the request's own event, as an app without sessions does, without the promises
+ * and the microtask in between (7 µs of CPU per Express cookie read, bench/README.md). A failure
+ * always comes as a rejected promise.
  * @internal
  */
 export function loadSession<T extends SessionData>(
