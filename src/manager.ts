@@ -157,6 +157,13 @@ interface Verified {
   opened: OpenedToken;
   /** Store sessions: the SHA-256 key of the id. */
   key: string | undefined;
+  /**
+   * Store sessions: no live record of this id is left (the store had none, or the manager deleted an
+   * expired or unreadable one). Ids are never reused and a token leaves only once its record is
+   * written, so the id never comes back: a client that keeps sending the cookie (an unknown id's is
+   * left in place, see `refuse`) is refused without a store call.
+   */
+  gone: boolean;
 }
 
 /** Per-request transport facts, kept on the session for commit. */
@@ -565,7 +572,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       refuse(transport, "malformed");
       return undefined;
     }
-    const verified = { opened, key: store ? await hashSessionId(backend, opened.text) : undefined };
+    const key = store ? await hashSessionId(backend, opened.text) : undefined;
+    const verified: Verified = { opened, key, gone: false };
     tokens?.set(token, verified);
     return store
       ? storedSession(transport, token, verified)
@@ -592,6 +600,10 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     token: string,
     verified: Verified,
   ): Promise<SessionState | undefined> {
+    if (verified.gone) {
+      refuse(transport, "unknown-session");
+      return undefined;
+    }
     const s = store as SessionStore;
     const key = verified.key as string;
     if (config.lock) await acquireLock(s, key, transport);
@@ -599,12 +611,14 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (!stored) {
       // OWASP "strict" session management: an id the server does not know is never adopted.
       await refuseMissing(s, key, transport);
+      verified.gone = true;
       return undefined;
     }
     if (!isSessionMeta(stored.meta)) {
       // Written by another version or by hand: unreadable as this one's, so garbage, as expired.
       refuse(transport, "malformed");
       await guardStore(s, "delete", () => s.delete(key));
+      verified.gone = true;
       return undefined;
     }
     return liveSession(transport, token, verified, verified.opened.text, stored);
@@ -624,8 +638,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       refuse(transport, expired, stored.meta.userId);
       // A store entry past its deadline is garbage: delete it rather than wait for a sweep.
       const key = verified.key;
-      if (store && key !== undefined)
-        return guardStore(store, "delete", () => store.delete(key)).then(() => undefined);
+      if (store && key !== undefined) {
+        return guardStore(store, "delete", () => store.delete(key)).then(() => {
+          verified.gone = true;
+          return undefined;
+        });
+      }
       return undefined;
     }
     const valid = schema ? validateData(schema, stored.data) : stored.data;
@@ -689,7 +707,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (store) {
       return after(signToken(backend, keys, "i1", session.id, cookie.name), (token) => {
         if (key !== undefined)
-          tokens?.set(token, { opened: { version: "i1", text: session.id, stale: false }, key });
+          tokens?.set(token, {
+            opened: { version: "i1", text: session.id, stale: false },
+            key,
+            gone: false,
+          });
         return token;
       });
     }
@@ -702,6 +724,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       tokens?.set(token, {
         opened: { version: signed ? "s1" : "e1", text: json, stale: false },
         key: undefined,
+        gone: false,
       });
       return token;
     });
