@@ -1121,14 +1121,15 @@ export function loadedBy<C>(candidate: C | undefined | null, sessions: object): 
 }
 
 /**
- * Closes `session` as its last commit would when that commit would change nothing (no header, no
- * store call, no lock to let go), and says so: an adapter then lets its response go unheld. False
- * leaves the session as it was, for the adapter's usual commit.
+ * Closes `session` as its last commit through `sessions` would when that commit would change
+ * nothing (no header, no store call, no lock to let go), and says so: an adapter then lets its
+ * response go unheld. False leaves the session as it was, for the adapter's usual commit; so does
+ * a `sessions` that is not the manager itself (a wrapper's own `commit` must run).
  * @internal
  */
-export function closeIfQuiet(session: object): boolean {
-  if (!(session instanceof SessionState) || session.closed || !session.hooks.quiet(session))
-    return false;
+export function closeIfQuiet(session: object, sessions: object): boolean {
+  if (!(session instanceof SessionState) || session.hooks !== hooksOf.get(sessions)) return false;
+  if (session.closed || !session.hooks.quiet(session)) return false;
   session.commitBegun = true;
   session.closed = true;
   return true;

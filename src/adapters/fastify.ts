@@ -123,7 +123,7 @@ export function session(
     };
     app.addHook("onSend", (request, reply, payload, done) => {
       // The load failed (nothing to commit), or the commit would change nothing.
-      if (!request.session || closeIfQuiet(request.session)) return done(null, payload);
+      if (!request.session || closeIfQuiet(request.session, sessions)) return done(null, payload);
       commitReply(request.session, reply, payload).then((sent) => done(null, sent), done);
     });
   };

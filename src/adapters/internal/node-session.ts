@@ -87,6 +87,6 @@ export function holdUntilCommitted<T extends SessionData>(
     res,
     commit,
     (err) => (isStoreUnavailable(err) ? storeUnavailableResponse() : onError(err)),
-    () => closeIfQuiet(session),
+    () => closeIfQuiet(session, sessions),
   );
 }

@@ -1,5 +1,5 @@
 import { isSessionError, STORE_RETRY_AFTER_SECONDS } from "../../errors.js";
-import type { HeaderWriter, Sessions } from "../../manager.js";
+import { closeIfQuiet, type HeaderWriter, type Sessions } from "../../manager.js";
 import { closeSession, type Session, type SessionData } from "../../session.js";
 import { HeaderList } from "./header-list.js";
 
@@ -48,6 +48,8 @@ export async function commitToResponse<T extends SessionData>(
   session: Session<T>,
   response: Response,
 ): Promise<Response> {
+  // Nothing to commit (a read, most often): the response goes as it is, with no commit to await.
+  if (closeIfQuiet(session, sessions)) return response;
   const headers = new HeaderList();
   try {
     await commitLast(sessions, session, headers);
