@@ -1075,7 +1075,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     store,
   };
   hooksOf.set(sessions, hooks);
-  loadersOf.set(sessions, loadNow);
+  ownMethods.set(sessions, { load, loadNow, commit });
   // The schema's type is a compile-time view of the same runtime object.
   return sessions as unknown as Sessions<InferSessionData<S>>;
 }
@@ -1083,8 +1083,18 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
 /** Each manager's hooks object, which every session it loads carries: how `loadedBy` knows its own. */
 const hooksOf = new WeakMap<object, SessionHooks>();
 
-/** Each manager's `loadNow`, for `loadSession`. */
-const loadersOf = new WeakMap<object, (input: SessionInput) => MaybePromise<SessionState>>();
+/**
+ * Each manager's own `load` and `commit`, and `loadNow`: the shortcuts below stand in for `load`
+ * and `commit` only while those are the manager's own, not replaced in place (tracing, metrics).
+ */
+const ownMethods = new WeakMap<
+  object,
+  {
+    load: (input: SessionInput) => Promise<SessionState>;
+    loadNow: (input: SessionInput) => MaybePromise<SessionState>;
+    commit: (session: Session<SessionData>, headers: HeaderWriter) => Promise<void>;
+  }
+>();
 
 /**
  * `sessions.load(input)`, but the session itself rather than a promise when nothing on the way waits
@@ -1098,10 +1108,10 @@ export function loadSession<T extends SessionData>(
   sessions: Sessions<T>,
   input: SessionInput,
 ): MaybePromise<Session<T>> {
-  const now = loadersOf.get(sessions);
-  if (now === undefined) return sessions.load(input);
+  const own = ownMethods.get(sessions);
+  if (own === undefined || sessions.load !== own.load) return sessions.load(input);
   try {
-    return now(input) as MaybePromise<Session<T>>;
+    return own.loadNow(input) as MaybePromise<Session<T>>;
   } catch (err) {
     return Promise.reject(err);
   }
@@ -1124,11 +1134,12 @@ export function loadedBy<C>(candidate: C | undefined | null, sessions: object): 
  * Closes `session` as its last commit through `sessions` would when that commit would change
  * nothing (no header, no store call, no lock to let go), and says so: an adapter then lets its
  * response go unheld. False leaves the session as it was, for the adapter's usual commit; so does
- * a `sessions` that is not the manager itself (a wrapper's own `commit` must run).
+ * a `sessions` that is not the manager itself, or whose `commit` was replaced (that one must run).
  * @internal
  */
-export function closeIfQuiet(session: object, sessions: object): boolean {
+export function closeIfQuiet(session: object, sessions: { commit: unknown }): boolean {
   if (!(session instanceof SessionState) || session.hooks !== hooksOf.get(sessions)) return false;
+  if (sessions.commit !== ownMethods.get(sessions)?.commit) return false;
   if (session.closed || !session.hooks.quiet(session)) return false;
   session.commitBegun = true;
   session.closed = true;

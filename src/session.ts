@@ -490,7 +490,11 @@ export class SessionState implements Session<SessionData> {
     // at load moved the id before the handler ran: a page served under the id this request arrived
     // with is still this session's. An explicit regenerate() clears `reissue`.
     bindings.push({ id: this.id });
-    if (this.reissue === "renew" && this.origin) bindings.push({ id: this.origin.id });
+    if (this.reissue === "renew" && this.origin) {
+      bindings.push({ id: this.origin.id });
+      const before = await this.hooks.csrf.seedOf(this.origin.id);
+      if (before !== this.meta.csrf) bindings.push({ seed: before });
+    }
     return this.hooks.csrf.verify(token, bindings);
   }
 

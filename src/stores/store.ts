@@ -4,7 +4,9 @@
  *
  * Edge cases, settled here once for every store:
  * - A missing, expired (`expiresAt <= now` by the store's clock) or unreadable entry is "not found":
- *   `get` resolves `undefined`, `patch` and `touch` resolve `false`. They are not errors.
+ *   `get` resolves `undefined`, `patch` and `touch` resolve `false`. They are not errors. "Not
+ *   found" is final: ids are never reused, so the manager remembers it (its token cache) and asks
+ *   no more for that id. A store must read its own writes (no reads from a lagging replica).
  * - A failure of the system behind the store (connection refused, timeout, server error) rejects with
  *   `StoreUnavailableError`, with the driver's error as `cause`. Nothing partial is acknowledged.
  * - `patch` is atomic per key: concurrent patches that touch different data keys all survive.

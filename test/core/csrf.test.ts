@@ -289,6 +289,24 @@ describe.each(MODES)("CSRF tokens: %s", (_name, make, mode) => {
     expect(await verifies(h, token)).toBe(true);
   });
 
+  it("the request that renews accepts a token of a lost seed of the id it came with, that once", async () => {
+    const h = make({ renewInterval: "1h", idleTimeout: "7d", absoluteTimeout: "30d" });
+    await h.request((session) => session.set("n", 1));
+    const init = { headers: { cookie: h.jar.header() ?? "" } };
+    const older = await h.sessions.load(new Request("https://example.com/slow", init));
+    const token = await tokenOf(h); // saves the seed
+    older.set("n", 2); // a cookie re-sealed whole, without the seed
+    const out = new Headers();
+    await h.sessions.commit(older, out);
+    h.jar.apply(out.getSetCookie());
+    h.clock.advance(2 * HOUR); // the next request renews the id at load
+    let accepted: boolean | undefined;
+    await h.request(async (session) => {
+      accepted = await session.verifyCsrfToken(token);
+    });
+    expect(accepted).toBe(true);
+  });
+
   it("the request that renews still accepts a token of the id it came with (an older version's), that once", async () => {
     const h = make({ renewInterval: "1d", absoluteTimeout: "30d", idleTimeout: "7d" });
     let id = "";

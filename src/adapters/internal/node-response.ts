@@ -191,9 +191,11 @@ function discard(res: ServerResponse, method: Held): unknown {
 /** A held call: the first one starts the commit; the response goes out when it settles. */
 function enqueue(hold: Hold, res: ServerResponse, method: Held, args: unknown[]): unknown {
   if (hold.queue === undefined && hold.quiet?.()) {
-    // Nothing to wait for: the call goes out now, through the methods that now pass.
+    // Nothing to wait for: the call goes on now, to what lies beneath the hold, as the replay
+    // would. Not through `res[method]`: a wrapper installed after the session (a body rewriter, a
+    // logger that ends once) is what called this, and would run a second time.
     hold.released = true;
-    return (res[method] as Method).apply(res, args);
+    return HOLDING[method].apply(res, args);
   }
   if (method === "flushHeaders" && hold.queue === undefined) {
     // Node's flushHeaders writes the head through res.writeHead. A wrapper there (compression's
