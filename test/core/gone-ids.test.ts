@@ -5,24 +5,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { memoryStore } from "../../src/stores/memory.js";
-import type { SessionStore } from "../../src/stores/store.js";
+import { countedStore } from "../helpers/counted-store.js";
 import { HOUR, harness } from "./harness.js";
 
 /** A memory store on the harness's clock that counts every call made to it by method. */
 function countedHarness(options: Parameters<typeof harness>[0] = {}) {
   let clock = () => 0;
-  const calls: string[] = [];
   const inner = memoryStore({ now: () => clock() });
-  const store = new Proxy(inner, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
-        calls.push(String(name));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  }) as SessionStore;
+  const { store, calls } = countedStore(inner);
   const h = harness({ store, ...options });
   clock = h.clock.now;
   return { h, calls, inner };

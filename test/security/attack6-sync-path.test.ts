@@ -22,6 +22,7 @@ import { memoryStore } from "../../src/stores/memory.js";
 import type { SessionStore } from "../../src/stores/store.js";
 import { SECRET } from "../conformance/adapter.js";
 import { HOUR, harness, MINUTE, OTHER_SECRET, storeHarness } from "../core/harness.js";
+import { countedStore } from "../helpers/counted-store.js";
 import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
 
@@ -36,6 +37,20 @@ async function withServer<R>(running: Running, run: (client: Client) => Promise<
 }
 
 const untyped = (s: unknown) => s as Session<SessionData>;
+
+/** Express with the session and two routes: `/write` sets n to 1 ("w"), `/read` answers n. */
+function readWriteApp(sessions: Sessions): express.Express {
+  const app = express();
+  app.use(expressSession(sessions));
+  app.get("/write", (req, res) => {
+    untyped(req.session).set("n", 1);
+    res.send("w");
+  });
+  app.get("/read", (req, res) => {
+    res.send(String(untyped(req.session).get("n")));
+  });
+  return app;
+}
 
 /*
  * Found in 08b8c3d, fixed before it shipped (node-response.ts `enqueue`): on a quiet response the
@@ -211,15 +226,7 @@ describe("a manager whose load or commit the app replaced in place (instrumentat
       seen.push("commit");
       return commit(s, headers);
     };
-    const app = express();
-    app.use(expressSession(sessions));
-    app.get("/write", (req, res) => {
-      untyped(req.session).set("n", 1);
-      res.send("w");
-    });
-    app.get("/read", (req, res) => {
-      res.send(String(untyped(req.session).get("n")));
-    });
+    const app = readWriteApp(sessions);
     await withServer(await listenLoopback(createServer(app)), async (client) => {
       await client.get("/write");
       await client.get("/read");
@@ -603,15 +610,7 @@ describe("idle slides, renewal and secret rotation with a cached token (sync loa
   it("express: renewInterval on a cached token renews (new cookie) and keeps the data", async () => {
     let now = Date.now();
     const sessions = createSessions({ secret: SECRET, renewInterval: "1h", now: () => now });
-    const app = express();
-    app.use(expressSession(sessions));
-    app.get("/write", (req, res) => {
-      untyped(req.session).set("n", 1);
-      res.send("w");
-    });
-    app.get("/read", (req, res) => {
-      res.send(String(untyped(req.session).get("n")));
-    });
+    const app = readWriteApp(sessions);
     await withServer(await listenLoopback(createServer(app)), async (client) => {
       await client.get("/write");
       const before = client.cookieHeader();
@@ -773,12 +772,7 @@ describe("CSRF tokens with the derived seed", () => {
 
   it("express: a token asked after a quiet first write is of the id and verifies on the next request", async () => {
     const sessions = createSessions({ secret: SECRET });
-    const app = express();
-    app.use(expressSession(sessions));
-    app.get("/write", (req, res) => {
-      untyped(req.session).set("n", 1);
-      res.send("w");
-    });
+    const app = readWriteApp(sessions);
     app.get("/late-token", async (req, res) => {
       res.write("token:");
       res.end(await req.session.csrfToken());
@@ -802,20 +796,7 @@ describe("CSRF tokens with the derived seed", () => {
 });
 
 describe("the token cache's gone ids", () => {
-  function counted(inner: SessionStore) {
-    const calls: string[] = [];
-    const store = new Proxy(inner, {
-      get(target, name, receiver) {
-        const value = Reflect.get(target, name, receiver) as unknown;
-        if (typeof value !== "function") return value;
-        return (...args: unknown[]) => {
-          calls.push(String(name));
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    }) as SessionStore;
-    return { store, calls };
-  }
+  const counted = countedStore;
 
   it("a store outage on get flags nothing: the session comes back with the store", async () => {
     let clock = () => 0;
@@ -943,15 +924,7 @@ describe("the node:http request event (sync path) with hostile input", () => {
       },
     };
     const sessions = createSessions({ secret: SECRET, schema });
-    const app = express();
-    app.use(expressSession(sessions as Sessions));
-    app.get("/write", (req, res) => {
-      untyped(req.session).set("n", 1);
-      res.send("w");
-    });
-    app.get("/read", (req, res) => {
-      res.send(String(untyped(req.session).get("n")));
-    });
+    const app = readWriteApp(sessions as Sessions);
     const errors: unknown[] = [];
     const log = console.error;
     console.error = (...args: unknown[]) => errors.push(args);
