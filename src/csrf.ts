@@ -50,6 +50,12 @@ const TOKEN_MAX_CHARS = PREFIX.length + 16 + 1 + MASKED_CHARS;
  */
 export type CsrfBinding = { readonly seed: string } | { readonly id: string };
 
+/**
+ * What `verify` may check a token against: a binding, or the seed an id derives (`seedOf`), made
+ * only if the bindings before it did not match. @internal
+ */
+export type CsrfCandidate = CsrfBinding | { readonly seedOf: string };
+
 /** What a session needs to make and check its tokens; one per manager. @internal */
 export interface CsrfSigner {
   /** The seed a session of `id` takes at its first token: `CSRF_SEED_BYTES` bytes, base64url. */
@@ -59,7 +65,7 @@ export interface CsrfSigner {
    * Whether `token` is a token of one of `bindings`, tried in order. False for anything malformed;
    * never throws on it.
    */
-  verify(token: unknown, bindings: readonly CsrfBinding[]): Promise<boolean>;
+  verify(token: unknown, candidates: readonly CsrfCandidate[]): Promise<boolean>;
 }
 
 /**
@@ -69,12 +75,13 @@ export interface CsrfSigner {
 export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string): CsrfSigner {
   const message = (binding: CsrfBinding) =>
     "seed" in binding ? `${name}\0seed\0${binding.seed}` : `${name}\0${binding.id}`;
+  const seedOf = async (id: string) => {
+    const key = (await keys()).primary;
+    const mac = backend.decodeBase64Url(await backend.sign(key.csrf, `${name}\0seed-of\0${id}`));
+    return backend.encodeBase64Url((mac as Uint8Array).subarray(0, CSRF_SEED_BYTES));
+  };
   return {
-    async seedOf(id) {
-      const key = (await keys()).primary;
-      const mac = backend.decodeBase64Url(await backend.sign(key.csrf, `${name}\0seed-of\0${id}`));
-      return backend.encodeBase64Url((mac as Uint8Array).subarray(0, CSRF_SEED_BYTES));
-    },
+    seedOf,
     async issue(binding) {
       const key = (await keys()).primary;
       const mac = backend.decodeBase64Url(await backend.sign(key.csrf, message(binding)), true);
@@ -86,10 +93,13 @@ export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string
       }
       return `${PREFIX}${key.id}.${backend.encodeBase64Url(out)}`;
     },
-    async verify(token, bindings) {
+    async verify(token, candidates) {
       const parsed = parse(await keys(), token);
       if (!parsed) return false;
-      for (const binding of bindings) {
+      for (const candidate of candidates) {
+        // A derived seed costs an HMAC of its own: made only when what came before did not match.
+        const binding =
+          "seedOf" in candidate ? { seed: await seedOf(candidate.seedOf) } : candidate;
         // The backend's verify compares in constant time (timingSafeEqual, subtle.verify).
         if (await backend.verify(parsed.key.csrf, message(binding), parsed.mac)) return true;
       }

@@ -258,15 +258,6 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     checkSize: store ? undefined : checkCookieSize,
     csrf: createCsrfSigner(() => ring ?? keyring(), cookie.name),
     viaHeader: (session) => (session.transport as Transport).source === "header",
-    quiet(session) {
-      // The cases commitSession leaves without a write, in the same order.
-      const transport = session.transport as Transport;
-      if (session.hasWrites || session.destroyed || session.csrfIssued || session.reissue)
-        return false;
-      if (transport.release !== undefined) return false;
-      if (session.origin !== undefined) return !touchDue(session, config.now());
-      return !(transport.refused && transport.present.length > 0);
-    },
     expiresAt(session) {
       // The same rule commit follows: a write stamps touchedAt, and so does a slide that is due.
       const now = config.now();
@@ -276,6 +267,17 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       return deadlineOf(written ? { ...session.meta, touchedAt: now } : session.meta);
     },
   };
+
+  /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
+  function quiet(session: SessionState): boolean {
+    // The cases commitSession leaves without a write, in the same order.
+    const transport = session.transport as Transport;
+    if (session.hasWrites || session.destroyed || session.csrfIssued || session.reissue)
+      return false;
+    if (transport.release !== undefined) return false;
+    if (session.origin !== undefined) return !touchDue(session, config.now());
+    return !(transport.refused && transport.present.length > 0);
+  }
 
   function emit(event: SessionEvent): void {
     if (!config.onEvent) return;
@@ -427,11 +429,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   }
 
   function load(given: SessionInput): Promise<SessionState> {
-    try {
-      return Promise.resolve(loadNow(given));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return Promise.resolve(attempt(loadNow, given));
   }
 
   /**
@@ -1074,27 +1072,35 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     headerName: config.header,
     store,
   };
-  hooksOf.set(sessions, hooks);
-  ownMethods.set(sessions, { load, loadNow, commit });
+  managers.set(sessions, { hooks, load, loadNow, commit, quiet });
   // The schema's type is a compile-time view of the same runtime object.
   return sessions as unknown as Sessions<InferSessionData<S>>;
 }
 
-/** Each manager's hooks object, which every session it loads carries: how `loadedBy` knows its own. */
-const hooksOf = new WeakMap<object, SessionHooks>();
-
 /**
- * Each manager's own `load` and `commit`, and `loadNow`: the shortcuts below stand in for `load`
- * and `commit` only while those are the manager's own, not replaced in place (tracing, metrics).
+ * What a manager keeps for the module's functions below: its hooks object, which every session it
+ * loads carries (how `loadedBy` knows its own), its own `load` and `commit` with the shortcuts that
+ * stand in for them (only while those are not replaced in place: tracing, metrics), and `quiet`.
  */
-const ownMethods = new WeakMap<
+const managers = new WeakMap<
   object,
   {
+    hooks: SessionHooks;
     load: (input: SessionInput) => Promise<SessionState>;
     loadNow: (input: SessionInput) => MaybePromise<SessionState>;
     commit: (session: Session<SessionData>, headers: HeaderWriter) => Promise<void>;
+    quiet: (session: SessionState) => boolean;
   }
 >();
+
+/** `run(input)`, with a synchronous throw turned into a rejected promise. */
+function attempt<I, R>(run: (input: I) => MaybePromise<R>, input: I): MaybePromise<R> {
+  try {
+    return run(input);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 /**
  * `sessions.load(input)`, but the session itself rather than a promise when nothing on the way waits
@@ -1108,13 +1114,9 @@ export function loadSession<T extends SessionData>(
   sessions: Sessions<T>,
   input: SessionInput,
 ): MaybePromise<Session<T>> {
-  const own = ownMethods.get(sessions);
+  const own = managers.get(sessions);
   if (own === undefined || sessions.load !== own.load) return sessions.load(input);
-  try {
-    return own.loadNow(input) as MaybePromise<Session<T>>;
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return attempt(own.loadNow, input) as MaybePromise<Session<T>>;
 }
 
 /**
@@ -1125,7 +1127,7 @@ export function loadSession<T extends SessionData>(
  * @internal
  */
 export function loadedBy<C>(candidate: C | undefined | null, sessions: object): C | undefined {
-  return candidate instanceof SessionState && candidate.hooks === hooksOf.get(sessions)
+  return candidate instanceof SessionState && candidate.hooks === managers.get(sessions)?.hooks
     ? candidate
     : undefined;
 }
@@ -1138,9 +1140,10 @@ export function loadedBy<C>(candidate: C | undefined | null, sessions: object): 
  * @internal
  */
 export function closeIfQuiet(session: object, sessions: { commit: unknown }): boolean {
-  if (!(session instanceof SessionState) || session.hooks !== hooksOf.get(sessions)) return false;
-  if (sessions.commit !== ownMethods.get(sessions)?.commit) return false;
-  if (session.closed || !session.hooks.quiet(session)) return false;
+  const own = managers.get(sessions);
+  if (own === undefined || !(session instanceof SessionState) || session.hooks !== own.hooks)
+    return false;
+  if (sessions.commit !== own.commit || session.closed || !own.quiet(session)) return false;
   session.commitBegun = true;
   session.closed = true;
   return true;

@@ -1,4 +1,4 @@
-import type { CsrfBinding, CsrfSigner } from "./csrf.js";
+import type { CsrfBinding, CsrfCandidate, CsrfSigner } from "./csrf.js";
 import { SessionError } from "./errors.js";
 import type { InvalidReason } from "./options.js";
 import type { SessionMeta } from "./stores/store.js";
@@ -194,8 +194,6 @@ export interface SessionHooks {
   csrf: CsrfSigner;
   /** Whether the request carried the session in the header transport, which no other site can send. */
   viaHeader(session: SessionState): boolean;
-  /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
-  quiet(session: SessionState): boolean;
 }
 
 /**
@@ -480,22 +478,19 @@ export class SessionState implements Session<SessionData> {
   }
 
   async verifyCsrfToken(token: unknown): Promise<boolean> {
-    const bindings: CsrfBinding[] = [];
-    if (this.meta.csrf !== undefined) bindings.push({ seed: this.meta.csrf });
-    // The seed this id makes (see csrf.ts): a token made while the kept seed was lost verifies while
-    // the id holds, as the id's own tokens do.
-    const derived = await this.hooks.csrf.seedOf(this.id);
-    if (derived !== this.meta.csrf) bindings.push({ seed: derived });
+    const candidates: CsrfCandidate[] = [];
+    if (this.meta.csrf !== undefined) candidates.push({ seed: this.meta.csrf });
     // Tokens of the id, from versions before the seed (and late tokens, see csrfToken). A renewal
     // at load moved the id before the handler ran: a page served under the id this request arrived
     // with is still this session's. An explicit regenerate() clears `reissue`.
-    bindings.push({ id: this.id });
-    if (this.reissue === "renew" && this.origin) {
-      bindings.push({ id: this.origin.id });
-      const before = await this.hooks.csrf.seedOf(this.origin.id);
-      if (before !== this.meta.csrf) bindings.push({ seed: before });
-    }
-    return this.hooks.csrf.verify(token, bindings);
+    candidates.push({ id: this.id });
+    const renewedFrom = this.reissue === "renew" ? this.origin?.id : undefined;
+    if (renewedFrom !== undefined) candidates.push({ id: renewedFrom });
+    // The seeds those ids make (see csrf.ts), last since each costs an HMAC: a token made while the
+    // kept seed was lost verifies while its id holds, as the id's own tokens do.
+    candidates.push({ seedOf: this.id });
+    if (renewedFrom !== undefined) candidates.push({ seedOf: renewedFrom });
+    return this.hooks.csrf.verify(token, candidates);
   }
 
   /**

@@ -84,7 +84,7 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
     // Mounted again (app.route of a sub-app with its own): the outer mount loads and commits.
     const outer = loadedBy(c.get("session"), sessions);
     if (outer) {
-      const request = guards.length > 0 && c.req.raw.bodyUsed ? await guardRequest(c) : c.req.raw;
+      const request = guards.length === 0 ? c.req.raw : await guardRequest(c);
       const denied = await runGuards(guards, outer, request);
       if (denied) c.res = denied;
       else await next();
@@ -103,7 +103,7 @@ export function sessionMiddleware<T extends SessionData, E extends EnvOf<T> = En
     c.set("session", session);
     releaseOnAbort(session, () => c.req.raw.signal);
     // A middleware mounted before this one may have read the body already: see `guardRequest`.
-    const request = guards.length > 0 && c.req.raw.bodyUsed ? await guardRequest(c) : c.req.raw;
+    const request = guards.length === 0 ? c.req.raw : await guardRequest(c);
     const denied = await runGuards(guards, session, request);
     if (denied) c.res = denied;
     else await next();
