@@ -25,7 +25,10 @@ import { type SessionData, SessionState } from "./session.js";
  * for a first token at once (two tabs opened together) make the same seed, so whichever write lands
  * last keeps both tabs' forms valid; and a token made while the seed was lost (a cookie re-sealed by
  * a request that loaded before the seed existed) still verifies while the id holds, as the id's own
- * tokens do. It is as unguessable as a token: only the key makes it.
+ * tokens do. It is as unguessable as a token: only the key makes it. A renewal keeps the seed, and
+ * one that finds none takes its old id's (a renewing request's first token is of that seed too), so
+ * a token another request made of it survives a move that request never saw; a check derives the
+ * seed again under the key the token names, so it survives a change of primary secret as well.
  *
  * Each token handed out is that MAC masked with a fresh 32-byte pad (pad || mac XOR pad), as Rails
  * and Django do: a token in a compressed HTML page then never repeats, which is what a BREACH-style
@@ -75,13 +78,14 @@ export interface CsrfSigner {
 export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string): CsrfSigner {
   const message = (binding: CsrfBinding) =>
     "seed" in binding ? `${name}\0seed\0${binding.seed}` : `${name}\0${binding.id}`;
-  const seedOf = async (id: string) => {
-    const key = (await keys()).primary;
+  const seedUnder = async (key: KeyEntry, id: string) => {
     const mac = backend.decodeBase64Url(await backend.sign(key.csrf, `${name}\0seed-of\0${id}`));
     return backend.encodeBase64Url((mac as Uint8Array).subarray(0, CSRF_SEED_BYTES));
   };
   return {
-    seedOf,
+    async seedOf(id) {
+      return seedUnder((await keys()).primary, id);
+    },
     async issue(binding) {
       const key = (await keys()).primary;
       const mac = backend.decodeBase64Url(await backend.sign(key.csrf, message(binding)), true);
@@ -98,8 +102,13 @@ export function createCsrfSigner(keys: () => MaybePromise<Keyring>, name: string
       if (!parsed) return false;
       for (const candidate of candidates) {
         // A derived seed costs an HMAC of its own: made only when what came before did not match.
+        // It is derived under the key the token names, as the seed it was made for was: a seed
+        // lost before a change of primary secret (or made by a server still on the old one while
+        // a rotation rolls out) keeps its tokens while that secret is in the keyring.
         const binding =
-          "seedOf" in candidate ? { seed: await seedOf(candidate.seedOf) } : candidate;
+          "seedOf" in candidate
+            ? { seed: await seedUnder(parsed.key, candidate.seedOf) }
+            : candidate;
         // The backend's verify compares in constant time (timingSafeEqual, subtle.verify).
         if (await backend.verify(parsed.key.csrf, message(binding), parsed.mac)) return true;
       }

@@ -865,8 +865,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
 
     if (hasWrites) {
       session.meta = { ...session.meta, touchedAt: now };
-      const expiresAt = deadlineOf(session.meta);
       const idChanged = liveOrigin !== undefined && liveOrigin.id !== session.id;
+      if (idChanged && session.reissue === "renew" && session.meta.csrf === undefined) {
+        await keepSeedOf(session, liveOrigin.id);
+      }
+      const expiresAt = deadlineOf(session.meta);
       let key: string | undefined;
       if (store) {
         // Same id as loaded: its key was hashed then, so a write costs no second SHA-256.
@@ -971,6 +974,24 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
 
     // A fresh session nobody wrote to: nothing to send, unless a refused cookie should be cleared.
     if (transport.refused && transport.present.length > 0) sendClear(session, headers);
+  }
+
+  /**
+   * A renewal moves the id, and with it the seed that id derives (csrf.ts): a token another request
+   * made of the old id's seed, which this one never saw (its first token asked for beside this
+   * renewal, or its seed dropped by a re-seal that loaded before it), then verifies under the new
+   * id too, as the seed a session keeps does. A cookie too close to `maxSize` to carry the seed
+   * renews without it, as before.
+   */
+  async function keepSeedOf(session: SessionState, id: string): Promise<void> {
+    const before = session.meta;
+    session.meta = { ...before, csrf: await hooks.csrf.seedOf(id) };
+    if (store) return;
+    try {
+      checkCookieSize(session);
+    } catch {
+      session.meta = before;
+    }
   }
 
   /**

@@ -462,7 +462,10 @@ export class SessionState implements Session<SessionData> {
         binding = { id: this.commitBegun ? this.id : this.origin.id };
       } else {
         const id = this.id;
-        const seed = await this.hooks.csrf.seedOf(id);
+        // A renewal at load: the seed of the id the client came with, the one a renewal racing
+        // this request carries too (see the manager's keepSeedOf), since only one of them lands.
+        const from = this.reissue === "renew" && this.origin ? this.origin.id : id;
+        const seed = await this.hooks.csrf.seedOf(from);
         // The session moved on while the seed was made (a regenerate, the same seed from a call
         // beside this one, the response began): the rules above decide again.
         if (this.id !== id || this.meta.csrf !== undefined) continue;
