@@ -32,7 +32,7 @@ import {
   type SessionHooks,
   SessionState,
 } from "./session.js";
-import type { SessionMeta, SessionStore, StoredSession } from "./stores/store.js";
+import type { SessionMeta, SessionPatch, SessionStore, StoredSession } from "./stores/store.js";
 import {
   CHUNK_VALUE_BYTES,
   type CookieRead,
@@ -908,8 +908,10 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           }
         } else {
           const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
-          for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
-          const patch = { ...session.dataPatch(), meta: metaPatch as never };
+          if (session.metaChanges.size > 0) {
+            for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
+          }
+          const patch = session.dataPatch(metaPatch as SessionPatch["meta"]);
           const applied = await guardStore(
             store,
             "patch",

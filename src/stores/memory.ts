@@ -320,14 +320,20 @@ function encode(session: StoredSession): string {
 }
 
 function decode(json: string): StoredSession {
-  const [data, createdAt, touchedAt, renewedAt, rest] = JSON.parse(json) as [
+  const record = JSON.parse(json) as [
     Record<string, unknown>,
     number,
     number,
     number,
     Partial<SessionMeta> | undefined,
   ];
-  return { data, meta: { createdAt, touchedAt, renewedAt, ...rest } };
+  // Indexed reads, not a destructuring (the iterator protocol), and no spread of an absent fifth
+  // element: this runs twice per write.
+  const rest = record[4];
+  const meta: SessionMeta = rest
+    ? { createdAt: record[1], touchedAt: record[2], renewedAt: record[3], ...rest }
+    : { createdAt: record[1], touchedAt: record[2], renewedAt: record[3] };
+  return { data: record[0], meta };
 }
 
 /**
