@@ -1,5 +1,11 @@
 import { createServer } from "node:http";
-import { H3, type H3Event, redirect } from "h3";
+import {
+  H3,
+  type H3Event,
+  getSession as h3GetSession,
+  useSession as h3UseSession,
+  redirect,
+} from "h3";
 import { toNodeHandler } from "h3/node";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
@@ -103,6 +109,40 @@ describe("h3 session utilities", () => {
     expect(await reply.json()).toEqual({ same: true, data: { x: 1 } });
     // One session, one cookie line, however often it was written.
     expect(reply.headers.getSetCookie()).toHaveLength(1);
+  });
+
+  // The manager and getSession's view are class instances (their getters on the prototype): they
+  // must still serialize as h3's own objects do, and update/clear work taken off the manager.
+  it("useSession's and getSession's objects serialize as h3's own; update and clear work destructured", async () => {
+    const shapes = (use: typeof useSession, get: typeof getSession) =>
+      new H3().get("/", async (event) => {
+        const manager = await use(event, { password });
+        const { update, clear } = manager;
+        await update({ n: 1 });
+        const updated = JSON.parse(JSON.stringify(manager));
+        const viewed = JSON.parse(JSON.stringify(await get(event, { password })));
+        await clear();
+        const cleared = manager.id;
+        return {
+          keys: Object.keys(updated).sort(),
+          viewKeys: Object.keys(viewed).sort(),
+          data: updated.data,
+          viewData: viewed.data,
+          cleared: cleared === undefined,
+        };
+      });
+    const ours = await (await shapes(useSession, getSession).request("/")).json();
+    const theirs = await (
+      await shapes(h3UseSession as never, h3GetSession as never).request("/")
+    ).json();
+    expect(ours).toEqual({
+      keys: ["data", "id"],
+      viewKeys: ["createdAt", "data", "id"],
+      data: { n: 1 },
+      viewData: { n: 1 },
+      cleared: true,
+    });
+    expect(theirs).toEqual(ours);
   });
 
   it("writes nothing for getSession until something is stored", async () => {

@@ -58,6 +58,22 @@ export function createHandler<T extends SessionData>(
   return build(sessions, [], () => ({}));
 }
 
+/**
+ * A handler's context. A class with `session` as a prototype getter, not an object literal with a
+ * getter: V8 builds such literals on a slow path whose objects kept each request alive past the
+ * young generation (see `H3SessionManager` in h3.ts).
+ */
+class Context<T extends SessionData> implements HandlerContext<T> {
+  constructor(
+    readonly request: Request,
+    readonly handle: Session<T>,
+  ) {}
+
+  get session(): Readonly<Partial<T>> {
+    return this.handle.data;
+  }
+}
+
 function build<T extends SessionData, P>(
   sessions: Sessions<T>,
   guards: ReadonlyArray<(context: HandlerContext<T>) => MaybePromise<Response | undefined | void>>,
@@ -68,13 +84,7 @@ function build<T extends SessionData, P>(
     addPropsResolver: (next) => build(sessions, guards, next),
     render: (view) => (request) =>
       serveFetch(sessions, request, request, async (handle) => {
-        const context: HandlerContext<T> = {
-          request,
-          handle,
-          get session() {
-            return handle.data;
-          },
-        };
+        const context: HandlerContext<T> = new Context(request, handle);
         for (const guard of guards) {
           const denied = (await guard(context)) ?? undefined;
           if (denied) return denied;

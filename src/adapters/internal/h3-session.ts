@@ -45,7 +45,13 @@ const byConfig = new WeakMap<SessionConfig, Manager>();
 const byValue = new Map<string, Manager>();
 const functionIds = new WeakMap<() => unknown, number>();
 let nextFunctionId = 0;
-const loads = new WeakMap<HTTPEvent, Map<string, Promise<State>>>();
+/**
+ * The event's loads by session name, on the event itself under a symbol rather than in a WeakMap:
+ * a WeakMap keyed by a short-lived object (one per request) makes every scavenge walk its
+ * ephemerons, which in a CPU profile of the h3 read route cost more than the rest of the load.
+ */
+const LOADS = Symbol("sessionkit.h3.loads");
+type LoadingEvent = HTTPEvent & { [LOADS]?: Map<string, Promise<State>> };
 
 export function managerFor(config: SessionConfig): Manager {
   const cached = byConfig.get(config);
@@ -127,10 +133,11 @@ function rejectUnsupported(input: object, known: string[], kind: string): void {
 /** Loads the event's session once per name; later calls share the promise, as h3's context cache does. */
 export function stateOf(event: HTTPEvent, config: SessionConfig): Promise<State> {
   const manager = managerFor(config);
-  let perEvent = loads.get(event);
+  const loading = event as LoadingEvent;
+  let perEvent = loading[LOADS];
   if (!perEvent) {
     perEvent = new Map();
-    loads.set(event, perEvent);
+    loading[LOADS] = perEvent;
   }
   let state = perEvent.get(manager.name);
   if (!state) {
@@ -200,15 +207,34 @@ export function applyHeaders(event: H3Event, committed: HeaderList): void {
 }
 
 export function view<T extends DataT>(state: State): Session<T> {
-  return {
-    get id() {
-      return state.session.id;
-    },
-    get createdAt() {
-      return state.session.createdAt;
-    },
-    get data() {
-      return state.session.data as SessionData<T>;
-    },
-  };
+  return new SessionView<T>(state);
+}
+
+/**
+ * Live getters over the request's session, on a class rather than an object literal with getters
+ * (see `H3SessionManager` in h3.ts: such literals kept each request's objects alive past the young
+ * generation). `toJSON` gives the fields h3's own object serializes to.
+ */
+class SessionView<T extends DataT> implements Session<T> {
+  readonly #state: State;
+
+  constructor(state: State) {
+    this.#state = state;
+  }
+
+  get id(): string {
+    return this.#state.session.id;
+  }
+
+  get createdAt(): number {
+    return this.#state.session.createdAt;
+  }
+
+  get data(): SessionData<T> {
+    return this.#state.session.data as SessionData<T>;
+  }
+
+  toJSON(): { id: string; createdAt: number; data: SessionData<T> } {
+    return { id: this.id, createdAt: this.createdAt, data: this.data };
+  }
 }
