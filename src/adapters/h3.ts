@@ -287,7 +287,12 @@ function holdNoStoreOnCookie(event: HTTPEvent, state: State): void {
 }
 
 const NO_STORE = "no-store";
-const holding = new WeakSet<Headers>();
+/**
+ * Marks headers already held, on the Headers object itself: a WeakSet of one short-lived object per
+ * request keeps them alive through every scavenge until a full collection (see serve-fetch.ts).
+ */
+const HOLDING = Symbol("sessionkit.h3.holding");
+type HoldingHeaders = Headers & { [HOLDING]?: true };
 
 /**
  * h3's functions write the cookie when called, as h3 does, and h3 builds the response from
@@ -301,9 +306,9 @@ const holding = new WeakSet<Headers>();
  * only: other headers, and other requests, are untouched.
  */
 function holdNoStore(res: H3Event["res"]): void {
-  for (const headers of [res.headers, res.errHeaders]) {
-    if (holding.has(headers)) continue;
-    holding.add(headers);
+  for (const headers of [res.headers, res.errHeaders] as HoldingHeaders[]) {
+    if (headers[HOLDING]) continue;
+    headers[HOLDING] = true;
     const { set, append, delete: remove } = headers;
     set.call(headers, "cache-control", NO_STORE);
     Object.assign(headers, {

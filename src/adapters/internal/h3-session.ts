@@ -46,9 +46,9 @@ const byValue = new Map<string, Manager>();
 const functionIds = new WeakMap<() => unknown, number>();
 let nextFunctionId = 0;
 /**
- * The event's loads by session name, on the event itself under a symbol rather than in a WeakMap:
- * a WeakMap keyed by a short-lived object (one per request) makes every scavenge walk its
- * ephemerons, which in a CPU profile of the h3 read route cost more than the rest of the load.
+ * The event's loads by session name, on the event itself under a symbol rather than in a WeakMap: a
+ * WeakMap keyed by one short-lived object per request keeps each request's objects alive through
+ * every scavenge until a full collection (measured on the fetch adapter, see serve-fetch.ts).
  */
 const LOADS = Symbol("sessionkit.h3.loads");
 type LoadingEvent = HTTPEvent & { [LOADS]?: Map<string, Promise<State>> };

