@@ -1,9 +1,11 @@
 import { createServer, type ServerResponse } from "node:http";
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { requireSession, withSession } from "../../src/adapters/node.js";
+import type { Guard } from "../../src/guard.js";
 import { createSessions } from "../../src/manager.js";
 import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
+import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
 
 function listen(server: ReturnType<typeof createServer>): Promise<RunningApp> {
@@ -75,6 +77,64 @@ testAdapter("node:http", (sessions) => {
 });
 
 describe("sessionkit/node specifics", () => {
+  // The node-based adapters build the guard's Request on first use (but for its method): it must
+  // still be a Request everywhere a guard or undici looks at it.
+  it("hands guards a Request that is one: instanceof, clone, body, a Request or Response built from it", async () => {
+    const seen: unknown[] = [];
+    const guard: Guard = async (_session, request) => {
+      if (!request) return new Response("no request", { status: 500 });
+      const early = request.url; // read before anything builds the Request
+      const copy = new Request(request);
+      (request as Request & { note?: string }).note = "kept";
+      seen.push(
+        request instanceof Request,
+        Object.prototype.toString.call(request),
+        request.method,
+        new URL(request.url).pathname,
+        early === copy.url,
+        request.headers.get("x-probe"),
+        "x-probe" in request ? "in" : "has?",
+        "headers" in request,
+        copy.url === request.url,
+        copy.method,
+        request.bodyUsed,
+        request.signal instanceof AbortSignal,
+        await request.clone().text(),
+        (request as Request & { note?: string }).note,
+      );
+      return new Response(null, { status: 204 });
+    };
+    const app = withSession(createSessions({ secret: SECRET }), (_req, res) => send(res, "never"), {
+      guards: [guard],
+    });
+    const running = await listen(createServer(app));
+    try {
+      const reply = await new Client(running.url).request("/a/./x/../b?c=%41", {
+        method: "PUT",
+        headers: { "x-probe": "probe-value" },
+      });
+      expect(reply.status).toBe(204);
+      expect(seen).toEqual([
+        true,
+        "[object Request]",
+        "PUT",
+        "/a/b",
+        true,
+        "probe-value",
+        "has?",
+        true,
+        true,
+        "PUT",
+        false,
+        true,
+        "",
+        "kept",
+      ]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it("hands guards the request: method, URL, headers", async () => {
     const app = withSession(createSessions({ secret: SECRET }), (_req, res) => send(res, "never"), {
       guards: [echoRequest],
