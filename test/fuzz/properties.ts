@@ -1161,7 +1161,10 @@ export async function createFuzzSuite(): Promise<FuzzSuite> {
       const made = JSON.parse(JSON.stringify(data)) as Data;
       // Spliced only with itself: the e1 target's tokens are valid here too (same secret and name).
       const sent = (extra.schemaMutations ?? []).reduce((t, m) => mutate(t, m, [token]), token);
-      const intact = parseCookies(`${COOKIE}=${sent}`)[COOKIE] === token;
+      // Intact as delivered: the request's Fetch Headers trims leading and trailing whitespace of
+      // the header's value (a "\n" appended to the token arrives without it).
+      const delivered = requestHeaders({ cookie: `${COOKIE}=${sent}` }).get("cookie") ?? "";
+      const intact = parseCookies(delivered)[COOKIE] === token;
       // The twin's own record of what it sealed: this data, and nothing else, may come back.
       const accepted = schemaAccepts(made);
       return {
