@@ -57,6 +57,24 @@ describe("hostile input never throws and never forges a session", () => {
 });
 
 describe("the oracle itself", () => {
+  // CI's seed 1294162979: a newline appended to a schema case's token. The request's Fetch Headers
+  // trims it, so the token arrives intact and its data loads; the oracle once called that a refusal.
+  it("judges a schema case's token as the request delivers it (trailing whitespace trimmed)", async () => {
+    const target = suite.targets.at(-1);
+    if (!target) throw new Error("no target");
+    for (const data of [{}, { name: "ab" }]) {
+      const outcome = await suite.check({
+        property: "oracle self-test",
+        target,
+        sources: [],
+        note: "a newline after the token",
+        schemaData: data,
+        schemaMutations: [{ kind: "extend", text: "\n" }],
+      } as Parameters<FuzzSuite["check"]>[0]);
+      expect(outcome).toMatchObject({ ok: true });
+    }
+  });
+
   it("flags another session's data as a forgery", async () => {
     const target = suite.targets[0];
     if (!target) throw new Error("no target");
