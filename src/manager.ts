@@ -908,9 +908,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           }
         } else {
           const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
-          if (session.metaChanges.size > 0) {
-            for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
-          }
+          for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
           const patch = session.dataPatch(metaPatch as SessionPatch["meta"]);
           const applied = await guardStore(
             store,

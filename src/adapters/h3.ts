@@ -16,6 +16,7 @@ import {
 } from "./internal/h3-session.js";
 import { HeaderList } from "./internal/header-list.js";
 import { releaseOnAbort } from "./internal/release-on-abort.js";
+import { requestSlot } from "./internal/request-slot.js";
 import {
   commitLast,
   commitToResponse,
@@ -287,12 +288,8 @@ function holdNoStoreOnCookie(event: HTTPEvent, state: State): void {
 }
 
 const NO_STORE = "no-store";
-/**
- * Marks headers already held, on the Headers object itself: a WeakSet of one short-lived object per
- * request keeps them alive through every scavenge until a full collection (see serve-fetch.ts).
- */
-const HOLDING = Symbol("sessionkit.h3.holding");
-type HoldingHeaders = Headers & { [HOLDING]?: true };
+/** Marks the headers already held (see request-slot.ts for why not a WeakSet). */
+const held = requestSlot<true>("sessionkit.h3.held");
 
 /**
  * h3's functions write the cookie when called, as h3 does, and h3 builds the response from
@@ -306,9 +303,9 @@ type HoldingHeaders = Headers & { [HOLDING]?: true };
  * only: other headers, and other requests, are untouched.
  */
 function holdNoStore(res: H3Event["res"]): void {
-  for (const headers of [res.headers, res.errHeaders] as HoldingHeaders[]) {
-    if (headers[HOLDING]) continue;
-    headers[HOLDING] = true;
+  for (const headers of [res.headers, res.errHeaders]) {
+    if (held.get(headers)) continue;
+    held.set(headers, true);
     const { set, append, delete: remove } = headers;
     set.call(headers, "cache-control", NO_STORE);
     Object.assign(headers, {

@@ -10,6 +10,7 @@ import type { CookieOptions } from "../../options.js";
 import type { Session as SessionkitSession } from "../../session.js";
 import type { Session, SessionConfig, SessionData } from "../h3.js";
 import { HeaderList } from "./header-list.js";
+import { requestSlot } from "./request-slot.js";
 
 /** h3's own `SessionDataT`. */
 export type DataT = Record<string, any>;
@@ -45,13 +46,8 @@ const byConfig = new WeakMap<SessionConfig, Manager>();
 const byValue = new Map<string, Manager>();
 const functionIds = new WeakMap<() => unknown, number>();
 let nextFunctionId = 0;
-/**
- * The event's loads by session name, on the event itself under a symbol rather than in a WeakMap: a
- * WeakMap keyed by one short-lived object per request keeps each request's objects alive through
- * every scavenge until a full collection (measured on the fetch adapter, see serve-fetch.ts).
- */
-const LOADS = Symbol("sessionkit.h3.loads");
-type LoadingEvent = HTTPEvent & { [LOADS]?: Map<string, Promise<State>> };
+/** The event's loads by session name (see request-slot.ts for why not a WeakMap). */
+const loads = requestSlot<Map<string, Promise<State>>>("sessionkit.h3.loads");
 
 export function managerFor(config: SessionConfig): Manager {
   const cached = byConfig.get(config);
@@ -133,11 +129,10 @@ function rejectUnsupported(input: object, known: string[], kind: string): void {
 /** Loads the event's session once per name; later calls share the promise, as h3's context cache does. */
 export function stateOf(event: HTTPEvent, config: SessionConfig): Promise<State> {
   const manager = managerFor(config);
-  const loading = event as LoadingEvent;
-  let perEvent = loading[LOADS];
+  let perEvent = loads.get(event);
   if (!perEvent) {
     perEvent = new Map();
-    loading[LOADS] = perEvent;
+    loads.set(event, perEvent);
   }
   let state = perEvent.get(manager.name);
   if (!state) {
