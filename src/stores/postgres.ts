@@ -7,6 +7,7 @@ import type { Client, Pool, PoolClient, QueryConfig, QueryResult } from "pg";
 import { ConfigError } from "../errors.js";
 import { rejectUnknown } from "../internal/unknown-options.js";
 import { createPgLock, pgLockSweepSql, pgLockTableSql } from "./internal/pg-lock.js";
+import { fromPgJson, toPgJson, toPgText } from "./internal/pg-nul.js";
 import {
   migrateOnce,
   runQuery,
@@ -116,6 +117,13 @@ function checkPgClient(pool: unknown): void {
 type Row = SqlRow & { key?: string; expires_at?: string | number };
 type Query = (text: string | QueryConfig, values?: unknown[]) => Promise<QueryResult<Row>>;
 
+/** A row selected with `data::text` and `meta::text`, its JSON as `toPgJson` had it. */
+function fromPgRow(row: Row): Row {
+  if (typeof row.data === "string") row.data = fromPgJson(row.data);
+  if (typeof row.meta === "string") row.meta = fromPgJson(row.meta);
+  return row;
+}
+
 /** A statement as `exec` takes it: plain text, or text with the name it is prepared under. */
 type Statement = string | { readonly name: string; readonly text: string };
 
@@ -126,8 +134,8 @@ type Statement = string | { readonly name: string; readonly text: string };
  * created on first use, with an UNLOGGED `<table>_locks` table for the `lock` option's leases. Expiry is decided by the `now` option, not the server clock, so application
  * and store agree on what has expired. Expired rows are invisible at once (`expiredMeta` still sees
  * them, so a timed-out session is reported as expired) and removed by `sweep(now)`,
- * which you schedule (no timer runs here). Strings with a NUL character cannot be stored: `jsonb`
- * refuses `\u0000`.
+ * which you schedule (no timer runs here). Strings with a NUL character, which `jsonb` refuses, are
+ * stored escaped (see internal/pg-nul.ts) and read back as they were.
  *
  * @example
  * ```ts
@@ -227,8 +235,13 @@ ${pgLockTableSql(locks)}`;
     };
   }
 
-  const getSql = named(`SELECT data, meta FROM ${t} WHERE key = $1 AND expires_at > $2`);
-  const expiredSql = named(`SELECT meta FROM ${t} WHERE key = $1 AND expires_at <= $2`);
+  // data and meta as text, not parsed by pg: what toPgJson wrote is turned back before JSON.parse.
+  const getSql = named(
+    `SELECT data::text AS data, meta::text AS meta FROM ${t} WHERE key = $1 AND expires_at > $2`,
+  );
+  const expiredSql = named(
+    `SELECT meta::text AS meta FROM ${t} WHERE key = $1 AND expires_at <= $2`,
+  );
   const setSql =
     named(`INSERT INTO ${t} (key, data, meta, user_id, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
@@ -243,28 +256,29 @@ WHERE key = $1 AND expires_at > $4`);
   async function get(key: string): Promise<StoredSession | undefined> {
     const result = await exec("get", getSql, [key, now()]);
     const row = result.rows[0];
-    return row ? toSession(row) : undefined;
+    return row ? toSession(fromPgRow(row)) : undefined;
   }
 
   async function expiredMeta(key: string): Promise<SessionMeta | undefined> {
     const result = await exec("expiredMeta", expiredSql, [key, now()]);
-    return toMeta(result.rows[0]?.meta);
+    const meta = result.rows[0]?.meta;
+    return typeof meta === "string" ? toMeta(fromPgJson(meta)) : undefined;
   }
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
     await exec("set", setSql, [
       key,
-      toJsonText(session.data),
-      toJsonText(session.meta),
-      session.meta.userId ?? null,
+      toPgJson(toJsonText(session.data)),
+      toPgJson(toJsonText(session.meta)),
+      session.meta.userId === undefined ? null : toPgText(session.meta.userId),
       Math.ceil(expiresAt),
     ]);
   }
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
     const meta = splitMeta(changes.meta);
-    const dataSet = toJsonText(changes.set);
-    const metaSet = toJsonText(meta.set);
+    const dataSet = toPgJson(toJsonText(changes.set));
+    const metaSet = toPgJson(toJsonText(meta.set));
     const shape =
       (dataSet === "{}" ? 0 : DATA_SET) |
       (changes.delete.length === 0 ? 0 : DATA_DELETE) |
@@ -279,7 +293,7 @@ WHERE key = $1 AND expires_at > $4`);
     // The same order as the $n of `patchText`.
     const values: unknown[] = [key, Math.ceil(expiresAt), now()];
     if (shape & DATA_SET) values.push(dataSet);
-    if (shape & DATA_DELETE) values.push(changes.delete);
+    if (shape & DATA_DELETE) values.push(changes.delete.map(toPgText));
     if (shape & META_SET) values.push(metaSet);
     if (shape & META_REMOVE) values.push(meta.remove);
     const result = await exec("patch", statement, values);
@@ -304,10 +318,10 @@ WHERE key = $1 AND expires_at > $4`);
   async function listByUser(userId: string): Promise<StoredSessionEntry[]> {
     const result = await exec(
       "listByUser",
-      `SELECT key, data, meta, expires_at FROM ${t} WHERE user_id = $1 AND expires_at > $2`,
-      [userId, now()],
+      `SELECT key, data::text AS data, meta::text AS meta, expires_at FROM ${t} WHERE user_id = $1 AND expires_at > $2`,
+      [toPgText(userId), now()],
     );
-    return toEntries(result.rows);
+    return toEntries(result.rows.map(fromPgRow));
   }
 
   async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
@@ -315,7 +329,7 @@ WHERE key = $1 AND expires_at > $4`);
       "deleteByUser",
       // Expired rows are left to sweep: counting them would report devices that were already gone.
       `DELETE FROM ${t} WHERE user_id = $1 AND expires_at > $2 AND NOT (key = ANY($3::text[]))`,
-      [userId, now(), [...exceptKeys]],
+      [toPgText(userId), now(), [...exceptKeys]],
     );
     return result.rowCount ?? 0;
   }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
+import { checkAgainstModel } from "./store-model.js";
 
 /** What the suite hands the store factory. */
 export interface StoreSuiteContext {
@@ -27,6 +28,9 @@ export interface StoreSuiteOptions {
 const HOUR_MS = 3_600_000;
 const CONCURRENT_WRITERS = 50;
 const LARGE_SESSION_CHARS = 200 * 1024;
+/** Random sequences per store and calls in each (store-model.ts). */
+const MODEL_RUNS = 6;
+const MODEL_STEPS = 150;
 // Test-only: the suite's manager needs a secret of >= 32 characters; nothing it seals leaves the test.
 const SUITE_SECRET = "sessionkit-store-conformance-suite-secret";
 const encoder = new TextEncoder();
@@ -276,6 +280,46 @@ export function testStore(
         const expected: Record<string, unknown> = { base: true };
         for (let i = 0; i < CONCURRENT_WRITERS; i++) expected[`k${i}`] = i;
         expect((await store.get(key))?.data).toEqual(expected);
+      });
+
+      it("keeps NUL and U+FDD0 in values, data keys, meta and user ids", async (t) => {
+        const key = randomKey();
+        const odd = "a\u0000b\ufdd0c\ufdd00\\u0000";
+        const meta = { ...metaAt(clock), userId: `u${odd}`, label: odd };
+        await store.set(key, { data: { [odd]: odd, list: [odd] }, meta }, later());
+        await store.patch(
+          key,
+          { set: { more: odd }, delete: [odd], meta: { userAgent: odd } },
+          later(),
+        );
+        expect(await store.get(key)).toEqual({
+          data: { list: [odd], more: odd },
+          meta: { ...meta, userAgent: odd },
+        });
+        if (!store.listByUser) return t.skip("the store has no listByUser");
+        expect((await store.listByUser(`u${odd}`)).map((entry) => entry.key)).toEqual([key]);
+        expect(await store.listByUser("u")).toEqual([]);
+      });
+
+      it("agrees with a model of the contract over random sequences of calls", async () => {
+        // SESSIONKIT_STORE_SEED replays one sequence a failure named; otherwise fresh seeds each run.
+        const replay = Number(process.env.SESSIONKIT_STORE_SEED);
+        const seeds = Number.isInteger(replay)
+          ? [replay]
+          : Array.from({ length: MODEL_RUNS }, () => Math.floor(Math.random() * 2 ** 32));
+        for (const seed of seeds) {
+          await checkAgainstModel({
+            store,
+            clock: options.clock,
+            now: injected ? ctx.now : Date.now,
+            advance: (ms) => {
+              clock += ms;
+            },
+            randomKey,
+            seed,
+            steps: MODEL_STEPS,
+          });
+        }
       });
 
       it("round-trips a 200 KB session", async () => {
