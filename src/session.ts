@@ -320,7 +320,11 @@ export class SessionState implements Session<SessionData> {
       metaChanges: new Set(this.metaChanges),
       clearedKeys: this.clearedKeys,
     };
-    this.clearedKeys = new Set([...(this.clearedKeys ?? []), ...Object.keys(this.data)]);
+    // What the stored record may hold: the keys in the data, and those this request deleted before
+    // (gone from `data`, and from the patch once `changes` is dropped below).
+    const cleared = new Set([...(this.clearedKeys ?? []), ...Object.keys(this.data)]);
+    for (const [key, change] of this.changes) if (change === DELETED) cleared.add(key);
+    this.clearedKeys = cleared;
     this.data = {};
     this.changes = new Map();
     if (this.meta.flash) {

@@ -240,7 +240,8 @@ ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`)
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
     const values: unknown[] = [];
-    const data = jsonEdit("`data`", changes.set, changes.delete, values);
+    const [removing, ...later] = removals(changes.delete);
+    const data = jsonEdit("`data`", changes.set, removing ?? [], values);
     const metaChanges = splitMeta(changes.meta);
     const meta = jsonEdit("`meta`", metaChanges.set, metaChanges.remove, values);
     // user_id is computed here, not from the new meta in SQL: whether a later SET sees an earlier
@@ -252,13 +253,36 @@ ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`)
       values.push(userColumn(newUserId));
     }
     values.push(expiresAt, key, now());
-    const result = await write(
-      "patch",
-      `UPDATE ${t} SET \`data\` = ${data}, \`meta\` = ${meta}${userId}, \`expires_at\` = ?
-WHERE \`key\` = ? AND \`expires_at\` > ?`,
-      values,
-    );
-    return result.affectedRows > 0;
+    const sql = `UPDATE ${t} SET \`data\` = ${data}, \`meta\` = ${meta}${userId}, \`expires_at\` = ?
+WHERE \`key\` = ? AND \`expires_at\` > ?`;
+    if (later.length === 0) return (await write("patch", sql, values)).affectedRows > 0;
+    // More removals than one statement can nest: the rest follow in the same transaction, whose row
+    // lock keeps concurrent patches out until all of them are applied.
+    await ensureTable();
+    return run("patch", sql, async () => {
+      const connection = await pool.getConnection();
+      try {
+        await connection.query("START TRANSACTION");
+        const [first] = await connection.query<ResultSetHeader>(sql, values);
+        if (first.affectedRows > 0) {
+          for (const names of later) {
+            const more: unknown[] = [];
+            const edit = jsonEdit("`data`", {}, names, more);
+            await connection.query(`UPDATE ${t} SET \`data\` = ${edit} WHERE \`key\` = ?`, [
+              ...more,
+              key,
+            ]);
+          }
+        }
+        await connection.query("COMMIT");
+        return first.affectedRows > 0;
+      } catch (err) {
+        await connection.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        connection.release();
+      }
+    });
   }
 
   async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
@@ -402,11 +426,46 @@ function jsonEdit(
     }
     expression = `JSON_SET(${expression}, ${args.join(", ")})`;
   }
-  if (remove.length > 0) {
-    expression = `JSON_REMOVE(${expression}, ${remove.map(() => "?").join(", ")})`;
-    for (const name of remove) values.push(memberPath(name));
+  // Names of ASCII characters in one call; the others two to a call, nested (see `removals`).
+  const ascii = remove.filter(isAscii);
+  if (ascii.length > 0) {
+    expression = `JSON_REMOVE(${expression}, ${ascii.map(() => "?").join(", ")})`;
+    for (const name of ascii) values.push(memberPath(name));
+  }
+  const other = remove.filter((name) => !isAscii(name));
+  for (let i = 0; i < other.length; i += 2) {
+    const pair = other.slice(i, i + 2);
+    expression = `JSON_REMOVE(${expression}, ${pair.map(() => "?").join(", ")})`;
+    for (const name of pair) values.push(memberPath(name));
   }
   return expression;
+}
+
+/**
+ * Member names to remove, in groups of one statement each. MariaDB 10.11's JSON_REMOVE, given several
+ * paths, leaves a member whose name is not ASCII in place when it comes after an even number (two or
+ * more) of members the same call removed: `JSON_REMOVE('{"a":1,"b":2,"é":3}', '$."a"', '$."b"',
+ * '$."é"')` keeps "é" (the store suite's random visits found a clear() keeping such keys; 216 of 400
+ * random removals of mixed names went wrong in one call, none with the grouping of `jsonEdit`). Such
+ * names go two to a call, nested, and nesting is bounded by the server's thread stack (600 levels
+ * overran MariaDB's default 299 KB here): past `NESTED_PAIRS` pairs, the rest make more statements.
+ */
+function removals(names: readonly string[]): string[][] {
+  const other = names.filter((name) => !isAscii(name));
+  if (other.length <= 2 * NESTED_PAIRS) return [[...names]];
+  const groups = [[...names.filter(isAscii), ...other.slice(0, 2 * NESTED_PAIRS)]];
+  for (let i = 2 * NESTED_PAIRS; i < other.length; i += 2 * NESTED_PAIRS)
+    groups.push(other.slice(i, i + 2 * NESTED_PAIRS));
+  return groups;
+}
+
+/** Nested JSON_REMOVE calls per statement at most (see `removals`). */
+const NESTED_PAIRS = 128;
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is U+0000 to U+007F, NUL included
+const ASCII = /^[\u0000-\u007f]*$/;
+function isAscii(name: string): boolean {
+  return ASCII.test(name);
 }
 
 /**

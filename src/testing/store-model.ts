@@ -44,7 +44,16 @@ interface ModelEntry {
 const HOUR_MS = 3_600_000;
 // Names and strings that have broken stores: NUL (PostgreSQL's jsonb refuses it), U+FDD0 (the mark
 // the PostgreSQL store escapes NUL with), JSON's own characters, prototype names, a space at the end.
-const DATA_KEYS = ["a", "b", "ключ", "__proto__", "constructor", "k\u0000", "x\ufdd0", "end "];
+export const DATA_KEYS = [
+  "a",
+  "b",
+  "ключ",
+  "__proto__",
+  "constructor",
+  "k\u0000",
+  "x\ufdd0",
+  "end ",
+];
 const STRING_PARTS = [
   "x",
   "é€",
@@ -61,7 +70,7 @@ const STRING_PARTS = [
 const META_STRINGS = ["phone", "Mozilla/5.0 (X11)", "10.0.0.1", "\u0000", "ü\ufdd0"];
 
 /** mulberry32: a small seeded generator, so a failing sequence can be replayed from its seed. */
-function generator(seed: number) {
+export function generator(seed: number) {
   let state = seed >>> 0;
   const next = () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -74,15 +83,15 @@ function generator(seed: number) {
   const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
   return { next, int, pick, chance: (p: number) => next() < p };
 }
-type Random = ReturnType<typeof generator>;
+export type Random = ReturnType<typeof generator>;
 
-function randomString(random: Random): string {
+export function randomString(random: Random): string {
   let text = "";
   for (let i = random.int(4); i >= 0; i--) text += random.pick(STRING_PARTS);
   return text;
 }
 
-function randomValue(random: Random, depth = 0): unknown {
+export function randomValue(random: Random, depth = 0): unknown {
   switch (random.int(depth >= 2 ? 5 : 7)) {
     case 0:
       return random.int(2_000_001) - 1_000_000;
@@ -116,7 +125,7 @@ function put(target: Record<string, unknown>, key: string, value: unknown): void
 }
 
 /** JSON with object keys sorted, so two records compare whatever order a backend keeps keys in. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => {
     if (item === null || typeof item !== "object" || Array.isArray(item)) return item;
     const sorted: Record<string, unknown> = {};

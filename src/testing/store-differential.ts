@@ -1,0 +1,188 @@
+import { createSessions, type Sessions } from "../manager.js";
+import type { Session, SessionData } from "../session.js";
+import type { SessionStore } from "../stores/store.js";
+import {
+  canonical,
+  DATA_KEYS,
+  generator,
+  type Random,
+  randomString,
+  randomValue,
+} from "./store-model.js";
+
+/**
+ * Random visits of a few browsers, served twice: by a manager on the store, and by one on cookie
+ * sessions, which keeps everything in the cookie and shares no code with any store. Each request
+ * does the same things in both (set, delete, update, clear, flash and read flashes, regenerate with
+ * and without a user, destroy), and each world's browsers keep their own cookies; what a handler
+ * reads (data, flashes, user, new or not) must be the same in both, request by request. Between
+ * requests the clock moves, past the idle timeout now and then. Then the store's user index, through
+ * `listByUser`, must list exactly the browsers whose session is signed in as that user.
+ */
+export interface DifferentialRun {
+  store: SessionStore;
+  /** The clock both managers read; `advance` moves it. */
+  now: () => number;
+  advance: (ms: number) => void;
+  secret: string;
+  seed: number;
+  requests: number;
+}
+
+const IDLE_MS = 10 * 60_000;
+const USERS = ["ann", "bo\u0000"];
+const LEVELS = ["info", "error"];
+
+interface Browser {
+  cookies: Map<string, string>;
+}
+
+type Action =
+  | { kind: "set"; key: string; value: unknown }
+  | { kind: "delete"; key: string }
+  | { kind: "update"; changes: Record<string, unknown> }
+  | { kind: "clear" }
+  | { kind: "flash"; level: string; message: string }
+  | { kind: "flashes"; level: string }
+  | { kind: "regenerate"; userId: string | null | undefined }
+  | { kind: "destroy" };
+
+function randomAction(random: Random, tag: string): Action {
+  const roll = random.int(100);
+  if (roll < 35) return { kind: "set", key: random.pick(DATA_KEYS), value: randomValue(random) };
+  if (roll < 45) return { kind: "delete", key: random.pick(DATA_KEYS) };
+  if (roll < 55) {
+    const changes: Record<string, unknown> = {};
+    for (let i = random.int(3); i >= 0; i--)
+      Object.defineProperty(changes, random.pick(DATA_KEYS), {
+        value: random.chance(0.2) ? undefined : randomValue(random),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    return { kind: "update", changes };
+  }
+  if (roll < 60) return { kind: "clear" };
+  if (roll < 72)
+    return { kind: "flash", level: random.pick(LEVELS), message: randomString(random) };
+  if (roll < 82) return { kind: "flashes", level: random.pick(LEVELS) };
+  if (roll < 95) {
+    const userId = random.chance(0.2)
+      ? null
+      : random.chance(0.2)
+        ? undefined
+        : `${random.pick(USERS)}-${tag}`;
+    return { kind: "regenerate", userId };
+  }
+  return { kind: "destroy" };
+}
+
+/** Does `action` to `session`; what a handler would see of it. */
+async function perform(session: Session<SessionData>, action: Action): Promise<unknown> {
+  switch (action.kind) {
+    case "set":
+      session.set(action.key, action.value);
+      return session.get(action.key);
+    case "delete":
+      session.delete(action.key);
+      return session.has(action.key);
+    case "update":
+      session.update(action.changes);
+      return session.data;
+    case "clear":
+      session.clear();
+      return session.data;
+    case "flash":
+      session.flash(action.level, action.message);
+      return undefined;
+    case "flashes":
+      return session.flashes(action.level);
+    case "regenerate":
+      await session.regenerate(action.userId === undefined ? undefined : { userId: action.userId });
+      return { data: session.data, userId: session.userId };
+    case "destroy":
+      session.destroy();
+      return session.data;
+  }
+}
+
+/** What a handler sees of a session (flashes are compared where an action reads them: reading removes them). */
+function view(session: Session<SessionData>) {
+  return { isNew: session.isNew, data: session.data, userId: session.userId };
+}
+
+async function visit(
+  sessions: Sessions,
+  browser: Browser,
+  actions: readonly Action[],
+): Promise<{ seen: unknown; results: unknown[]; after: Session<SessionData> }> {
+  const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+  const session = await sessions.load(new Headers(cookie ? { cookie } : {}));
+  const seen = view(session);
+  const results: unknown[] = [];
+  for (const action of actions) results.push(await perform(session, action));
+  const headers = new Headers();
+  await sessions.commit(session, headers);
+  for (const line of headers.getSetCookie()) {
+    const [pair = "", ...attributes] = line.split(";");
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq).trim();
+    const gone = attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute));
+    if (gone) browser.cookies.delete(name);
+    else browser.cookies.set(name, pair.slice(eq + 1));
+  }
+  return { seen, results, after: session };
+}
+
+/** Serves `run.requests` random requests in both worlds; throws at the first difference. */
+export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
+  const random = generator(run.seed);
+  const common = { secret: run.secret, now: run.now, idleTimeout: "10m" };
+  const stored = createSessions({ ...common, store: run.store });
+  const sealed = createSessions(common);
+  const tag = Math.floor(random.next() * 1e9).toString(36);
+  const browsers = Array.from({ length: 3 }, () => ({
+    stored: { cookies: new Map<string, string>() },
+    sealed: { cookies: new Map<string, string>() },
+    userId: undefined as string | undefined,
+    /** When the store world's session of this browser ends, as its last commit left it. */
+    until: 0,
+  }));
+  const trace: string[] = [];
+  const fail = (what: string, store: unknown, cookie: unknown): never => {
+    throw new Error(
+      `${run.store.name}: ${what} differs from a cookie session's (seed ${run.seed}; replay with SESSIONKIT_STORE_SEED=${run.seed})\n` +
+        `  store  ${canonical(store)}\n  cookie ${canonical(cookie)}\n` +
+        `  after the requests:\n    ${trace.slice(-10).join("\n    ")}`,
+    );
+  };
+
+  for (let request = 0; request < run.requests; request++) {
+    const index = random.int(browsers.length);
+    const browser = browsers[index] as (typeof browsers)[number];
+    const actions = Array.from({ length: random.int(4) }, () => randomAction(random, tag));
+    trace.push(`browser ${index}: ${canonical(actions)}`);
+    const a = await visit(stored, browser.stored, actions);
+    const b = await visit(sealed, browser.sealed, actions);
+    if (canonical(a.seen) !== canonical(b.seen)) fail("the loaded session", a.seen, b.seen);
+    if (canonical(a.results) !== canonical(b.results))
+      fail("what the actions read", a.results, b.results);
+    if (canonical(view(a.after)) !== canonical(view(b.after)))
+      fail("the committed session", view(a.after), view(b.after));
+    browser.userId = b.after.userId;
+    browser.until = a.after.expiresAt;
+
+    const roll = random.int(10);
+    const ms = roll === 0 ? IDLE_MS + 1 : random.int(IDLE_MS / 3);
+    trace.push(`clock +${ms}`);
+    run.advance(ms);
+    const user = `${random.pick(USERS)}-${tag}`;
+    const listed = await stored.listByUser(user);
+    // A browser idle past its session's deadline is signed out, listed nowhere.
+    const expected = browsers.filter(
+      (other) => other.userId === user && other.until > run.now(),
+    ).length;
+    if (listed.length !== expected)
+      fail(`listByUser(${canonical(user)})'s count`, listed.length, expected);
+  }
+}
