@@ -179,10 +179,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
   async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
     const existing = entries.get(key);
-    if (expiresAt <= now()) {
-      if (existing) remove(key, existing);
-      return;
-    }
+    // A record already past its deadline (a session that ended during the request that wrote it) is
+    // kept like any expired one, hidden from reads, so `expiredMeta` can say why it ended, as the SQL
+    // stores' rows do; it goes first at eviction and at the next sweep.
     if (existing) {
       markUsed(existing);
       write(key, existing, session, expiresAt);

@@ -35,6 +35,8 @@ const LEVELS = ["info", "error"];
 
 interface Browser {
   cookies: Map<string, string>;
+  /** CSRF tokens this world's sessions handed the browser, newest last. */
+  tokens: string[];
 }
 
 type Action =
@@ -45,13 +47,16 @@ type Action =
   | { kind: "flash"; level: string; message: string }
   | { kind: "flashes"; level: string }
   | { kind: "regenerate"; userId: string | null | undefined }
-  | { kind: "destroy" };
+  | { kind: "destroy" }
+  | { kind: "rememberMe"; remember: boolean }
+  | { kind: "csrfToken" }
+  | { kind: "verifyCsrfToken"; age: number };
 
 function randomAction(random: Random, tag: string): Action {
   const roll = random.int(100);
-  if (roll < 35) return { kind: "set", key: random.pick(DATA_KEYS), value: randomValue(random) };
-  if (roll < 45) return { kind: "delete", key: random.pick(DATA_KEYS) };
-  if (roll < 55) {
+  if (roll < 30) return { kind: "set", key: random.pick(DATA_KEYS), value: randomValue(random) };
+  if (roll < 40) return { kind: "delete", key: random.pick(DATA_KEYS) };
+  if (roll < 50) {
     const changes: Record<string, unknown> = {};
     for (let i = random.int(3); i >= 0; i--)
       Object.defineProperty(changes, random.pick(DATA_KEYS), {
@@ -62,11 +67,14 @@ function randomAction(random: Random, tag: string): Action {
       });
     return { kind: "update", changes };
   }
-  if (roll < 60) return { kind: "clear" };
-  if (roll < 72)
+  if (roll < 54) return { kind: "clear" };
+  if (roll < 64)
     return { kind: "flash", level: random.pick(LEVELS), message: randomString(random) };
-  if (roll < 82) return { kind: "flashes", level: random.pick(LEVELS) };
-  if (roll < 95) {
+  if (roll < 72) return { kind: "flashes", level: random.pick(LEVELS) };
+  if (roll < 76) return { kind: "rememberMe", remember: random.chance(0.7) };
+  if (roll < 82) return { kind: "csrfToken" };
+  if (roll < 88) return { kind: "verifyCsrfToken", age: random.int(3) };
+  if (roll < 97) {
     const userId = random.chance(0.2)
       ? null
       : random.chance(0.2)
@@ -77,8 +85,16 @@ function randomAction(random: Random, tag: string): Action {
   return { kind: "destroy" };
 }
 
-/** Does `action` to `session`; what a handler would see of it. */
-async function perform(session: Session<SessionData>, action: Action): Promise<unknown> {
+/**
+ * Does `action` to `session`; what a handler would see of it. A CSRF token differs between the two
+ * worlds, so each browser keeps its own world's tokens (`tokens`, newest last) and `verifyCsrfToken`
+ * checks one of them: both worlds must agree whether it still holds.
+ */
+async function perform(
+  session: Session<SessionData>,
+  action: Action,
+  tokens: string[],
+): Promise<unknown> {
   switch (action.kind) {
     case "set":
       session.set(action.key, action.value);
@@ -103,12 +119,31 @@ async function perform(session: Session<SessionData>, action: Action): Promise<u
     case "destroy":
       session.destroy();
       return session.data;
+    case "rememberMe":
+      session.rememberMe(action.remember);
+      return session.expiresAt;
+    case "csrfToken":
+      tokens.push(await session.csrfToken());
+      return tokens.length;
+    case "verifyCsrfToken": {
+      const token = tokens[tokens.length - 1 - action.age];
+      return token === undefined ? "none" : await session.verifyCsrfToken(token);
+    }
   }
 }
 
-/** What a handler sees of a session (flashes are compared where an action reads them: reading removes them). */
+/**
+ * What a handler sees of a session (flashes are compared where an action reads them: reading
+ * removes them), with when it ends and why the one the request carried was refused.
+ */
 function view(session: Session<SessionData>) {
-  return { isNew: session.isNew, data: session.data, userId: session.userId };
+  return {
+    isNew: session.isNew,
+    data: session.data,
+    userId: session.userId,
+    expiresAt: session.expiresAt,
+    invalidReason: session.invalidReason,
+  };
 }
 
 async function visit(
@@ -120,7 +155,7 @@ async function visit(
   const session = await sessions.load(new Headers(cookie ? { cookie } : {}));
   const seen = view(session);
   const results: unknown[] = [];
-  for (const action of actions) results.push(await perform(session, action));
+  for (const action of actions) results.push(await perform(session, action, browser.tokens));
   const headers = new Headers();
   await sessions.commit(session, headers);
   for (const line of headers.getSetCookie()) {
@@ -137,13 +172,23 @@ async function visit(
 /** Serves `run.requests` random requests in both worlds; throws at the first difference. */
 export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
   const random = generator(run.seed);
-  const common = { secret: run.secret, now: run.now, idleTimeout: "10m" };
+  // Every deadline in play: idle and absolute, remember-me's own, touches and renewals (a renewal
+  // moves a store session to a new key, and its user index entry with it).
+  const common = {
+    secret: run.secret,
+    now: run.now,
+    idleTimeout: "10m",
+    absoluteTimeout: "2h",
+    rememberMe: { idleTimeout: "1d", absoluteTimeout: "3d" },
+    touchInterval: "1m",
+    renewInterval: "15m",
+  } as const;
   const stored = createSessions({ ...common, store: run.store });
   const sealed = createSessions(common);
   const tag = Math.floor(random.next() * 1e9).toString(36);
   const browsers = Array.from({ length: 3 }, () => ({
-    stored: { cookies: new Map<string, string>() },
-    sealed: { cookies: new Map<string, string>() },
+    stored: { cookies: new Map<string, string>(), tokens: [] },
+    sealed: { cookies: new Map<string, string>(), tokens: [] },
     userId: undefined as string | undefined,
     /** When the store world's session of this browser ends, as its last commit left it. */
     until: 0,

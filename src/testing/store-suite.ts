@@ -528,6 +528,22 @@ export function testStore(
         },
       );
 
+      it.runIf(injected)(
+        "a record written already past its deadline is hidden, and expiredMeta says why it ended",
+        async (t) => {
+          if (!store.expiredMeta) return t.skip("the store has no expiredMeta");
+          // A session that ended during the request that wrote it (a renewal moving it to a new key
+          // after its absolute deadline): the next request must learn it expired, not that it is unknown.
+          const key = randomKey();
+          const meta = { ...metaAt(clock - 10_000), userId: "lee" };
+          await store.set(key, { data: { a: 1 }, meta }, clock - 1);
+          expect(await store.get(key)).toBeUndefined();
+          expect(await store.patch(key, { set: { b: 2 }, delete: [] }, later())).toBe(false);
+          expect(await store.expiredMeta(key)).toEqual(meta);
+          if (store.listByUser) expect(await store.listByUser("lee")).toEqual([]);
+        },
+      );
+
       it.runIf(injected)("expiredMeta sees nothing once sweep removed the entry", async (t) => {
         if (!store.expiredMeta || !store.sweep)
           return t.skip("the store has no expiredMeta or sweep");
