@@ -244,7 +244,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     for (const key of [...(users.get(userId) ?? [])]) {
       if (exceptKeys.includes(key)) continue;
       const entry = entries.get(key) as Entry;
-      if (entry.expiresAt > at) count++;
+      // An expired entry stays for `expiredMeta` (the device timed out before this sign-out) and
+      // goes at the next sweep, as the SQL stores leave such rows.
+      if (entry.expiresAt <= at) continue;
+      count++;
       remove(key, entry);
     }
     return count;

@@ -21,6 +21,8 @@ import {
  */
 export interface DifferentialRun {
   store: SessionStore;
+  /** "server": the store expires entries on its own clock, not on `now`. */
+  clock: "injected" | "server";
   /** The clock both managers read; `advance` moves it. */
   now: () => number;
   advance: (ms: number) => void;
@@ -150,7 +152,7 @@ async function visit(
   sessions: Sessions,
   browser: Browser,
   actions: readonly Action[],
-): Promise<{ seen: unknown; results: unknown[]; after: Session<SessionData> }> {
+): Promise<{ seen: ReturnType<typeof view>; results: unknown[]; after: Session<SessionData> }> {
   const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
   const session = await sessions.load(new Headers(cookie ? { cookie } : {}));
   const seen = view(session);
@@ -192,6 +194,8 @@ export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
     userId: undefined as string | undefined,
     /** When the store world's session of this browser ends, as its last commit left it. */
     until: 0,
+    /** The store world's session of this browser's last request. */
+    last: undefined as Session<SessionData> | undefined,
   }));
   const trace: string[] = [];
   const fail = (what: string, store: unknown, cookie: unknown): never => {
@@ -202,6 +206,18 @@ export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
     );
   };
 
+  /**
+   * The cookie world's view as the store's may tell it: a store on its own clock has nothing left to
+   * say why a session ended once its entry went (Redis' expiry), so "expired-*" there may read as
+   * "unknown-session", as the store contract allows.
+   */
+  const sameAs = (cookie: ReturnType<typeof view>, store: ReturnType<typeof view>) =>
+    run.clock === "server" &&
+    store.invalidReason === "unknown-session" &&
+    cookie.invalidReason?.startsWith("expired-")
+      ? { ...cookie, invalidReason: store.invalidReason }
+      : cookie;
+
   for (let request = 0; request < run.requests; request++) {
     const index = random.int(browsers.length);
     const browser = browsers[index] as (typeof browsers)[number];
@@ -209,19 +225,55 @@ export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
     trace.push(`browser ${index}: ${canonical(actions)}`);
     const a = await visit(stored, browser.stored, actions);
     const b = await visit(sealed, browser.sealed, actions);
-    if (canonical(a.seen) !== canonical(b.seen)) fail("the loaded session", a.seen, b.seen);
+    if (canonical(a.seen) !== canonical(sameAs(b.seen, a.seen)))
+      fail("the loaded session", a.seen, b.seen);
     if (canonical(a.results) !== canonical(b.results))
       fail("what the actions read", a.results, b.results);
-    if (canonical(view(a.after)) !== canonical(view(b.after)))
-      fail("the committed session", view(a.after), view(b.after));
+    const after = view(a.after);
+    if (canonical(after) !== canonical(sameAs(view(b.after), after)))
+      fail("the committed session", after, view(b.after));
+    // The store leaves a cookie it does not know in place (a parallel request may have moved the
+    // session on), where the cookie session cleared its expired one: both mean no session.
+    if (
+      run.clock === "server" &&
+      browser.sealed.cookies.size === 0 &&
+      a.seen.invalidReason === "unknown-session"
+    )
+      browser.stored.cookies.clear();
     browser.userId = b.after.userId;
     browser.until = a.after.expiresAt;
+    browser.last = a.after;
 
     const roll = random.int(10);
     const ms = roll === 0 ? IDLE_MS + 1 : random.int(IDLE_MS / 3);
     trace.push(`clock +${ms}`);
     run.advance(ms);
     const user = `${random.pick(USERS)}-${tag}`;
+    if (random.int(12) === 0) {
+      // "Sign out everywhere else": a store can, a cookie cannot. The signed-out browsers must come
+      // back with a new session that says why; then both worlds forget them, and go on in step.
+      const keep = random.int(browsers.length);
+      const except = browsers[keep]?.last;
+      trace.push(`destroyByUser ${canonical(user)} except browser ${keep}`);
+      const count = await stored.destroyByUser(user, except ? { except } : {});
+      const ours = browsers.filter((other, i) => i !== keep && other.userId === user);
+      const out = ours.filter((other) => other.until > run.now());
+      // A store on its own clock has not yet expired what this clock, ahead of it, calls expired.
+      const most = run.clock === "server" ? ours.length : out.length;
+      if (count < out.length || count > most)
+        fail("destroyByUser's count", count, `${out.length}..${most}`);
+      for (const other of out) {
+        const back = await visit(stored, other.stored, []);
+        const seen = back.seen;
+        if (!seen.isNew || seen.invalidReason !== "unknown-session")
+          fail("a signed-out browser's next session", seen, "new, unknown-session");
+        for (const world of [other.stored, other.sealed]) {
+          world.cookies.clear();
+          world.tokens.length = 0;
+        }
+        other.userId = undefined;
+      }
+    }
     const listed = await stored.listByUser(user);
     // A browser idle past its session's deadline is signed out, listed nowhere.
     const expected = browsers.filter(
