@@ -261,6 +261,7 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`;
     await ensureTable();
     return run("patch", sql, async () => {
       const connection = await pool.getConnection();
+      let reusable = true;
       try {
         await connection.query("START TRANSACTION");
         const [first] = await connection.query<ResultSetHeader>(sql, values);
@@ -277,10 +278,14 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`;
         await connection.query("COMMIT");
         return first.affectedRows > 0;
       } catch (err) {
-        await connection.query("ROLLBACK").catch(() => undefined);
+        // A connection whose transaction could not be rolled back must not go back to the pool.
+        await connection.query("ROLLBACK").catch(() => {
+          reusable = false;
+        });
         throw err;
       } finally {
-        connection.release();
+        if (reusable) connection.release();
+        else connection.destroy();
       }
     });
   }
