@@ -35,13 +35,15 @@ const IDLE_MS = 10 * 60_000;
 const USERS = ["ann", "bo\u0000"];
 const LEVELS = ["info", "error"];
 
-interface Browser {
+/** @internal */
+export interface Browser {
   cookies: Map<string, string>;
   /** CSRF tokens this world's sessions handed the browser, newest last. */
   tokens: string[];
 }
 
-type Action =
+/** One thing a request does to its session. @internal */
+export type Action =
   | { kind: "set"; key: string; value: unknown }
   | { kind: "delete"; key: string }
   | { kind: "update"; changes: Record<string, unknown> }
@@ -50,12 +52,17 @@ type Action =
   | { kind: "flashes"; level: string }
   | { kind: "regenerate"; userId: string | null | undefined }
   | { kind: "destroy" }
+  /** Sets "blob" to that many "é" (2 bytes each): a cookie session splits into chunk cookies. */
+  | { kind: "blob"; length: number }
   | { kind: "rememberMe"; remember: boolean }
   | { kind: "csrfToken" }
   | { kind: "verifyCsrfToken"; age: number };
 
-function randomAction(random: Random, tag: string): Action {
+/** @internal */
+export function randomAction(random: Random, tag: string): Action {
   const roll = random.int(100);
+  // Now and then a value large enough to split a cookie session into chunk cookies.
+  if (roll < 3) return { kind: "blob", length: 1500 + random.int(1500) };
   if (roll < 30) return { kind: "set", key: random.pick(DATA_KEYS), value: randomValue(random) };
   if (roll < 40) return { kind: "delete", key: random.pick(DATA_KEYS) };
   if (roll < 50) {
@@ -92,7 +99,7 @@ function randomAction(random: Random, tag: string): Action {
  * worlds, so each browser keeps its own world's tokens (`tokens`, newest last) and `verifyCsrfToken`
  * checks one of them: both worlds must agree whether it still holds.
  */
-async function perform(
+export async function perform(
   session: Session<SessionData>,
   action: Action,
   tokens: string[],
@@ -121,6 +128,9 @@ async function perform(
     case "destroy":
       session.destroy();
       return session.data;
+    case "blob":
+      session.set("blob", "é".repeat(action.length));
+      return session.has("blob");
     case "rememberMe":
       session.rememberMe(action.remember);
       return session.expiresAt;
@@ -138,7 +148,7 @@ async function perform(
  * What a handler sees of a session (flashes are compared where an action reads them: reading
  * removes them), with when it ends and why the one the request carried was refused.
  */
-function view(session: Session<SessionData>) {
+export function view(session: Session<SessionData>) {
   return {
     isNew: session.isNew,
     data: session.data,
@@ -148,7 +158,8 @@ function view(session: Session<SessionData>) {
   };
 }
 
-async function visit(
+/** One request of `browser`: load, the actions, commit, its cookies kept. @internal */
+export async function visit(
   sessions: Sessions,
   browser: Browser,
   actions: readonly Action[],
@@ -171,20 +182,23 @@ async function visit(
   return { seen, results, after: session };
 }
 
+/**
+ * The manager options of the visits: every deadline in play, idle and absolute, remember-me's own,
+ * touches and renewals (a renewal moves a store session to a new key, and its user index entry with
+ * it). @internal
+ */
+export const VISIT_OPTIONS = {
+  idleTimeout: "10m",
+  absoluteTimeout: "2h",
+  rememberMe: { idleTimeout: "1d", absoluteTimeout: "3d" },
+  touchInterval: "1m",
+  renewInterval: "15m",
+} as const;
+
 /** Serves `run.requests` random requests in both worlds; throws at the first difference. */
 export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
   const random = generator(run.seed);
-  // Every deadline in play: idle and absolute, remember-me's own, touches and renewals (a renewal
-  // moves a store session to a new key, and its user index entry with it).
-  const common = {
-    secret: run.secret,
-    now: run.now,
-    idleTimeout: "10m",
-    absoluteTimeout: "2h",
-    rememberMe: { idleTimeout: "1d", absoluteTimeout: "3d" },
-    touchInterval: "1m",
-    renewInterval: "15m",
-  } as const;
+  const common = { secret: run.secret, now: run.now, ...VISIT_OPTIONS };
   const stored = createSessions({ ...common, store: run.store });
   const sealed = createSessions(common);
   const tag = Math.floor(random.next() * 1e9).toString(36);

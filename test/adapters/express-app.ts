@@ -5,6 +5,7 @@ import { guard, requireSession, session } from "../../src/adapters/express.js";
 import { createSessions, type Sessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
 
@@ -49,6 +50,9 @@ export function matrixApp(createApp: typeof express, sessions: Sessions): Promis
   });
   app.get("/flashes", (req, res) => {
     res.json(req.session.flashes("info"));
+  });
+  app.post("/act", async (req, res) => {
+    res.type("json").send(await act(untyped(req), req.get("x-actions")));
   });
   app.get("/private", guard(signedIn), (_req, res) => {
     res.send("secret");

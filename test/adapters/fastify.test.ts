@@ -5,6 +5,7 @@ import { guard, requireSession, session } from "../../src/adapters/fastify.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 
@@ -49,6 +50,9 @@ testAdapter("fastify", async (sessions) => {
     return "ok";
   });
   app.get("/flashes", async (request) => request.session.flashes("info"));
+  app.post("/act", async (request) =>
+    act(untyped(request), request.headers["x-actions"] as string | undefined),
+  );
   app.get("/private", { preHandler: signedIn }, async () => "secret");
   app.get("/large", async (request) => {
     untyped(request).set("blob", "x".repeat(9000));

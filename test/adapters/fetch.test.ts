@@ -7,6 +7,7 @@ import { createSessions, type Sessions } from "../../src/manager.js";
 import type { SessionData } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { listenLoopback } from "../helpers/listen.js";
 
 function text(body: string, status = 200): Response {
@@ -40,6 +41,8 @@ testAdapter("fetch", (sessions) => {
         return text("ok");
       case "GET /flashes":
         return text(JSON.stringify(session.flashes("info")));
+      case "POST /act":
+        return text(await act(session, request.headers.get("x-actions")));
       case "GET /private":
         return (await signedIn(session, request)) ?? text("secret");
       case "GET /large":

@@ -23,6 +23,7 @@ import { isSessionError } from "../../src/errors.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { listenLoopback } from "../helpers/listen.js";
 
 vi.mock("../../src/manager.js", async (importOriginal) => {
@@ -65,6 +66,7 @@ testAdapter("h3", (sessions) => {
     return "ok";
   });
   app.get("/flashes", (event) => JSON.stringify(sessionOf(event).flashes("info")));
+  app.post("/act", async (event) => act(sessionOf(event), event.req.headers.get("x-actions")));
   app.get("/private", () => "secret", { middleware: [sessionGuard(signedIn)] });
   app.get("/large", (event) => {
     sessionOf(event).set("blob", "x".repeat(9000));

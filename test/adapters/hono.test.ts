@@ -13,6 +13,7 @@ import { StoreUnavailableError } from "../../src/errors.js";
 import { createSessions, type Sessions } from "../../src/manager.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { listenLoopback } from "../helpers/listen.js";
 
 function buildApp(sessions: Sessions): Hono<SessionEnv> {
@@ -44,6 +45,7 @@ function buildApp(sessions: Sessions): Hono<SessionEnv> {
     return c.text("ok");
   });
   app.get("/flashes", (c) => c.text(JSON.stringify(c.get("session").flashes("info"))));
+  app.post("/act", async (c) => c.text(await act(c.get("session"), c.req.header("x-actions"))));
   app.get("/private", sessionGuard(signedIn), (c) => c.text("secret"));
   app.get("/large", (c) => {
     c.get("session").set("blob", "x".repeat(9000));

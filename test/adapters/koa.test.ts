@@ -6,6 +6,7 @@ import { guard, requireSession, session } from "../../src/adapters/koa.js";
 import { createSessions } from "../../src/manager.js";
 import type { Session } from "../../src/session.js";
 import { type RunningApp, SECRET, switchableStore, testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
@@ -52,6 +53,9 @@ testAdapter("koa", (sessions) => {
         return;
       case "GET /flashes":
         ctx.body = s.flashes("info");
+        return;
+      case "POST /act":
+        ctx.body = await act(s, ctx.get("x-actions"));
         return;
       case "GET /private":
         return signedIn(ctx, async () => {

@@ -4,6 +4,7 @@ import { requireSession, withSession } from "../../src/adapters/node.js";
 import type { Guard } from "../../src/guard.js";
 import { createSessions } from "../../src/manager.js";
 import { type RunningApp, SECRET, testAdapter } from "../conformance/adapter.js";
+import { act } from "../conformance/visits.js";
 import { echoRequest, expectGuardSawRequest } from "../helpers/guard.js";
 import { Client } from "../helpers/http.js";
 import { listenLoopback } from "../helpers/listen.js";
@@ -46,6 +47,8 @@ testAdapter("node:http", (sessions) => {
         return send(res, "ok");
       case "GET /flashes":
         return send(res, JSON.stringify(session.flashes("info")));
+      case "POST /act":
+        return send(res, await act(session, req.headers["x-actions"] as string | undefined));
       case "GET /private": {
         const denied = await signedIn(session, undefined);
         if (denied) {
