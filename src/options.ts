@@ -105,7 +105,10 @@ export interface SessionsOptions<S extends StandardSchemaV1 | undefined = undefi
   header?: string | false;
   /**
    * Largest cookie token in bytes, 256 to 256000; a write past it throws `ERR_SESSION_TOO_LARGE` in the
-   * handler. Default 16000 (4 chunk cookies of 4000).
+   * handler. Default 12000 (3 chunk cookies of 4000), which leaves a browser's other headers and
+   * cookies about 4 KB under Node's 16 KB limit on a request's headers (past it, a 431 before any
+   * handler runs). Behind a proxy that limits one header line to 8 KB (nginx's and Apache's
+   * defaults), keep it under about 7000.
    */
   maxSize?: number;
   /** Send `Clear-Site-Data: "cookies"` when a session is destroyed. Default false. */
@@ -183,7 +186,7 @@ export const DEFAULTS = Object.freeze({
   idleTimeout: "7d",
   absoluteTimeout: "30d",
   maxTouchIntervalMs: 3_600_000,
-  maxSize: 4 * CHUNK_VALUE_BYTES,
+  maxSize: 3 * CHUNK_VALUE_BYTES,
   lockWait: "5s",
   lockTtl: "30s",
   tokenCache: 1000,

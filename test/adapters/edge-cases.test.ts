@@ -619,7 +619,7 @@ describe("a cookie name with regular-expression characters", () => {
     const handler = withSession(sessions, (req, res) => {
       const n = ((req.session.get("n") as number) ?? 0) + 1;
       req.session.set("n", n);
-      if (req.url === "/large") req.session.set("blob", "y".repeat(9000));
+      if (req.url === "/large") req.session.set("blob", "y".repeat(8000));
       res.end(String(n));
     });
     const running = await listenLoopback(createServer(handler));

@@ -58,7 +58,7 @@ export function matrixApp(createApp: typeof express, sessions: Sessions): Promis
     res.send("secret");
   });
   app.get("/large", (req, res) => {
-    untyped(req).set("blob", "x".repeat(9000));
+    untyped(req).set("blob", "x".repeat(8000));
     res.send("ok");
   });
   app.get("/boom", (req) => {

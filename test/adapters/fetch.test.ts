@@ -46,7 +46,7 @@ testAdapter("fetch", (sessions) => {
       case "GET /private":
         return (await signedIn(session, request)) ?? text("secret");
       case "GET /large":
-        session.set("blob", "x".repeat(9000));
+        session.set("blob", "x".repeat(8000));
         return text("ok");
       case "GET /boom":
         // A fetch runtime turns a throw into its own 500 without headers; a handler that wants the

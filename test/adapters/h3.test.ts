@@ -69,7 +69,7 @@ testAdapter("h3", (sessions) => {
   app.post("/act", async (event) => act(sessionOf(event), event.req.headers.get("x-actions")));
   app.get("/private", () => "secret", { middleware: [sessionGuard(signedIn)] });
   app.get("/large", (event) => {
-    sessionOf(event).set("blob", "x".repeat(9000));
+    sessionOf(event).set("blob", "x".repeat(8000));
     return "ok";
   });
   app.get("/boom", (event) => {

@@ -48,7 +48,7 @@ function buildApp(sessions: Sessions): Hono<SessionEnv> {
   app.post("/act", async (c) => c.text(await act(c.get("session"), c.req.header("x-actions"))));
   app.get("/private", sessionGuard(signedIn), (c) => c.text("secret"));
   app.get("/large", (c) => {
-    c.get("session").set("blob", "x".repeat(9000));
+    c.get("session").set("blob", "x".repeat(8000));
     return c.text("ok");
   });
   app.get("/boom", (c) => {

@@ -62,7 +62,7 @@ testAdapter("koa", (sessions) => {
           ctx.body = "secret";
         });
       case "GET /large":
-        s.set("blob", "x".repeat(9000));
+        s.set("blob", "x".repeat(8000));
         ctx.body = "ok";
         return;
       case "GET /boom":

@@ -58,7 +58,7 @@ testAdapter("node:http", (sessions) => {
         return send(res, "secret");
       }
       case "GET /large":
-        session.set("blob", "x".repeat(9000));
+        session.set("blob", "x".repeat(8000));
         return send(res, "ok");
       case "GET /boom":
         session.set("count", ((session.get("count") as number) ?? 0) + 1);

@@ -50,7 +50,7 @@ function matrixApp(sessions: any): Application {
       ctx.response.body = "never";
     })
     .get("/large", async (ctx) => {
-      await ctx.state.session.set("blob", "x".repeat(9000));
+      await ctx.state.session.set("blob", "x".repeat(8000));
       ctx.response.body = "ok";
     })
     .get("/boom", async (ctx) => {

@@ -40,7 +40,7 @@ describe("chunked cookies", () => {
 
   it("clears stale chunks when the session shrinks back to one cookie", async () => {
     const h = harness();
-    await h.request((s) => s.set("big", "z".repeat(9000)));
+    await h.request((s) => s.set("big", "z".repeat(8000)));
     const chunkNames = [...h.jar.cookies.keys()];
     expect(chunkNames.length).toBeGreaterThan(1);
 
@@ -59,7 +59,7 @@ describe("chunked cookies", () => {
   it("clears the single cookie when the session grows into chunks", async () => {
     const h = harness();
     await h.request((s) => s.set("small", 1));
-    const { setCookies } = await h.request((s) => s.set("big", "z".repeat(9000)));
+    const { setCookies } = await h.request((s) => s.set("big", "z".repeat(8000)));
     expect(setCookies.at(-1)).toMatchObject({ name: "sid", value: "", maxAge: 0 });
     expect(h.jar.cookies.has("sid")).toBe(false);
     expect((await h.request()).session.get("small")).toBe(1);
@@ -92,7 +92,7 @@ describe("maxSize", () => {
       }
     });
     expect(isSessionError(caught, "ERR_SESSION_TOO_LARGE")).toBe(true);
-    expect((caught as SessionError).message).toMatch(/over maxSize 16000/);
+    expect((caught as SessionError).message).toMatch(/over maxSize 12000/);
     expect(session.get("kept")).toBe("before");
     expect(session.get("small")).toBe(1);
     expect(lines).toHaveLength(1);
@@ -187,7 +187,7 @@ describe("maxSize", () => {
     const names = Array.from({ length: 999 }, (_, i) => `sid.${i}=A`);
     for (const [what, handler] of [
       ["a write", (s: Session) => s.set("n", 1)],
-      ["a large write", (s: Session) => s.set("big", "x".repeat(9000))],
+      ["a large write", (s: Session) => s.set("big", "x".repeat(8000))],
       ["a destroy", (s: Session) => s.destroy()],
       ["no change", () => {}],
     ] as const) {
