@@ -69,6 +69,16 @@ const STRING_PARTS = [
 ];
 const META_STRINGS = ["phone", "Mozilla/5.0 (X11)", "10.0.0.1", "\u0000", "ü\ufdd0"];
 
+/**
+ * The seeds to run: the one `SESSIONKIT_STORE_SEED` names, to replay a failure, else `count` fresh
+ * ones. @internal
+ */
+export function seedsToRun(count: number): number[] {
+  const replay = Number(process.env.SESSIONKIT_STORE_SEED);
+  if (Number.isInteger(replay)) return [replay];
+  return Array.from({ length: count }, () => Math.floor(Math.random() * 2 ** 32));
+}
+
 /** mulberry32: a small seeded generator, so a failing sequence can be replayed from its seed. */
 export function generator(seed: number) {
   let state = seed >>> 0;

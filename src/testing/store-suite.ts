@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
 import { checkAgainstCookies } from "./store-differential.js";
-import { checkAgainstModel } from "./store-model.js";
+import { checkAgainstModel, seedsToRun } from "./store-model.js";
 
 /** What the suite hands the store factory. */
 export interface StoreSuiteContext {
@@ -318,12 +318,7 @@ export function testStore(
       });
 
       it("agrees with a model of the contract over random sequences of calls", async () => {
-        // SESSIONKIT_STORE_SEED replays one sequence a failure named; otherwise fresh seeds each run.
-        const replay = Number(process.env.SESSIONKIT_STORE_SEED);
-        const seeds = Number.isInteger(replay)
-          ? [replay]
-          : Array.from({ length: MODEL_RUNS }, () => Math.floor(Math.random() * 2 ** 32));
-        for (const seed of seeds) {
+        for (const seed of seedsToRun(MODEL_RUNS)) {
           await checkAgainstModel({
             store,
             clock: options.clock,
@@ -618,11 +613,7 @@ export function testStore(
       const load = (sessions: Sessions, cookie: string) => sessions.load(new Headers({ cookie }));
 
       it("random visits read as they do on cookie sessions, and listByUser lists who is signed in", async () => {
-        const replay = Number(process.env.SESSIONKIT_STORE_SEED);
-        const seeds = Number.isInteger(replay)
-          ? [replay]
-          : Array.from({ length: MODEL_RUNS }, () => Math.floor(Math.random() * 2 ** 32));
-        for (const seed of seeds) {
+        for (const seed of seedsToRun(MODEL_RUNS)) {
           await checkAgainstCookies({
             store,
             clock: options.clock,

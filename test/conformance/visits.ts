@@ -17,7 +17,7 @@ import {
   view,
   visit,
 } from "../../src/testing/store-differential.js";
-import { canonical, generator } from "../../src/testing/store-model.js";
+import { canonical, generator, seedsToRun } from "../../src/testing/store-model.js";
 import { Client } from "../helpers/http.js";
 import type { RunningApp } from "./adapter.js";
 
@@ -45,8 +45,7 @@ export function testVisits(serve: (sessions: Sessions) => Promise<RunningApp>): 
     const app = await serve(createSessions(options));
     try {
       const core = createSessions(options);
-      const replay = Number(process.env.SESSIONKIT_STORE_SEED);
-      const seed = Number.isInteger(replay) ? replay : Math.floor(Math.random() * 2 ** 32);
+      const [seed = 0] = seedsToRun(1);
       const random = generator(seed);
       const browsers = Array.from({ length: 2 }, () => ({
         client: new Client(app.url),
