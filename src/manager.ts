@@ -276,7 +276,16 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       return false;
     if (transport.release !== undefined) return false;
     if (session.origin !== undefined) return !touchDue(session, config.now());
-    return !(transport.refused && transport.present.length > 0);
+    return !clearsRefused(transport);
+  }
+
+  /**
+   * Whether a commit with nothing to write must still clear a refused token: a cookie the browser
+   * sent, or the header's token, which a client forgets on an empty header (without it the client
+   * sent the dead token on every request, each reported as refused again).
+   */
+  function clearsRefused(transport: Transport): boolean {
+    return transport.refused && (transport.present.length > 0 || transport.source === "header");
   }
 
   function emit(event: SessionEvent): void {
@@ -972,8 +981,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       return;
     }
 
-    // A fresh session nobody wrote to: nothing to send, unless a refused cookie should be cleared.
-    if (transport.refused && transport.present.length > 0) sendClear(session, headers);
+    // A fresh session nobody wrote to: nothing to send, unless a refused token should be cleared.
+    if (clearsRefused(transport)) sendClear(session, headers);
   }
 
   /**

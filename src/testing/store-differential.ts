@@ -195,16 +195,48 @@ export const VISIT_OPTIONS = {
   renewInterval: "15m",
 } as const;
 
+/** The header a client without cookies sends, empty until it holds a token. */
+const HEADER = "x-session";
+
+/** A client of the header transport: the last token a response gave it, and its CSRF tokens. */
+interface HeaderClient {
+  token: string;
+  tokens: string[];
+}
+
+/** One request of a header client: as `visit`, with the token in `HEADER` and no cookie ever. */
+async function visitByHeader(
+  sessions: Sessions,
+  client: HeaderClient,
+  actions: readonly Action[],
+): Promise<{ seen: ReturnType<typeof view>; results: unknown[]; after: Session<SessionData> }> {
+  const session = await sessions.load(new Headers({ [HEADER]: client.token }));
+  const seen = view(session);
+  const results: unknown[] = [];
+  for (const action of actions) results.push(await perform(session, action, client.tokens));
+  const headers = new Headers();
+  await sessions.commit(session, headers);
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) throw new Error(`a header client was sent Set-Cookie: ${cookies[0]}`);
+  // A response carries the header when the token changes; empty means forget it.
+  const next = headers.get(HEADER);
+  if (next !== null) client.token = next;
+  return { seen, results, after: session };
+}
+
 /** Serves `run.requests` random requests in both worlds; throws at the first difference. */
 export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
   const random = generator(run.seed);
   const common = { secret: run.secret, now: run.now, ...VISIT_OPTIONS };
   const stored = createSessions({ ...common, store: run.store });
   const sealed = createSessions(common);
+  // A third world, checked against the second: the same cookie sessions carried by a header.
+  const headed = createSessions({ ...common, header: HEADER });
   const tag = Math.floor(random.next() * 1e9).toString(36);
   const browsers = Array.from({ length: 3 }, () => ({
     stored: { cookies: new Map<string, string>(), tokens: [] },
     sealed: { cookies: new Map<string, string>(), tokens: [] },
+    header: { token: "", tokens: [] } as HeaderClient,
     userId: undefined as string | undefined,
     /** When the store world's session of this browser ends, as its last commit left it. */
     until: 0,
@@ -246,6 +278,13 @@ export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
     const after = view(a.after);
     if (canonical(after) !== canonical(sameAs(view(b.after), after)))
       fail("the committed session", after, view(b.after));
+    const c = await visitByHeader(headed, browser.header, actions);
+    if (canonical(c.seen) !== canonical(b.seen))
+      fail("the header client's loaded session (first: header; second: cookie)", c.seen, b.seen);
+    if (canonical(c.results) !== canonical(b.results))
+      fail("what the header client's actions read", c.results, b.results);
+    if (canonical(view(c.after)) !== canonical(view(b.after)))
+      fail("the header client's committed session", view(c.after), view(b.after));
     // The store leaves a cookie it does not know in place (a parallel request may have moved the
     // session on), where the cookie session cleared its expired one: both mean no session.
     if (
@@ -285,6 +324,8 @@ export async function checkAgainstCookies(run: DifferentialRun): Promise<void> {
           world.cookies.clear();
           world.tokens.length = 0;
         }
+        other.header.token = "";
+        other.header.tokens.length = 0;
         other.userId = undefined;
       }
     }

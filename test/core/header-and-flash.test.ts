@@ -65,6 +65,26 @@ describe("header transport", () => {
     expect(headers.get("x-session")).toBe("");
   });
 
+  it("tells a header client to forget a token it refused, as a cookie is cleared, once", async () => {
+    const h = harness({ header: "x-session", idleTimeout: "10m" });
+    const first = await h.request((s) => s.set("n", 1), {
+      cookie: "",
+      headers: { "x-session": "" },
+    });
+    const token = first.headers.get("x-session") as string;
+    expect(token.startsWith("e1.")).toBe(true);
+    h.clock.advance(11 * 60_000);
+    const expired = await h.request(() => {}, { cookie: "", headers: { "x-session": token } });
+    expect(expired.session.invalidReason).toBe("expired-idle");
+    expect(expired.lines).toEqual([]);
+    // Empty: forget it. Before, nothing came back and the client sent the dead token on every
+    // request, each reported as expired again (onInvalid, "expired" events).
+    expect(expired.headers.get("x-session")).toBe("");
+    const next = await h.request(() => {}, { cookie: "", headers: { "x-session": "" } });
+    expect(next.session.invalidReason).toBeUndefined();
+    expect(h.invalid).toEqual(["expired-idle"]);
+  });
+
   it("refuses a tampered header token with a fresh session, never falling back to the cookie", async () => {
     const { h, cookieToken, headerToken } = await twoSessions();
     const { session } = await h.request(() => {}, {
