@@ -5,6 +5,7 @@ import {
   canonical,
   DATA_KEYS,
   generator,
+  put,
   type Random,
   randomString,
   randomValue,
@@ -68,12 +69,7 @@ export function randomAction(random: Random, tag: string): Action {
   if (roll < 50) {
     const changes: Record<string, unknown> = {};
     for (let i = random.int(3); i >= 0; i--)
-      Object.defineProperty(changes, random.pick(DATA_KEYS), {
-        value: random.chance(0.2) ? undefined : randomValue(random),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      put(changes, random.pick(DATA_KEYS), random.chance(0.2) ? undefined : randomValue(random));
     return { kind: "update", changes };
   }
   if (roll < 54) return { kind: "clear" };
@@ -99,7 +95,7 @@ export function randomAction(random: Random, tag: string): Action {
  * worlds, so each browser keeps its own world's tokens (`tokens`, newest last) and `verifyCsrfToken`
  * checks one of them: both worlds must agree whether it still holds.
  */
-export async function perform(
+async function perform(
   session: Session<SessionData>,
   action: Action,
   tokens: string[],
@@ -148,7 +144,7 @@ export async function perform(
  * What a handler sees of a session (flashes are compared where an action reads them: reading
  * removes them), with when it ends and why the one the request carried was refused.
  */
-export function view(session: Session<SessionData>) {
+function view(session: Session<SessionData>) {
   return {
     isNew: session.isNew,
     data: session.data,
@@ -163,15 +159,15 @@ export async function visit(
   sessions: Sessions,
   browser: Browser,
   actions: readonly Action[],
-): Promise<{ seen: ReturnType<typeof view>; results: unknown[]; after: Session<SessionData> }> {
+): Promise<Served> {
   const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
-  const session = await sessions.load(new Headers(cookie ? { cookie } : {}));
-  const seen = view(session);
-  const results: unknown[] = [];
-  for (const action of actions) results.push(await perform(session, action, browser.tokens));
-  const headers = new Headers();
-  await sessions.commit(session, headers);
-  for (const line of headers.getSetCookie()) {
+  const served = await serve(
+    sessions,
+    new Headers(cookie ? { cookie } : {}),
+    actions,
+    browser.tokens,
+  );
+  for (const line of served.headers.getSetCookie()) {
     const [pair = "", ...attributes] = line.split(";");
     const eq = pair.indexOf("=");
     const name = pair.slice(0, eq).trim();
@@ -179,7 +175,41 @@ export async function visit(
     if (gone) browser.cookies.delete(name);
     else browser.cookies.set(name, pair.slice(eq + 1));
   }
-  return { seen, results, after: session };
+  return served;
+}
+
+/** What one request saw, what its actions read, its session after the commit, and the response's headers. */
+interface Served {
+  seen: ReturnType<typeof view>;
+  results: unknown[];
+  after: Session<SessionData>;
+  headers: Headers;
+}
+
+/** Load from `request`, the actions, commit: one request, whichever transport carries the token. */
+async function serve(
+  sessions: Sessions,
+  request: Headers,
+  actions: readonly Action[],
+  tokens: string[],
+): Promise<Served> {
+  const session = await sessions.load(request);
+  const { seen, results } = await runActions(session, actions, tokens);
+  const headers = new Headers();
+  await sessions.commit(session, headers);
+  return { seen, results, after: session, headers };
+}
+
+/** The session as the handler first sees it, and what each action reads of it. @internal */
+export async function runActions(
+  session: Session<SessionData>,
+  actions: readonly Action[],
+  tokens: string[],
+): Promise<{ seen: ReturnType<typeof view>; results: unknown[] }> {
+  const seen = view(session);
+  const results: unknown[] = [];
+  for (const action of actions) results.push(await perform(session, action, tokens));
+  return { seen, results };
 }
 
 /**
@@ -209,19 +239,19 @@ async function visitByHeader(
   sessions: Sessions,
   client: HeaderClient,
   actions: readonly Action[],
-): Promise<{ seen: ReturnType<typeof view>; results: unknown[]; after: Session<SessionData> }> {
-  const session = await sessions.load(new Headers({ [HEADER]: client.token }));
-  const seen = view(session);
-  const results: unknown[] = [];
-  for (const action of actions) results.push(await perform(session, action, client.tokens));
-  const headers = new Headers();
-  await sessions.commit(session, headers);
-  const cookies = headers.getSetCookie();
+): Promise<Served> {
+  const served = await serve(
+    sessions,
+    new Headers({ [HEADER]: client.token }),
+    actions,
+    client.tokens,
+  );
+  const cookies = served.headers.getSetCookie();
   if (cookies.length > 0) throw new Error(`a header client was sent Set-Cookie: ${cookies[0]}`);
   // A response carries the header when the token changes; empty means forget it.
-  const next = headers.get(HEADER);
+  const next = served.headers.get(HEADER);
   if (next !== null) client.token = next;
-  return { seen, results, after: session };
+  return served;
 }
 
 /** Serves `run.requests` random requests in both worlds; throws at the first difference. */

@@ -124,8 +124,8 @@ export function randomValue(random: Random, depth = 0): unknown {
   }
 }
 
-/** An own data property, "__proto__" included. */
-function put(target: Record<string, unknown>, key: string, value: unknown): void {
+/** An own data property, "__proto__" included. @internal */
+export function put(target: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(target, key, {
     value,
     enumerable: true,

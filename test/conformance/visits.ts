@@ -12,10 +12,9 @@ import { memoryStore } from "../../src/stores/memory.js";
 import {
   type Action,
   type Browser,
-  perform,
   randomAction,
+  runActions,
   VISIT_OPTIONS,
-  view,
   visit,
 } from "../../src/testing/store-differential.js";
 import { canonical, generator, seedsToRun } from "../../src/testing/store-model.js";
@@ -32,10 +31,7 @@ function short(text: string): string {
 /** What the `/act` route answers: the session as the handler saw it, and what each action read. */
 export async function act(session: Session, header: string | null | undefined): Promise<string> {
   const actions = JSON.parse(Buffer.from(header ?? "", "base64url").toString()) as Action[];
-  const seen = view(session);
-  const results: unknown[] = [];
-  for (const action of actions) results.push(await perform(session, action, []));
-  return JSON.stringify({ seen, results });
+  return JSON.stringify(await runActions(session, actions, []));
 }
 
 /** The visits: `serve` builds the adapter's app (with `/act`) on the sessions it is given. */
