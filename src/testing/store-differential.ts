@@ -225,17 +225,29 @@ export const VISIT_OPTIONS = {
   renewInterval: "15m",
 } as const;
 
-/** The header a client without cookies sends, empty until it holds a token. */
-const HEADER = "x-session";
+/** The header a client without cookies sends, empty until it holds a token. @internal */
+export const HEADER = "x-session";
 
-/** A client of the header transport: the last token a response gave it, and its CSRF tokens. */
-interface HeaderClient {
+/** A client of the header transport: the last token a response gave it, and its CSRF tokens. @internal */
+export interface HeaderClient {
   token: string;
   tokens: string[];
 }
 
-/** One request of a header client: as `visit`, with the token in `HEADER` and no cookie ever. */
-async function visitByHeader(
+/**
+ * The header protocol's client side, for a response served here or over HTTP: no Set-Cookie may
+ * come, and the header, when the response carries it, replaces the token (empty: forget it).
+ * @internal
+ */
+export function keepHeaderToken(client: HeaderClient, response: Headers): void {
+  const cookies = response.getSetCookie();
+  if (cookies.length > 0) throw new Error(`a header client was sent Set-Cookie: ${cookies[0]}`);
+  const next = response.get(HEADER);
+  if (next !== null) client.token = next;
+}
+
+/** One request of a header client: as `visit`, with the token in `HEADER` and no cookie ever. @internal */
+export async function visitByHeader(
   sessions: Sessions,
   client: HeaderClient,
   actions: readonly Action[],
@@ -246,11 +258,7 @@ async function visitByHeader(
     actions,
     client.tokens,
   );
-  const cookies = served.headers.getSetCookie();
-  if (cookies.length > 0) throw new Error(`a header client was sent Set-Cookie: ${cookies[0]}`);
-  // A response carries the header when the token changes; empty means forget it.
-  const next = served.headers.get(HEADER);
-  if (next !== null) client.token = next;
+  keepHeaderToken(client, served.headers);
   return served;
 }
 

@@ -212,14 +212,7 @@ export async function checkAgainstModel(run: ModelRun): Promise<void> {
       const entry = live(key);
       if (applied !== (entry !== undefined)) fail(`patch's answer`, applied, entry !== undefined);
       if (entry) {
-        for (const [name, value] of Object.entries(patch.set))
-          put(entry.data, name, JSON.parse(JSON.stringify(value)));
-        for (const name of patch.delete) delete entry.data[name];
-        for (const [field, value] of Object.entries(patch.meta ?? {})) {
-          const meta = entry.meta as unknown as Record<string, unknown>;
-          if (value === null) delete meta[field];
-          else if (value !== undefined) meta[field] = value;
-        }
+        patchModel(entry, patch);
         entry.expiresAt = expiresAt;
       }
     } else if (roll < 42) {
@@ -315,12 +308,35 @@ export async function checkAgainstModel(run: ModelRun): Promise<void> {
   for (const key of keys) await store.delete(key);
 }
 
-/** A patch as the manager makes them: disjoint set and delete keys, meta fields set or removed. */
-function randomPatch(random: Random, users: readonly string[], at: number): SessionPatch {
+/**
+ * What `patch` must make of `session`, written without the stores' shared `applyPatch`, so that a
+ * slip there shows up here. Changes `session` in place. @internal
+ */
+export function patchModel(session: StoredSession, patch: SessionPatch): void {
+  for (const [name, value] of Object.entries(patch.set))
+    put(session.data, name, JSON.parse(JSON.stringify(value)));
+  for (const name of patch.delete) delete session.data[name];
+  const meta = session.meta as unknown as Record<string, unknown>;
+  for (const [field, value] of Object.entries(patch.meta ?? {})) {
+    if (value === null) delete meta[field];
+    else if (value !== undefined) meta[field] = value;
+  }
+}
+
+/**
+ * A patch as the manager makes them: disjoint set and delete keys among `names`, meta fields set
+ * or removed. @internal
+ */
+export function randomPatch(
+  random: Random,
+  users: readonly string[],
+  at: number,
+  names: readonly string[] = DATA_KEYS,
+): SessionPatch {
   const set: Record<string, unknown> = {};
   const remove: string[] = [];
   for (let i = random.int(4); i > 0; i--) {
-    const name = random.pick(DATA_KEYS);
+    const name = random.pick(names);
     if (Object.hasOwn(set, name) || remove.includes(name)) continue;
     if (random.chance(0.7)) put(set, name, randomValue(random));
     else remove.push(name);

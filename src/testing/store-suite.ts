@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
+import { checkConcurrentCalls, checkConcurrentRequests } from "./store-concurrency.js";
 import { checkAgainstCookies } from "./store-differential.js";
 import { checkAgainstModel, seedsToRun } from "./store-model.js";
 
@@ -32,6 +33,9 @@ const LARGE_SESSION_CHARS = 200 * 1024;
 /** Random sequences per store and calls in each (store-model.ts). */
 const MODEL_RUNS = 6;
 const MODEL_STEPS = 150;
+/** Random concurrency runs per store and rounds in each (store-concurrency.ts). */
+const CONCURRENCY_RUNS = 3;
+const CONCURRENCY_ROUNDS = 20;
 // Test-only: the suite's manager needs a secret of >= 32 characters; nothing it seals leaves the test.
 const SUITE_SECRET = "sessionkit-store-conformance-suite-secret";
 const encoder = new TextEncoder();
@@ -80,6 +84,17 @@ export function testStore(
     });
 
     const later = (ms = HOUR_MS) => clock + ms;
+    const concurrencyRun = (seed: number) => ({
+      store,
+      now: ctx.now,
+      advance: (ms: number) => {
+        clock += ms;
+      },
+      randomKey,
+      secret: SUITE_SECRET,
+      seed,
+      rounds: CONCURRENCY_ROUNDS,
+    });
     /** Writes an entry that is past its deadline by the store's own clock, without sleeping. */
     async function setExpired(key: string, session: StoredSession): Promise<void> {
       if (injected) {
@@ -281,6 +296,11 @@ export function testStore(
         const expected: Record<string, unknown> = { base: true };
         for (let i = 0; i < CONCURRENT_WRITERS; i++) expected[`k${i}`] = i;
         expect((await store.get(key))?.data).toEqual(expected);
+      });
+
+      it("concurrent patches, touches and gets of one entry are explained by some serial order", async () => {
+        for (const seed of seedsToRun(CONCURRENCY_RUNS))
+          await checkConcurrentCalls(concurrencyRun(seed));
       });
 
       it("patch deletes any mix of names at once, hundreds with non-ASCII names included", async () => {
@@ -672,6 +692,11 @@ export function testStore(
         const final = await load(sessions, cookie);
         for (let i = 0; i < CONCURRENT_WRITERS; i++) expect(final.get(`k${i}`)).toBe(i);
         expect(final.get("seeded")).toBe(1);
+      });
+
+      it("concurrent requests of one session mixing set, delete, update, clear and flash are explained by some serial order", async () => {
+        for (const seed of seedsToRun(CONCURRENCY_RUNS))
+          await checkConcurrentRequests(concurrencyRun(seed));
       });
 
       it("with the lock option, concurrent read-modify-write requests lose no update", async (t) => {

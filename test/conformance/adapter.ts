@@ -14,9 +14,8 @@
  *   GET  /boom       -> count += 1, then throw new Error("boom") (the framework's error response)
  *   GET  /redirect   -> set "went" true, then a 302 redirect to /read
  *   GET  /stream     -> set "streamed" true, then a streamed body "chunk1chunk2" written in two parts
- *   POST /act        -> the actions of the `x-actions` header, through `act` (visits.ts): random visits
- *                       read as they do through the core manager (Oak's app, on its seed's own
- *                       session API, has none)
+ *   POST /act        -> the actions of the `x-actions` header, through `act` (visits.ts): random visits,
+ *                       by cookie and by the header transport, read as they do through the core manager
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/errors.js";
@@ -83,14 +82,10 @@ function cookieAttributes(line: string): string[] {
     .map((a) => a.trim().toLowerCase());
 }
 
-export function testAdapter(
-  name: string,
-  serve: ServeApp,
-  options: { visits?: boolean } = {},
-): void {
+export function testAdapter(name: string, serve: ServeApp): void {
   describe(`adapter conformance: ${name}`, () => {
     // Random visits against the core manager, through the app's `POST /act` (visits.ts).
-    if (options.visits !== false) describe("random visits", () => testVisits(serve));
+    describe("random visits", () => testVisits(serve));
     describe("cookie sessions", () => {
       let app: RunningApp;
       beforeAll(async () => {
