@@ -126,17 +126,64 @@ export function callAction(
   });
 }
 
-/** The value a Server Action returned, from its RSC answer (row `0` points at it: `"a":"$@<row>"`). */
+/**
+ * The value a Server Action returned, from its RSC answer (row `0` points at it: `"a":"$@<row>"`).
+ * A string of 1024 characters or more is a row of its own, referenced as `"$<row>"`.
+ */
 export function actionResult(reply: Reply): unknown {
-  const rows = new Map<string, string>();
-  for (const line of reply.text.split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0) rows.set(line.slice(0, colon), line.slice(colon + 1));
-  }
+  const rows = flightRows(reply.text);
   const root = JSON.parse(rows.get("0") ?? "null") as { a?: string } | null;
   const ref = root?.a;
   if (typeof ref !== "string" || !ref.startsWith("$@")) return undefined;
-  return JSON.parse(rows.get(ref.slice(2)) ?? "null");
+  return resolveText(rows, JSON.parse(rows.get(ref.slice(2)) ?? "null"));
+}
+
+/**
+ * The text of the element with this `id` in the page an action's answer carries (Next renders it
+ * when the action set cookies), or undefined when the answer carries no render. Unlike `shown`,
+ * any text: quotes, and 1024 characters or more (a row of its own).
+ */
+export function renderedText(reply: Reply, id: string): string | undefined {
+  const rows = flightRows(reply.text);
+  const element = new RegExp(`"id":${JSON.stringify(id)},"children":("(?:[^"\\\\]|\\\\.)*")`);
+  for (const row of rows.values()) {
+    const found = element.exec(row)?.[1];
+    if (found !== undefined) return resolveText(rows, JSON.parse(found)) as string;
+  }
+  return undefined;
+}
+
+/** A Flight value with its text reference resolved: "$$..." escapes a "$", "$<hex>" is a text row. */
+function resolveText(rows: Map<string, string>, value: unknown): unknown {
+  if (typeof value !== "string" || !value.startsWith("$")) return value;
+  return value.startsWith("$$") ? value.slice(1) : rows.get(value.slice(1));
+}
+
+/**
+ * The rows of a React Flight answer by id: `<id>:<json>` ended by a newline, or a text row
+ * `<id>:T<hex byte length>,<text>` with no newline after, whose text may hold newlines.
+ */
+function flightRows(text: string): Map<string, string> {
+  const bytes = Buffer.from(text);
+  const rows = new Map<string, string>();
+  let at = 0;
+  while (at < bytes.length) {
+    const colon = bytes.indexOf(":", at);
+    if (colon < 0) break;
+    const id = bytes.subarray(at, colon).toString();
+    if (bytes[colon + 1] === "T".charCodeAt(0)) {
+      const comma = bytes.indexOf(",", colon);
+      const end = comma + 1 + Number.parseInt(bytes.subarray(colon + 2, comma).toString(), 16);
+      rows.set(id, bytes.subarray(comma + 1, end).toString());
+      at = end;
+    } else {
+      const newline = bytes.indexOf("\n", colon);
+      const end = newline < 0 ? bytes.length : newline;
+      rows.set(id, bytes.subarray(colon + 1, end).toString());
+      at = end + 1;
+    }
+  }
+  return rows;
 }
 
 /**

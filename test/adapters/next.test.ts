@@ -3,12 +3,15 @@
 // pages (Server Components), Server Actions through Next's RSC action fetch and through a form post
 // without JavaScript, a Route Handler, and the Proxy. Never skipped: without Next.js this fails.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createVisitSessions } from "../conformance/visit-app.js";
+import { runVisits } from "../conformance/visits.js";
 import { Client, cookieLine } from "../helpers/http.js";
 import {
   actionResult,
   callAction,
   formFields,
   type NextApp,
+  renderedText,
   shown,
   startNextApp,
 } from "./next-app.js";
@@ -27,7 +30,11 @@ afterAll(async () => {
   await app?.stop();
 });
 
-async function control(body: { offsetMs?: number; storeDown?: boolean }): Promise<void> {
+async function control(body: {
+  offsetMs?: number;
+  storeDown?: boolean;
+  visits?: { clockMs?: number; fresh?: boolean };
+}): Promise<void> {
   const response = await fetch(`${app.url}/api/control`, {
     method: "POST",
     body: JSON.stringify(body),
@@ -321,6 +328,50 @@ describe("store sessions", () => {
     expect(shown(reply.text, "user")).toBe("kim");
     const after = await c.get("/store");
     expect(shown(after.text, "user")).toBe("kim");
+  });
+});
+
+// The random visits every adapter runs (test/conformance/visits.ts), through Next: in a Route
+// Handler with withSession (by cookie and by header); with sessionAction, whose cookies go through
+// Next's cookies(), in a Route Handler and in a Server Action (by cookie only: neither can answer
+// a header), where the page Next renders into the answer reads the cookies just set (getSession).
+describe("random visits", () => {
+  it.each([
+    ["cookie", "withSession in a Route Handler"],
+    ["store", "withSession in a Route Handler"],
+    ["cookie", "sessionAction in a Route Handler"],
+    ["store", "sessionAction in a Route Handler"],
+    ["cookie", "sessionAction in a Server Action"],
+    ["store", "sessionAction in a Server Action"],
+  ] as const)("read as they do through the core manager (%s sessions, %s)", async (world, via) => {
+    // The fixture's visits read an absolute clock the test sets: the answers carry deadlines,
+    // which must be the core's to the millisecond.
+    let clock = Date.now();
+    await control({ visits: { clockMs: clock, fresh: true } });
+    const send = async (c: Client, encoded: string, headers: Record<string, string>) => {
+      if (via === "sessionAction in a Server Action") {
+        const reply = await callAction(c, app, `/visits/${world}`, "runVisit", [world, encoded]);
+        const answer = actionResult(reply) as string;
+        return { reply, answer, rendered: renderedText(reply, "after") };
+      }
+      const path = via === "withSession in a Route Handler" ? "" : "/action";
+      const reply = await c.post(`/api/visits/${world}${path}`, {
+        headers: { "x-actions": encoded, ...headers },
+      });
+      return { reply, answer: reply.text };
+    };
+    const { rendered } = await runVisits({
+      url: app.url,
+      send,
+      core: createVisitSessions(world, () => clock),
+      advance: async (ms) => {
+        clock += ms;
+        await control({ visits: { clockMs: clock } });
+      },
+      byHeader: via === "withSession in a Route Handler",
+    });
+    // Next renders the page into an action's answer whenever the action set a cookie.
+    if (via === "sessionAction in a Server Action") expect(rendered).toBeGreaterThan(0);
   });
 });
 
