@@ -197,7 +197,9 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
     values: unknown[],
   ): Promise<ResultSetHeader> {
     await ensureTable();
-    const [result] = await run(operation, sql, () => pool.query<ResultSetHeader>(sql, values));
+    const [result] = await againOnDeadlock(() =>
+      run(operation, sql, () => pool.query<ResultSetHeader>(sql, values)),
+    );
     return result;
   }
 
@@ -259,6 +261,16 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`;
     // More removals than one statement can nest: the rest follow in the same transaction, whose row
     // lock keeps concurrent patches out until all of them are applied.
     await ensureTable();
+    return againOnDeadlock(() => patchInTransaction(sql, values, later, key));
+  }
+
+  /** `patch`'s statement and the removals that did not fit in it, as one transaction. */
+  function patchInTransaction(
+    sql: string,
+    values: unknown[],
+    later: string[][],
+    key: string,
+  ): Promise<boolean> {
     return run("patch", sql, async () => {
       const connection = await pool.getConnection();
       let reusable = true;
@@ -499,6 +511,26 @@ function userColumn<U extends string | null | undefined>(userId: U): U {
 /** The driver's error code behind a store error. */
 function causeCode(err: unknown): unknown {
   return ((err as Error | null)?.cause as { code?: unknown } | undefined)?.code;
+}
+
+/** How often a write InnoDB chose as a deadlock's victim runs in all. */
+const DEADLOCK_ATTEMPTS = 4;
+
+/**
+ * Runs `write` again when InnoDB ended it to break a deadlock: the server rolled it back whole, so
+ * running it again is safe, and what its message asks. Such cycles are contention, not an outage:
+ * `deleteByUser` locks the user index and then the rows, while a patch that moves a row to another
+ * user locks the row and then its index entry, and about one such race in five deadlocked, answered
+ * as a 503. A lock-wait timeout is not retried: it already waited `innodb_lock_wait_timeout`.
+ */
+async function againOnDeadlock<R>(write: () => Promise<R>): Promise<R> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (causeCode(err) !== "ER_LOCK_DEADLOCK" || attempt === DEADLOCK_ATTEMPTS) throw err;
+    }
+  }
 }
 
 /** A deadlock or lock-wait timeout between statements on one row: contention, not an outage. */

@@ -324,14 +324,36 @@ WHERE key = $1 AND expires_at > $4`);
     return toEntries(result.rows.map(fromPgRow));
   }
 
+  // Expired rows are left to sweep: counting them would report devices that were already gone.
+  // The rows listed and those deleted share one snapshot: fewer deleted means a listed row changed
+  // or went meanwhile, perhaps moved to a new key (see `deleteByUser`).
+  const deleteByUserSql = `WITH listed AS (
+  SELECT key FROM ${t} WHERE user_id = $1 AND expires_at > $2 AND NOT (key = ANY($3::text[]))
+), gone AS (
+  DELETE FROM ${t} WHERE key IN (SELECT key FROM listed) AND user_id = $1 AND expires_at > $2
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM listed) AS listed, (SELECT count(*) FROM gone) AS gone`;
+
   async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
-    const result = await exec(
-      "deleteByUser",
-      // Expired rows are left to sweep: counting them would report devices that were already gone.
-      `DELETE FROM ${t} WHERE user_id = $1 AND expires_at > $2 AND NOT (key = ANY($3::text[]))`,
-      [toPgText(userId), now(), [...exceptKeys]],
-    );
-    return result.rowCount ?? 0;
+    // One DELETE sees the rows of its snapshot: a renewal or regenerate that committed its new row
+    // after that, then deleted the old one before the DELETE got to it (held up by a lock on
+    // another of the user's rows), survived "sign out everywhere". The move writes the new row
+    // before it deletes the old, so a pass that found a listed row gone runs again, and the next
+    // snapshot holds the new row. A few passes at most, against endless churn.
+    let count = 0;
+    for (let pass = 0; pass < DELETE_PASSES; pass++) {
+      const result = await exec("deleteByUser", deleteByUserSql, [
+        toPgText(userId),
+        now(),
+        [...exceptKeys],
+      ]);
+      const row = result.rows[0] as { listed?: unknown; gone?: unknown } | undefined;
+      const gone = Number(row?.gone ?? 0);
+      count += gone;
+      if (gone === Number(row?.listed ?? 0)) break;
+    }
+    return count;
   }
 
   async function sweep(at: number): Promise<number> {
@@ -372,6 +394,8 @@ const META_SET = 4;
 const META_REMOVE = 8;
 /** The patch sets or removes `meta.userId`, so the `user_id` column follows it. */
 const USER = 16;
+/** Statements one `deleteByUser` runs at most, each after a listed row went meanwhile. */
+const DELETE_PASSES = 4;
 
 /**
  * The UPDATE of one patch shape. `||` replaces top-level keys whole (no deep merge) and keeps JSON

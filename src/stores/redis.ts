@@ -89,6 +89,8 @@ const DEFAULTS = Object.freeze({
 const LOCK_RETRY_MIN_MS = 5;
 const LOCK_RETRY_MAX_MS = 100;
 const SCAN_COUNT = 200;
+/** Reads of a user's index by one `deleteByUser`, each after a member was found gone (moved). */
+const INDEX_PASSES = 4;
 
 function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, "client">> {
   if (typeof options !== "object" || options === null) {
@@ -325,24 +327,40 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
     return run("deleteByUser", async () => {
       const at = now();
-      const except = new Set(exceptKeys);
-      const targets = (await members(userId)).map(([key]) => key).filter((key) => !except.has(key));
+      const handled = new Set(exceptKeys);
       const owner = JSON.stringify(userId);
-      const deleteIfOwner = async (key: string): Promise<boolean> => {
+      /** 1: deleted; 0: bound to another user now; -1: gone, or bound to no user. */
+      const deleteIfOwner = async (key: string): Promise<number> => {
         const reply = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner]);
-        if (Number(reply) === 1) return true;
+        if (Number(reply) === 1 || Number(reply) === -1) return Number(reply);
         // Another spelling of a user id UTF-8 holds as the same text (see `sameUser`): the same
         // user to this index, so deleted too, if it still has that owner.
         const other = bulkText(reply);
-        if (other === undefined || !sameUser(parseJson(other), userId)) return false;
-        return Number(await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other])) === 1;
+        if (other === undefined || !sameUser(parseJson(other), userId)) return 0;
+        return Number(await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other])) === 1
+          ? 1
+          : 0;
       };
-      const done = await Promise.all(targets.map(deleteIfOwner));
-      const deleted = targets.filter((_, i) => done[i]);
-      const stale = targets.filter((_, i) => !done[i]);
-      if (deleted.length > 0) await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
-      await prune(userId, stale, at);
-      return deleted.length;
+      let count = 0;
+      // A member found gone may have moved to a new key (a renewal or regenerate): the manager
+      // writes the new record, indexed first, before it deletes the old one, so the index read
+      // again after that miss holds the new key. Read once, a move landing between the read and
+      // the deletes survived "sign out everywhere". A few passes at most, against endless churn.
+      for (let pass = 0; pass < INDEX_PASSES; pass++) {
+        const targets = (await members(userId))
+          .map(([key]) => key)
+          .filter((key) => !handled.has(key));
+        for (const key of targets) handled.add(key);
+        const done = await Promise.all(targets.map(deleteIfOwner));
+        const deleted = targets.filter((_, i) => done[i] === 1);
+        const stale = targets.filter((_, i) => done[i] !== 1);
+        if (deleted.length > 0)
+          await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
+        await prune(userId, stale, at);
+        count += deleted.length;
+        if (!done.includes(-1)) break;
+      }
+      return count;
     });
   }
 

@@ -1,7 +1,4 @@
-import { createSessions, type Sessions } from "../manager.js";
-import type { SessionState } from "../session.js";
-import type { SessionPatch, SessionStore, StoredSession } from "../stores/store.js";
-import { type Action, runActions, visit } from "./store-differential.js";
+import type { SessionStore, StoredSession } from "../stores/store.js";
 import {
   canonical,
   DATA_KEYS,
@@ -20,36 +17,28 @@ import {
  * Each round writes one entry at a fresh key, fires 2 to 6 concurrent operations at it, waits for
  * all, reads it back, and searches every order of the writes (at most 6! = 720) for one that
  * explains everything seen. A failure names its seed (`SESSIONKIT_STORE_SEED` replays the same
- * operations; the interleaving is the server's) and lists the round's calls and answers.
+ * operations; the interleaving is the server's) and lists the round's calls and answers. The same
+ * search checks requests through the manager (store-concurrency-requests.ts).
  *
  * `checkConcurrentCalls`, on the store: `patch` (sets and deletes over 3 data names shared by the
  * round, unicode, "__proto__"-like and NUL-holding ones among them, and meta changes: touchedAt,
- * userId, flash, label, ...), `touch` and `get`, all started before any answers. Checked:
- * - every `patch` and `touch` resolves `true` (the entry is live throughout);
- * - some order of the patches and touches, applied to the entry as written, gives exactly the
- *   record (data and meta) the final `get` returns: so no write is lost in part or whole, and a
- *   touch, which may change only `touchedAt`, never drops or reverts what a patch wrote;
- * - each concurrent `get` returns the record after some prefix of that SAME order (all calls
- *   overlap in time, so any prefix is allowed);
+ * userId, flash, label, ...), `touch` and `get`, all started before any answers; in half the
+ * rounds `delete` and `deleteByUser` (of either of the round's users, now and then with the entry
+ * among `exceptKeys`) race them too. The entry is "absent" once removed, and nothing may bring it
+ * back. Checked, against one order of all the writes that explains everything:
+ * - each `patch` and `touch` resolves `true` where the entry is there at its place in the order and
+ *   `false` where a removal came before (so a write ordered after a removal never revives it);
+ *   `delete` resolves whether it removed the entry (of two deletes, only the first says `true`; a
+ *   store's `void` may be either), and `deleteByUser` counts 1 exactly when it removed the entry;
+ * - that order, applied to the entry as written, gives exactly the record (data and meta) the final
+ *   `get` returns, or nothing: so no write is lost in part or whole, and a touch, which may change
+ *   only `touchedAt`, never drops or reverts what a patch wrote;
+ * - each concurrent `get` returns the record after some prefix of that SAME order, `undefined`
+ *   after a removal (all calls overlap in time, so any prefix is allowed);
  * - with `listByUser`, for each user of the round: the entry is listed under the user its final
- *   meta names and under no other, as the final `get` returned it, and with the deadline of the
- *   last write of the order (every write asks a different deadline, so this pins which came last).
- *
- * `checkConcurrentRequests`, through `createSessions`: a session is created and committed; then
- * each request loads it with the same cookie, does random `set`, `delete`, `update`, `clear`,
- * `flash` and `flashes` over 3 shared names, and commits. Some requests start only once an earlier
- * one has loaded or committed, so loads also see other requests' writes. A request's effect is
- * modelled from the record it loaded, as the manager's commit sends it: a patch setting each data
- * key it wrote to its final value and deleting the rest of those (`clear` counts every key it saw,
- * so a key another request added meanwhile survives), with `touchedAt` and, if flashes changed,
- * the whole flash object; nothing written but a touch due: `touchedAt` only; else nothing.
- * Checked: every load finds the session and no commit finds its record gone; some order of the
- * effects that keeps real time (a commit that ended before another began comes first) gives
- * exactly the record (data and meta) the store then holds; and each request loaded the record
- * after a prefix of that order that real time allows (commits that ended before its load began are
- * in it; those begun after its load ended are not). Loads are matched each on its own, so the
- * order between two loads is not checked: weaker than linearizability, so a linearizable store
- * never fails it.
+ *   meta names and under no other (nowhere once removed), as the final `get` returned it, and with
+ *   the deadline of the last patch or touch of the order (each asks a different deadline, so this
+ *   pins which came last).
  *
  * Written without a property-testing library, like store-model.ts.
  */
@@ -69,58 +58,64 @@ export interface ConcurrencyRun {
 }
 
 const HOUR_MS = 3_600_000;
-/** The requests' manager touches a record this long after its last write. */
-const TOUCH_INTERVAL_MS = 60_000;
 const NAMES_PER_ROUND = 3;
-const LEVELS = ["info", "error"];
 
-/** One write of a history: how it changes the record, the deadline it asks, when it ran. */
-interface Write extends Span {
-  apply: (session: StoredSession) => void;
-  expiresAt?: number;
-}
-/** One read of a history: what it saw (canonical), when it ran. */
-interface Read extends Span {
-  seen: string;
-}
-/** Ticks of one counter, taken as a call starts and as its answer arrives. */
-interface Span {
+/** Ticks of one counter, taken as a call starts and as its answer arrives. @internal */
+export interface Span {
   start: number;
   end: number;
 }
 
-/** Concurrent patch, touch and get calls on one entry; throws when no serial order explains them. */
-export async function checkConcurrentCalls(run: ConcurrencyRun): Promise<void> {
-  const random = generator(run.seed);
-  const tag = run.randomKey().slice(0, 8);
-  const users = ["ann", "b\u0000\ufdd0"].map((name) => `${name}-${tag}`);
-  for (let round = 0; round < run.rounds; round++)
-    await judge(run, round, "concurrent calls on one entry", () => callRound(run, random, users));
+/**
+ * One write of a history: what it makes of the state before it, given what it answered, and when
+ * it ran. @internal
+ */
+export interface Step<S> extends Span {
+  /**
+   * The state after this step, from the state before it (a copy it may change); `undefined` when
+   * what the step answered cannot have come from that state.
+   */
+  apply: (before: S) => S | undefined;
+  /** The index of a step that must come before this one (two store calls of one commit). */
+  follows?: number;
 }
 
-/** Concurrent requests of one session through the manager; throws when no serial order explains them. */
-export async function checkConcurrentRequests(run: ConcurrencyRun): Promise<void> {
-  const random = generator(run.seed);
-  const sessions = createSessions({
-    secret: run.secret,
-    store: run.store,
-    now: run.now,
-    touchInterval: TOUCH_INTERVAL_MS / 1000, // a number is seconds
-  });
-  for (let round = 0; round < run.rounds; round++) {
-    const play = () => requestRound(run, sessions, random);
-    await judge(run, round, "concurrent requests of one session", play);
-  }
+/** One read of a history: what it saw (as `view` shows a state), when it ran. @internal */
+export interface Read extends Span {
+  seen: string;
 }
 
-/** What a round found wrong (empty: nothing), and the calls and answers that show it. */
-interface Verdict {
+/** What a round found wrong (empty: nothing), and the calls and answers that show it. @internal */
+export interface Verdict {
   wrong: string;
   trace: string[];
 }
 
-/** Plays one round; a failure, found or thrown, names the seed and the round. */
-async function judge(
+/** The state of the entry of `checkConcurrentCalls`: its record (`null`: removed) and deadline. */
+interface Entry {
+  record: StoredSession | null;
+  expiresAt: number;
+}
+
+/** Concurrent patch, touch, get, delete and deleteByUser calls on one entry; throws when no serial order explains them. */
+export async function checkConcurrentCalls(run: ConcurrencyRun): Promise<void> {
+  const random = generator(run.seed);
+  const users = roundUsers(run);
+  const jittery = { ...run, store: jittered(run.store, run.seed) };
+  for (let round = 0; round < run.rounds; round++) {
+    const play = () => callRound(jittery, random, users);
+    await judge(run, round, "concurrent calls on one entry", play);
+  }
+}
+
+/** Two user ids for one run, its own so that no other run's entries are listed with them. @internal */
+export function roundUsers(run: ConcurrencyRun): string[] {
+  const tag = run.randomKey().slice(0, 8);
+  return ["ann", "b\u0000\ufdd0"].map((name) => `${name}-${tag}`);
+}
+
+/** Plays one round; a failure, found or thrown, names the seed and the round. @internal */
+export async function judge(
   run: ConcurrencyRun,
   round: number,
   subject: string,
@@ -141,6 +136,14 @@ async function judge(
   );
 }
 
+/** A call of a round: what it is, how to make it, and (for a write) what it does to the entry. */
+interface Call {
+  label: string;
+  call: () => Promise<unknown>;
+  /** For a write: the entry after it, given its answer; `undefined` when that answer cannot follow. */
+  effect?: (before: Entry, answer: unknown) => Entry | undefined;
+}
+
 async function callRound(
   run: ConcurrencyRun,
   random: Random,
@@ -158,24 +161,56 @@ async function callRound(
   let deadline = startExpiresAt;
   await store.set(key, start, deadline);
 
-  const calls = Array.from({ length: 2 + random.int(5) }, (_, i) => {
+  // Half the rounds race removals against the writes; the rest keep the entry throughout.
+  const kinds = random.chance(0.5) ? 6 : 4;
+  const calls = Array.from({ length: 2 + random.int(5) }, (_, i): Call => {
     // Each write asks its own deadline, so the one left names the write that came last.
     deadline += 1 + random.int(1000);
     const expiresAt = deadline;
     const until = `until +${expiresAt - at}`;
-    const roll = random.int(4);
+    const roll = random.int(kinds);
     if (roll < 2) {
       const patch = randomPatch(random, users, at, names);
-      const call = () => store.patch(key, patch, expiresAt);
-      return { label: `#${i} patch ${canonical(patch)} ${until}`, call, patch, expiresAt };
+      return {
+        label: `#${i} patch ${canonical(patch)} ${until}`,
+        call: () => store.patch(key, patch, expiresAt),
+        effect: written(expiresAt, (record) => patchModel(record, patch)),
+      };
     }
     if (roll < 3) {
       const touchedAt = at + 1 + random.int(1000);
-      const patch: SessionPatch = { set: {}, delete: [], meta: { touchedAt } };
-      const call = () => store.touch(key, touchedAt, expiresAt);
-      return { label: `#${i} touch ${touchedAt - at} ${until}`, call, patch, expiresAt };
+      return {
+        label: `#${i} touch ${touchedAt - at} ${until}`,
+        call: () => store.touch(key, touchedAt, expiresAt),
+        effect: written(expiresAt, (record) => {
+          record.meta.touchedAt = touchedAt;
+        }),
+      };
     }
-    return { label: `#${i} get`, call: () => store.get(key), patch: undefined, expiresAt };
+    if (roll < 4) return { label: `#${i} get`, call: () => store.get(key) };
+    const deleteByUser = store.deleteByUser?.bind(store);
+    if (roll === 5 && deleteByUser) {
+      const user = random.pick(users);
+      const except = random.chance(0.25) ? [key] : [];
+      return {
+        label: `#${i} deleteByUser ${canonical(user)}${except.length > 0 ? " except it" : ""}`,
+        call: () => deleteByUser(user, except),
+        effect: (entry, count) => {
+          const hit = entry.record?.meta.userId === user && except.length === 0;
+          if (count !== (hit ? 1 : 0)) return undefined;
+          return hit ? { ...entry, record: null } : entry;
+        },
+      };
+    }
+    return {
+      label: `#${i} delete`,
+      call: () => store.delete(key),
+      effect: (entry, removed) => {
+        // `void` is "unknown" (a store written before delete said), so it fits either way.
+        if (removed !== undefined && removed !== (entry.record !== null)) return undefined;
+        return { ...entry, record: null };
+      },
+    };
   });
   const tick = ticker();
   const answers = await Promise.all(calls.map(({ call }) => tick<unknown>(call)));
@@ -185,17 +220,16 @@ async function callRound(
   await store.delete(key);
 
   const trace = [`start ${canonical(start)}`];
-  const writes: Write[] = [];
+  const steps: Step<Entry>[] = [];
   const reads: Read[] = [];
-  let wrong = "";
-  calls.forEach(({ label, patch, expiresAt }, i) => {
+  calls.forEach(({ label, effect }, i) => {
     const { value, ...span } = answers[i] as (typeof answers)[number];
     trace.push(`${label} -> ${canonical(value)}`);
-    if (!patch) reads.push({ ...span, seen: canonical(value) });
-    else if (value !== true) wrong ||= `${label.split(" ", 2).join(" ")} resolved ${value}`;
-    else writes.push({ ...span, apply: (s) => patchModel(s, patch), expiresAt });
+    if (!effect) reads.push({ ...span, seen: canonical(value ?? null) });
+    else steps.push({ ...span, apply: (before) => effect(before, value) });
   });
   // Listed under the final user only, as the final get has it; its deadline is the last write's.
+  let wrong = "";
   let endExpiresAt: number | undefined;
   listed?.forEach((entries, u) => {
     const user = users[u] as string;
@@ -209,223 +243,132 @@ async function callRound(
     else if (entry) endExpiresAt = entry.expiresAt;
   });
   const kept = endExpiresAt === undefined ? "" : ` until +${endExpiresAt - at}`;
-  trace.push(`end   ${canonical(final)}${kept}`);
-  const end = canonical(final);
-  const explained = explains({ start, startExpiresAt, writes, reads, end, endExpiresAt });
+  trace.push(`end   ${canonical(final) ?? "absent"}${kept}`);
+  const end = canonical(final ?? null);
+  const explained = explains<Entry>({
+    start: { record: start, expiresAt: startExpiresAt },
+    steps,
+    reads,
+    view: (entry) => canonical(entry.record),
+    ends: (entry) =>
+      canonical(entry.record) === end &&
+      (endExpiresAt === undefined || entry.expiresAt === endExpiresAt),
+  });
   return {
     wrong: wrong || (explained ? "" : "no serial order of the writes explains the answers"),
     trace,
   };
 }
 
-async function requestRound(
-  run: ConcurrencyRun,
-  sessions: Sessions,
-  random: Random,
-): Promise<Verdict> {
-  const names = pickNames(random);
-  const first: Action[] = names
-    .filter((_, i) => i === 0 || random.chance(0.6))
-    .map((key) => ({ kind: "set", key, value: randomValue(random) }));
-  if (random.chance(0.4))
-    first.push({ kind: "flash", level: random.pick(LEVELS), message: randomString(random) });
-  const browser = { cookies: new Map<string, string>(), tokens: [] };
-  const created = await visit(sessions, browser, first);
-  const key = (created.after as SessionState).origin?.key;
-  const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
-  // Past the touch interval: a request that writes nothing touches, racing the others' patches.
-  run.advance(TOUCH_INTERVAL_MS);
-  const now = run.now();
-  const start = key === undefined ? undefined : await run.store.get(key);
-  if (key === undefined || !start)
-    return { wrong: "the session just created is not in the store", trace: [] };
-
-  const requests = Array.from({ length: 2 + random.int(5) }, (_, i) => ({
-    actions: Array.from({ length: random.int(4) }, () => requestAction(random, names)),
-    // Now and then a request waits for an earlier one to load, or to commit.
-    after: i > 0 && random.chance(0.4) ? random.int(i) : undefined,
-    stage: random.chance(0.5) ? ("load" as const) : ("commit" as const),
-  }));
-  const tick = ticker();
-  const loads: Promise<{ session: SessionState; seen: string; fresh: boolean } & Span>[] = [];
-  const commits: Promise<{ gone: boolean } & Span>[] = [];
-  for (const { after, stage, actions } of requests) {
-    const load = (async () => {
-      if (after !== undefined) await (stage === "load" ? loads[after] : commits[after]);
-      const { value, ...span } = await tick(() => sessions.load(new Headers({ cookie })));
-      const session = value as SessionState;
-      const seen = canonical({ data: session.data, meta: session.meta });
-      return { session, seen, fresh: session.isNew, ...span };
-    })();
-    loads.push(load);
-    commits.push(
-      load.then(async ({ session }) => {
-        await runActions(session, actions, []);
-        const { value: _, ...span } = await tick(() => sessions.commit(session, new Headers()));
-        // A commit that finds the record gone starts the request on a new session.
-        return { gone: session.isNew, ...span };
-      }),
-    );
-  }
-  const loaded = await Promise.all(loads);
-  const committed = await Promise.all(commits);
-  const final = await run.store.get(key);
-  await run.store.delete(key);
-
-  const trace = [`start ${canonical(start)}`];
-  const writes: Write[] = [];
-  let wrong = "";
-  requests.forEach(({ actions, after, stage }, i) => {
-    const { seen, fresh } = loaded[i] as (typeof loaded)[number];
-    const commit = committed[i] as (typeof committed)[number];
-    const effect = effectOf(JSON.parse(seen), actions, now);
-    const waits = after === undefined ? "" : ` (after #${after}'s ${stage})`;
-    const label = `#${i}${waits} saw ${seen}, did ${canonical(actions)}: ${canonical(effect)}`;
-    trace.push(label);
-    if (fresh) wrong ||= `request #${i} loaded a new session`;
-    if (commit.gone) wrong ||= `request #${i}'s commit found no record`;
-    if (effect) writes.push({ ...commit, apply: (s) => patchModel(s, effect) });
-  });
-  trace.push(`end   ${canonical(final)}`);
-  const explained = explains({ start, writes, reads: loaded, end: canonical(final) });
-  return {
-    wrong: wrong || (explained ? "" : "no serial order of the requests explains the stored record"),
-    trace,
+/**
+ * The effect of a `patch` or `touch`: `change` and the new deadline where the entry is there
+ * (answered `true`), nothing where it was removed before (answered `false`).
+ */
+function written(
+  expiresAt: number,
+  change: (record: StoredSession) => void,
+): NonNullable<Call["effect"]> {
+  return (entry, applied) => {
+    if (applied !== (entry.record !== null)) return undefined;
+    if (!entry.record) return entry;
+    change(entry.record);
+    return { record: entry.record, expiresAt };
   };
 }
 
 /**
- * The patch a request's commit sends, given the record it loaded and what it did (a touch as the
- * patch of `touchedAt` it amounts to); `undefined` when it sends nothing.
+ * Whether some order of `steps` explains a history: each step's answer fits the state it finds,
+ * the last state is one `ends` accepts, each read saw `view` of the state after a prefix of that
+ * order, and the order and the prefixes keep real time (a step that ended before another began
+ * comes first; a read sees every step that ended before it began, none begun after it ended).
+ *
+ * A depth-first search over orders. Reads are matched as the prefix grows (a read's window opens
+ * once every step that ended before it began is placed, and closes at the first step begun after
+ * it ended: closed unmatched, the branch is dead), so a branch is known by the steps placed, the
+ * reads matched and the state; each such node is searched once. Steps that commute (two
+ * regenerates' writes of their new records) would otherwise make a failing round search every
+ * permutation of them before it could say so. @internal
  */
-function effectOf(
-  seen: StoredSession,
-  actions: readonly Action[],
-  now: number,
-): SessionPatch | undefined {
-  const data = seen.data;
-  let flash = seen.meta.flash;
-  let flashChanged = false;
-  let cleared = false;
-  const written = new Set<string>();
-  const change = (name: string, value: unknown) => {
-    if (value !== undefined) put(data, name, value);
-    else if (Object.hasOwn(data, name)) delete data[name];
-    else return; // deleting what is not there is no change
-    written.add(name);
-  };
-  for (const action of actions) {
-    if (action.kind === "set") change(action.key, action.value);
-    else if (action.kind === "delete") change(action.key, undefined);
-    else if (action.kind === "update")
-      for (const [name, value] of Object.entries(action.changes)) change(name, value);
-    else if (action.kind === "clear") {
-      for (const name of Object.keys(data)) change(name, undefined);
-      cleared = true;
-      flashChanged ||= flash !== undefined;
-      flash = undefined;
-    } else if (action.kind === "flash") {
-      const messages = flash && Object.hasOwn(flash, action.level) ? flash[action.level] : [];
-      flash = { ...flash, [action.level]: [...(messages ?? []), action.message] };
-      flashChanged = true;
-    } else if (action.kind === "flashes" && flash && Object.hasOwn(flash, action.level)) {
-      if (flash[action.level]?.length === 0) continue;
-      const { [action.level]: _, ...rest } = flash;
-      flash = Object.keys(rest).length > 0 ? rest : undefined;
-      flashChanged = true;
-    }
-  }
-  const meta: SessionPatch["meta"] = { touchedAt: now };
-  if (flashChanged) meta.flash = flash ?? null;
-  if (written.size > 0 || flashChanged || cleared) {
-    const set: Record<string, unknown> = {};
-    const remove: string[] = [];
-    for (const name of written) {
-      if (Object.hasOwn(data, name)) put(set, name, data[name]);
-      else remove.push(name);
-    }
-    return { set, delete: remove, meta };
-  }
-  const touchDue = now - seen.meta.touchedAt >= TOUCH_INTERVAL_MS;
-  return touchDue ? { set: {}, delete: [], meta } : undefined;
-}
-
-/**
- * Whether some order of `writes` explains the history: applied to `start` in that order they leave
- * `end` (and `endExpiresAt`, when known, is the deadline of the last), each read saw the record
- * after a prefix of that order, and the order and the prefixes keep real time.
- */
-function explains(history: {
-  start: StoredSession;
-  startExpiresAt?: number;
-  writes: readonly Write[];
+export function explains<S>(history: {
+  start: S;
+  steps: readonly Step<S>[];
   reads: readonly Read[];
-  end: string;
-  endExpiresAt?: number;
+  view: (state: S) => string;
+  ends: (state: S) => boolean;
 }): boolean {
-  const { writes, reads } = history;
-  const order: number[] = [];
-  const states = [canonical(history.start)];
-  const readFits = (read: Read) => {
-    let from = 0;
-    let to = order.length;
-    order.forEach((w, position) => {
-      const write = writes[w] as Write;
-      if (write.end < read.start) from = Math.max(from, position + 1);
-      if (write.start > read.end) to = Math.min(to, position);
-    });
-    for (let p = from; p <= to; p++) if (states[p] === read.seen) return true;
-    return false;
-  };
-  const search = (state: StoredSession): boolean => {
-    if (order.length === writes.length) {
-      const last = order.length > 0 ? writes[order.at(-1) as number]?.expiresAt : undefined;
-      const expiresAt = order.length > 0 ? last : history.startExpiresAt;
-      return (
-        states.at(-1) === history.end &&
-        (history.endExpiresAt === undefined || expiresAt === history.endExpiresAt) &&
-        reads.every(readFits)
-      );
+  const { steps, reads, view } = history;
+  const bits = (keep: (step: Step<S>) => boolean) =>
+    steps.reduce((mask, step, s) => (keep(step) ? mask | (1 << s) : mask), 0);
+  // Per read: the steps that must come before what it saw, and those that must come after.
+  const windows = reads.map((read) => ({
+    before: bits((step) => step.end < read.start),
+    after: bits((step) => step.start > read.end),
+    seen: read.seen,
+  }));
+  const all = (1 << steps.length) - 1;
+  const everyRead = (1 << reads.length) - 1;
+  const tried = new Set<string>();
+  /** `matched` with the reads that see `seen` now, or -1 when a read's window closed unmatched. */
+  const match = (placed: number, matched: number, seen: string): number => {
+    let now = matched;
+    for (const [r, window] of windows.entries()) {
+      if (now & (1 << r)) continue;
+      if (placed & window.after) return -1;
+      if ((placed & window.before) === window.before && window.seen === seen) now |= 1 << r;
     }
-    for (const [w, write] of writes.entries()) {
-      if (order.includes(w)) continue;
-      // A write that ended before this one began must come before it.
-      const early = writes.some(
-        (other, o) => o !== w && !order.includes(o) && other.end < write.start,
+    return now;
+  };
+  const search = (state: S, placed: number, matched: number): boolean => {
+    if (placed === all) return matched === everyRead && history.ends(state);
+    const node = `${placed} ${matched} ${canonical(state)}`;
+    if (tried.has(node)) return false;
+    tried.add(node);
+    for (const [s, step] of steps.entries()) {
+      if (placed & (1 << s)) continue;
+      if (step.follows !== undefined && !(placed & (1 << step.follows))) continue;
+      const early = steps.some(
+        (other, o) => o !== s && !(placed & (1 << o)) && other.end < step.start,
       );
       if (early) continue;
-      const next = JSON.parse(JSON.stringify(state)) as StoredSession;
-      write.apply(next);
-      order.push(w);
-      states.push(canonical(next));
-      if (search(next)) return true;
-      order.pop();
-      states.pop();
+      const next = step.apply(JSON.parse(JSON.stringify(state)) as S);
+      if (next === undefined) continue;
+      const now = placed | (1 << s);
+      const seen = match(now, matched, view(next));
+      if (seen >= 0 && search(next, now, seen)) return true;
     }
     return false;
   };
-  return search(history.start);
+  const first = match(0, 0, view(history.start));
+  return first >= 0 && search(history.start, 0, first);
 }
 
-/** A request's action on the round's names, as a handler would do it. */
-function requestAction(random: Random, names: readonly string[]): Action {
-  const roll = random.int(100);
-  if (roll < 35) return { kind: "set", key: random.pick(names), value: randomValue(random) };
-  if (roll < 50) return { kind: "delete", key: random.pick(names) };
-  if (roll < 68) {
-    const changes: Record<string, unknown> = {};
-    for (let i = random.int(2); i >= 0; i--)
-      put(changes, random.pick(names), random.chance(0.3) ? undefined : randomValue(random));
-    return { kind: "update", changes };
-  }
-  if (roll < 76) return { kind: "clear" };
-  if (roll < 90)
-    return { kind: "flash", level: random.pick(LEVELS), message: randomString(random) };
-  return { kind: "flashes", level: random.pick(LEVELS) };
+/**
+ * `store` with each call put off by 0 to 7 microtask turns, drawn from a generator of its own (so
+ * the round's operations stay those of the seed). A store that answers at once (memory, SQLite)
+ * would otherwise apply concurrent calls in the order they were made, and the window between two
+ * store calls of one commit (a regenerate writes the new record, then removes the old) would never
+ * meet another request's call. On the memory store the interleaving stays a function of the seed.
+ * @internal
+ */
+export function jittered(store: SessionStore, seed: number): SessionStore {
+  const random = generator(seed ^ JITTER_SALT);
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        for (let turns = random.int(8); turns > 0; turns--) await undefined;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
-/** A few distinct data names for one round: few, so that concurrent writes overlap. */
-function pickNames(random: Random): string[] {
+/** Any constant: it only keeps the jitter's numbers apart from the operations'. */
+const JITTER_SALT = 0x5bd1e995;
+
+/** A few distinct data names for one round: few, so that concurrent writes overlap. @internal */
+export function pickNames(random: Random): string[] {
   const pool = [...DATA_KEYS];
   return Array.from(
     { length: NAMES_PER_ROUND },
@@ -433,8 +376,8 @@ function pickNames(random: Random): string[] {
   );
 }
 
-/** Times calls by one counter: a call's start tick is taken as it begins, its end as it answers. */
-function ticker() {
+/** Times calls by one counter: a call's start tick is taken as it begins, its end as it answers. @internal */
+export function ticker() {
   let tick = 0;
   return async <T>(call: () => Promise<T>): Promise<{ value: T } & Span> => {
     const start = ++tick;

@@ -134,6 +134,22 @@ export function put(target: Record<string, unknown>, key: string, value: unknown
   });
 }
 
+/** base64url without padding, as store keys are spelled. @internal */
+export function base64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/**
+ * The store key of a session id, base64url(SHA-256(id)), computed here independently of the
+ * manager, so the checks that use it check the key derivation too. @internal
+ */
+export async function storeKeyOf(id: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(id));
+  return base64Url(new Uint8Array(digest));
+}
+
 /** JSON with object keys sorted, so two records compare whatever order a backend keeps keys in. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => {

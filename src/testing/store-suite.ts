@@ -1,9 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSessions, type Sessions } from "../manager.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
-import { checkConcurrentCalls, checkConcurrentRequests } from "./store-concurrency.js";
+import { checkConcurrentCalls } from "./store-concurrency.js";
+import { checkConcurrentRequests } from "./store-concurrency-requests.js";
 import { checkAgainstCookies } from "./store-differential.js";
-import { checkAgainstModel, seedsToRun } from "./store-model.js";
+import { base64Url, checkAgainstModel, seedsToRun, storeKeyOf } from "./store-model.js";
 
 /** What the suite hands the store factory. */
 export interface StoreSuiteContext {
@@ -33,12 +34,11 @@ const LARGE_SESSION_CHARS = 200 * 1024;
 /** Random sequences per store and calls in each (store-model.ts). */
 const MODEL_RUNS = 6;
 const MODEL_STEPS = 150;
-/** Random concurrency runs per store and rounds in each (store-concurrency.ts). */
+/** Random concurrency runs per store and rounds in each (store-concurrency*.ts). */
 const CONCURRENCY_RUNS = 3;
 const CONCURRENCY_ROUNDS = 20;
 // Test-only: the suite's manager needs a secret of >= 32 characters; nothing it seals leaves the test.
 const SUITE_SECRET = "sessionkit-store-conformance-suite-secret";
-const encoder = new TextEncoder();
 
 /**
  * The conformance suite every `SessionStore` runs: the edge cases of `stores/store.ts` against the
@@ -298,7 +298,7 @@ export function testStore(
         expect((await store.get(key))?.data).toEqual(expected);
       });
 
-      it("concurrent patches, touches and gets of one entry are explained by some serial order", async () => {
+      it("concurrent patches, touches, gets, deletes and deleteByUser of one entry are explained by some serial order", async () => {
         for (const seed of seedsToRun(CONCURRENCY_RUNS))
           await checkConcurrentCalls(concurrencyRun(seed));
       });
@@ -694,7 +694,7 @@ export function testStore(
         expect(final.get("seeded")).toBe(1);
       });
 
-      it("concurrent requests of one session mixing set, delete, update, clear and flash are explained by some serial order", async () => {
+      it("concurrent requests of one session mixing set, delete, update, clear, flash, destroy, regenerate and destroyByUser are explained by some serial order", async () => {
         for (const seed of seedsToRun(CONCURRENCY_RUNS))
           await checkConcurrentRequests(concurrencyRun(seed));
       });
@@ -854,20 +854,9 @@ function metaAt(at: number): SessionMeta {
   return { createdAt: at, touchedAt: at, renewedAt: at };
 }
 
-function base64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
 /** A key of the shape real ones have: 43 base64url characters. */
 function randomKey(): string {
   return base64Url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-/** Computed here, independently of the manager, so the suite checks the key derivation too. */
-async function storeKeyOf(id: string): Promise<string> {
-  return base64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(id))));
 }
 
 /** Varied text, so a store that truncates or mangles a long value cannot pass by luck. */

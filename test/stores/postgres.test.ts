@@ -1,11 +1,13 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSessions } from "../../src/manager.js";
 import {
   type PostgresStore,
   type PostgresStoreOptions,
   postgresStore,
 } from "../../src/stores/postgres.js";
 import { testStore } from "../../src/testing/index.js";
+import { storeKeyOf } from "../../src/testing/store-model.js";
 import { DATABASE_URL, serviceAvailable } from "../helpers/services.js";
 import {
   type OutageRig,
@@ -193,6 +195,47 @@ describe.skipIf(!available)("postgresStore", () => {
         itRoundTripsThroughCreateSessions(hooks.open, async (name) => {
           const rows = await admin.query(`SELECT data FROM ${TABLE} WHERE data ? $1`, [name]);
           return rows.rows.map((r) => r.data);
+        });
+
+        it("destroyByUser held up by a row lock still ends a session moved to a new id meanwhile", async () => {
+          // One DELETE sees its snapshot: a regenerate committing while it waited on another row of
+          // the user wrote a row it could not see and deleted one it then skipped (count 1, one left).
+          const sessions = createSessions({
+            secret: "postgres-race-test-secret-0123456789-abcdef",
+            store: postgresStore({ pool, table: TABLE, now }),
+            now,
+          });
+          const signIn = async () => {
+            const session = await sessions.load(new Headers());
+            await session.regenerate({ userId: "ada" });
+            const headers = new Headers();
+            await sessions.commit(session, headers);
+            const cookie = (headers.getSetCookie()[0] as string).split(";")[0] as string;
+            return { cookie, key: await storeKeyOf(session.id) };
+          };
+          const held = await signIn(); // a device whose row an in-flight write holds
+          const moving = await signIn(); // a device that renews meanwhile
+          const blocker = new pg.Client({ connectionString: DATABASE_URL });
+          await blocker.connect();
+          try {
+            await blocker.query("BEGIN");
+            await blocker.query(`SELECT 1 FROM ${TABLE} WHERE key = $1 FOR UPDATE`, [held.key]);
+            const signOut = sessions.destroyByUser("ada");
+            await until(async () => {
+              const r = await admin.query(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'",
+              );
+              return (r.rowCount ?? 0) > 0;
+            });
+            const other = await sessions.load(new Headers({ cookie: moving.cookie }));
+            await other.regenerate();
+            await sessions.commit(other, new Headers());
+            await blocker.query("ROLLBACK");
+            expect(await signOut).toBe(2);
+            expect(await sessions.listByUser("ada")).toEqual([]);
+          } finally {
+            await blocker.end();
+          }
         });
       });
     },

@@ -1,0 +1,510 @@
+import { createSessions, type Sessions } from "../manager.js";
+import type { InvalidReason } from "../options.js";
+import type { SessionState } from "../session.js";
+import type { SessionMeta, SessionPatch, StoredSession } from "../stores/store.js";
+import {
+  type ConcurrencyRun,
+  explains,
+  jittered,
+  judge,
+  pickNames,
+  roundUsers,
+  type Span,
+  type Step,
+  ticker,
+  type Verdict,
+} from "./store-concurrency.js";
+import { type Action, runActions, visit } from "./store-differential.js";
+import {
+  canonical,
+  generator,
+  patchModel,
+  put,
+  type Random,
+  randomString,
+  randomValue,
+  storeKeyOf,
+} from "./store-model.js";
+
+/**
+ * `checkConcurrentRequests`: "no lost updates" for 2 to 6 concurrent requests of one session
+ * through `createSessions`, explained by a serial order as store-concurrency.ts explains store
+ * calls. A session is created and committed (bound to one of two users half the time); then each
+ * request loads it with the same cookie, does random `set`, `delete`, `update`, `clear`, `flash`
+ * and `flashes` over 3 shared names, and commits. In most rounds requests also `destroy()` it,
+ * `regenerate()` it (without options, with `{ userId }` of either user, or `{ userId: null }`), and
+ * now and then `sessions.destroyByUser` of either user ("sign out everywhere" from another device)
+ * races them. Some requests start only once an earlier one has loaded or committed.
+ *
+ * A request's commit is modelled from the record it loaded and what it did, as the manager sends it
+ * (the model does not read the session's change log):
+ * - nothing written, no touch due: no store write and no Set-Cookie;
+ * - writes (or a touch due) on the loaded session: a patch of the record, setting each data key it
+ *   wrote to its final value and deleting the rest of those (`clear` counts every key it saw, so a
+ *   key another request added meanwhile survives), with `touchedAt` and, if flashes changed, the
+ *   whole flash object; where the record is gone by then, the request is abandoned;
+ * - `regenerate`: the whole record, as the request left it (emptied on a switch of user, or an
+ *   unbinding), written under the new id, then the loaded record removed; where that record is gone
+ *   by then, the request is abandoned and the new record removed again;
+ * - `destroy`: the loaded record removed, whatever else happened meanwhile; anything written after
+ *   it is a new session under a new id. A destroy that comes after a regenerate of the same session
+ *   removes nothing, and the session lives on under the new id: accepted here as the manager does
+ *   it, a known limitation (the `it.fails` of test/core/sign-out-races.test.ts);
+ * - a request whose load found no session (a removal came first): its writes are a new session.
+ * An abandoned request ends on a new, empty session whose `invalidReason` is "unknown-session", and
+ * its response sets no cookie (the cookie it came with may belong to a session that moved on).
+ * `destroyByUser` removes each record then bound to its user and counts them.
+ *
+ * Checked: a load that finds no session says "unknown-session"; each response's Set-Cookie is what
+ * the commit's kind calls for (none when abandoned or when nothing was written, only clearing lines
+ * for a destroy, a new token for a new record); and some order of the commits' store writes that
+ * keeps real time (the two writes of a regenerate, or of a destroy that wrote on, in their order)
+ * gives exactly what the store then holds under the loaded id and every new id a request wrote or
+ * tried to write (a removed record never comes back, at most one regenerate of it wins, and the
+ * loser's record is gone too), with every abandonment and `destroyByUser` count where that order
+ * puts it, and each request loaded the record (or nothing) after a prefix of it that real time
+ * allows. Loads are matched each on its own, so the order between two loads is not checked. After
+ * the round: the first cookie, and every cookie a response set, opens exactly the record the store
+ * holds for its id, or a new session with "unknown-session" where there is none; and, with
+ * `listByUser`, `sessions.listByUser` of each user lists exactly the live records bound to it.
+ */
+
+/** The requests' manager touches a record this long after its last write. */
+const TOUCH_INTERVAL_MS = 60_000;
+const LEVELS = ["info", "error"];
+
+/** Concurrent requests of one session through the manager; throws when no serial order explains them. */
+export async function checkConcurrentRequests(run: ConcurrencyRun): Promise<void> {
+  const random = generator(run.seed);
+  const users = roundUsers(run);
+  const store = jittered(run.store, run.seed);
+  const sessions = createSessions({
+    secret: run.secret,
+    store,
+    now: run.now,
+    touchInterval: TOUCH_INTERVAL_MS / 1000, // a number is seconds
+  });
+  for (let round = 0; round < run.rounds; round++) {
+    const play = () => requestRound({ ...run, store }, sessions, random, users);
+    await judge(run, round, "concurrent requests of one session", play);
+  }
+}
+
+/** The store's records of one round by key: what the search orders the commits over. */
+type Records = Record<string, StoredSession>;
+
+/** What a request's commit does, given the record it loaded (see the module's comment). */
+type Plan =
+  | { kind: "none" }
+  | { kind: "patch"; patch: SessionPatch }
+  | { kind: "move"; record: StoredSession }
+  | { kind: "destroy"; record: StoredSession | undefined }
+  | { kind: "create"; record: StoredSession };
+
+/** One request of a round: what it does, and whether it waits for an earlier one. */
+interface Request {
+  actions: Action[];
+  after: number | undefined;
+  stage: "load" | "commit";
+}
+
+/** "Sign out everywhere" of a round, racing its requests. */
+interface SignOut {
+  user: string;
+  after: number | undefined;
+  stage: "load" | "commit";
+}
+
+/** What a request's load found (`seen`: the record, canonical, or "null"), and when. */
+interface Loaded extends Span {
+  session: SessionState;
+  seen: string;
+  reason: InvalidReason | undefined;
+}
+
+/** What a request's commit sent: the id it wrote a new record under (if any), its Set-Cookie lines. */
+interface Committed extends Span {
+  id: string;
+  lines: string[];
+}
+
+async function requestRound(
+  run: ConcurrencyRun,
+  sessions: Sessions,
+  random: Random,
+  users: readonly string[],
+): Promise<Verdict> {
+  const { store } = run;
+  const names = pickNames(random);
+  const first: Action[] = names
+    .filter((_, i) => i === 0 || random.chance(0.6))
+    .map((key) => ({ kind: "set", key, value: randomValue(random) }));
+  if (random.chance(0.4))
+    first.push({ kind: "flash", level: random.pick(LEVELS), message: randomString(random) });
+  // Signed in half the time, so that a regenerate may keep the user, switch it or unbind it.
+  if (random.chance(0.5)) first.unshift({ kind: "regenerate", userId: random.pick(users) });
+  const browser = { cookies: new Map<string, string>(), tokens: [] };
+  const created = await visit(sessions, browser, first);
+  const loadedKey = (created.after as SessionState).origin?.key;
+  const cookie = [...browser.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+  // Past the touch interval: a request that writes nothing touches, racing the others' patches.
+  run.advance(TOUCH_INTERVAL_MS);
+  const now = run.now();
+  const start = loadedKey === undefined ? undefined : await store.get(loadedKey);
+  if (loadedKey === undefined || !start)
+    return { wrong: "the session just created is not in the store", trace: [] };
+
+  // Most rounds race removals (destroy, regenerate, sign-out everywhere) against the writes.
+  const removals = random.chance(0.6) ? users : [];
+  const requests: Request[] = Array.from({ length: 2 + random.int(5) }, (_, i) => ({
+    actions: Array.from({ length: random.int(4) }, () => requestAction(random, names, removals)),
+    // Now and then a request waits for an earlier one to load, or to commit.
+    after: i > 0 && random.chance(0.4) ? random.int(i) : undefined,
+    stage: random.chance(0.5) ? "load" : "commit",
+  }));
+  // Mostly of the session's own user: a sign-out landing between a regenerate's two store calls.
+  const signOut: SignOut | undefined =
+    removals.length > 0 && store.deleteByUser && random.chance(0.5)
+      ? {
+          user: (random.chance(0.8) && start.meta.userId) || random.pick(users),
+          after: random.chance(0.5) ? random.int(requests.length) : undefined,
+          stage: random.chance(0.5) ? "load" : "commit",
+        }
+      : undefined;
+
+  const { loaded, committed, removed } = await serve(sessions, cookie, requests, signOut);
+  // Every record the round may have left: the loaded one and each a request wrote or tried to.
+  const newKeys = await Promise.all(committed.map(({ id }) => storeKeyOf(id)));
+  const keys = [...new Set([loadedKey, ...newKeys])];
+  const finals = new Map<string, StoredSession | undefined>();
+  for (const key of keys) finals.set(key, await store.get(key));
+  let wrong = await afterRound(run, sessions, users, finals, [
+    { name: "the first cookie", cookie, key: loadedKey },
+    ...(await Promise.all(
+      committed.map(async ({ lines }, i) => ({
+        name: `the cookie request #${i} got`,
+        cookie: cookieOf(lines),
+        // The session as its commit left it: the id the cookie it set must open.
+        key: await storeKeyOf((loaded[i] as Loaded).session.id),
+      })),
+    )),
+  ]);
+  for (const key of keys) await store.delete(key);
+
+  const trace = [`start ${canonical(start)}`];
+  const steps: Step<Records>[] = [];
+  requests.forEach(({ actions, after, stage }, i) => {
+    const load = loaded[i] as Loaded;
+    const commit = committed[i] as Committed;
+    const plan = planOf(JSON.parse(load.seen) ?? undefined, actions, now);
+    const abandoned = load.session.isNew && (plan.kind === "patch" || plan.kind === "move");
+    const waits = after === undefined ? "" : ` (after #${after}'s ${stage})`;
+    const outcome = abandoned ? "abandoned" : `${commit.lines.length} Set-Cookie`;
+    trace.push(
+      `#${i}${waits} saw ${load.seen}, did ${canonical(actions)}: ${canonical(plan)} -> ${outcome}`,
+    );
+    wrong ||= answerIssue(i, load, commit, plan, abandoned);
+    const key = newKeys[i] as string;
+    stepsOf(plan, abandoned, loadedKey, key, commit, steps);
+  });
+  if (signOut && removed) {
+    const count = removed.value;
+    trace.push(`destroyByUser(${canonical(signOut.user)}) -> ${count}`);
+    steps.push({
+      start: removed.start,
+      end: removed.end,
+      apply: (records) => {
+        const ended = Object.keys(records).filter((k) => records[k]?.meta.userId === signOut.user);
+        if (ended.length !== count) return undefined;
+        for (const k of ended) delete records[k];
+        return records;
+      },
+    });
+  }
+  for (const key of keys)
+    trace.push(`end ${key.slice(0, 6)} ${canonical(finals.get(key)) ?? "absent"}`);
+  const explained = explains<Records>({
+    start: { [loadedKey]: start },
+    steps,
+    reads: loaded.map(({ seen, start, end }) => ({ seen, start, end })),
+    view: (records) => canonical(records[loadedKey] ?? null),
+    ends: (records) =>
+      keys.every((key) => canonical(records[key] ?? null) === canonical(finals.get(key) ?? null)),
+  });
+  return {
+    wrong: wrong || (explained ? "" : "no serial order of the requests explains the store"),
+    trace,
+  };
+}
+
+/** Runs the round's requests (and its sign-out) concurrently, each loading with `cookie`. */
+async function serve(
+  sessions: Sessions,
+  cookie: string,
+  requests: readonly Request[],
+  signOut: SignOut | undefined,
+) {
+  const tick = ticker();
+  const loads: Promise<Loaded>[] = [];
+  const commits: Promise<Committed>[] = [];
+  const wait = (after: number | undefined, stage: "load" | "commit") =>
+    after === undefined ? undefined : stage === "load" ? loads[after] : commits[after];
+  for (const { after, stage, actions } of requests) {
+    const load = (async (): Promise<Loaded> => {
+      await wait(after, stage);
+      const { value, ...span } = await tick(() => sessions.load(new Headers({ cookie })));
+      const session = value as SessionState;
+      const seen = canonical(session.isNew ? null : { data: session.data, meta: session.meta });
+      return { session, seen, reason: session.invalidReason, ...span };
+    })();
+    loads.push(load);
+    commits.push(
+      load.then(async ({ session }): Promise<Committed> => {
+        await runActions(session, actions, []);
+        const id = session.id;
+        const headers = new Headers();
+        const { value: _, ...span } = await tick(() => sessions.commit(session, headers));
+        return { id, lines: headers.getSetCookie(), ...span };
+      }),
+    );
+  }
+  const removing =
+    signOut &&
+    (async () => {
+      await wait(signOut.after, signOut.stage);
+      return tick(() => sessions.destroyByUser(signOut.user));
+    })();
+  const loaded = await Promise.all(loads);
+  const committed = await Promise.all(commits);
+  return { loaded, committed, removed: await removing };
+}
+
+/**
+ * What is wrong once the round is over: a cookie (the first, or one a response set) that does not
+ * open exactly the record the store holds for its id, or a new session with "unknown-session"
+ * where there is none; a user whose `listByUser` is not exactly their live records.
+ */
+async function afterRound(
+  run: ConcurrencyRun,
+  sessions: Sessions,
+  users: readonly string[],
+  finals: ReadonlyMap<string, StoredSession | undefined>,
+  cookies: ReadonlyArray<{ name: string; cookie: string; key: string }>,
+): Promise<string> {
+  for (const { name, cookie, key } of cookies) {
+    if (!cookie) continue;
+    const session = (await sessions.load(new Headers({ cookie }))) as SessionState;
+    const final = finals.get(key);
+    const opened = session.isNew
+      ? `a new session (${session.invalidReason})`
+      : canonical({ data: session.data, meta: session.meta });
+    const right = final
+      ? !session.isNew && (await storeKeyOf(session.id)) === key && opened === canonical(final)
+      : session.isNew && session.invalidReason === "unknown-session";
+    if (!right) return `${name} opens ${opened}, where the store holds ${canonical(final)}`;
+  }
+  for (const user of run.store.listByUser ? users : []) {
+    const listed = (await sessions.listByUser(user)).map(({ handle }) => handle).sort();
+    const live = [...finals.keys()].filter((key) => finals.get(key)?.meta.userId === user).sort();
+    if (canonical(listed) !== canonical(live))
+      return `listByUser(${canonical(user)}) lists ${listed.length} sessions, ${live.length} live`;
+  }
+  return "";
+}
+
+/**
+ * What is wrong with one request's answers that no order can explain: a load that found nothing
+ * but not for "unknown-session", an abandoned request that says otherwise, or Set-Cookie lines
+ * its commit's kind does not call for.
+ */
+function answerIssue(
+  i: number,
+  load: Loaded,
+  commit: Committed,
+  plan: Plan,
+  abandoned: boolean,
+): string {
+  if (load.seen === "null" && load.reason !== "unknown-session")
+    return `request #${i} loaded a new session (${load.reason})`;
+  if (abandoned && load.session.invalidReason !== "unknown-session")
+    return `request #${i} was abandoned, yet says ${load.session.invalidReason}`;
+  const issued = commit.lines.some((line) => !CLEARING.test(line));
+  const clears = commit.lines.some((line) => CLEARING.test(line));
+  let fits: boolean;
+  if (abandoned || plan.kind === "none") fits = commit.lines.length === 0;
+  // A patch may send the same token again, when the cookie's Max-Age moves with the deadline.
+  else if (plan.kind === "patch") fits = !clears;
+  else if (plan.kind === "destroy" && !plan.record) fits = clears && !issued;
+  else fits = issued;
+  if (fits) return "";
+  const what = `${abandoned ? "an abandoned " : ""}${plan.kind}`;
+  return `request #${i}'s response sets ${canonical(commit.lines)} after ${what}`;
+}
+
+/**
+ * Adds the store writes of one request's commit to `steps`, as the search orders them: one for a
+ * patch, two in their order for a regenerate (its new record, then the old one's removal, or the
+ * new one's when the old was gone) and for a destroy that wrote on.
+ */
+function stepsOf(
+  plan: Plan,
+  abandoned: boolean,
+  loadedKey: string,
+  key: string,
+  commit: Committed,
+  steps: Step<Records>[],
+): void {
+  const step = (apply: Step<Records>["apply"], follows?: number) =>
+    steps.push({ start: commit.start, end: commit.end, apply, follows }) - 1;
+  const write = (record: StoredSession) => (records: Records) => {
+    records[key] = JSON.parse(JSON.stringify(record)) as StoredSession;
+    return records;
+  };
+  if (plan.kind === "patch") {
+    step((records) => {
+      const record = records[loadedKey];
+      if (!record !== abandoned) return undefined;
+      if (record) patchModel(record, plan.patch);
+      return records;
+    });
+  } else if (plan.kind === "move") {
+    const written = step(write(plan.record));
+    step((records) => {
+      if (!records[loadedKey] !== abandoned) return undefined;
+      delete records[abandoned ? key : loadedKey];
+      return records;
+    }, written);
+  } else if (plan.kind === "destroy") {
+    const removal = step((records) => {
+      delete records[loadedKey];
+      return records;
+    });
+    if (plan.record) step(write(plan.record), removal);
+  } else if (plan.kind === "create") step(write(plan.record));
+}
+
+/** A Set-Cookie line that deletes its cookie. */
+const CLEARING = /;\s*max-age=0\s*(?:;|$)/i;
+
+/** The cookie header a browser sends back after `lines`, or "" when they set none. */
+function cookieOf(lines: readonly string[]): string {
+  return lines
+    .filter((line) => !CLEARING.test(line))
+    .map((line) => line.split(";")[0])
+    .join("; ");
+}
+
+/**
+ * What a request's commit does, given the record it loaded (`undefined`: it loaded a new session)
+ * and what it did, worked out on plain records as the module's comment says.
+ */
+function planOf(seen: StoredSession | undefined, actions: readonly Action[], now: number): Plan {
+  const fresh = (): SessionMeta => ({ createdAt: now, touchedAt: now, renewedAt: now });
+  let data = seen ? seen.data : {};
+  let meta = seen ? seen.meta : fresh();
+  let destroyed = false;
+  let moved = false;
+  let cleared = false;
+  let flashChanged = false;
+  let written = new Set<string>();
+  const change = (name: string, value: unknown) => {
+    if (value !== undefined) put(data, name, value);
+    else if (Object.hasOwn(data, name)) delete data[name];
+    else return; // deleting what is not there is no change
+    written.add(name);
+  };
+  for (const action of actions) {
+    if (action.kind === "set") change(action.key, action.value);
+    else if (action.kind === "delete") change(action.key, undefined);
+    else if (action.kind === "update")
+      for (const [name, value] of Object.entries(action.changes)) change(name, value);
+    else if (action.kind === "clear") {
+      for (const name of Object.keys(data)) change(name, undefined);
+      cleared = true;
+      flashChanged ||= meta.flash !== undefined;
+      delete meta.flash;
+    } else if (action.kind === "flash") {
+      const flash = meta.flash;
+      const messages = flash && Object.hasOwn(flash, action.level) ? flash[action.level] : [];
+      meta.flash = { ...flash, [action.level]: [...(messages ?? []), action.message] };
+      flashChanged = true;
+    } else if (action.kind === "flashes") {
+      const flash = meta.flash;
+      if (!flash || !Object.hasOwn(flash, action.level) || flash[action.level]?.length === 0)
+        continue;
+      const { [action.level]: _, ...rest } = flash;
+      if (Object.keys(rest).length > 0) meta.flash = rest;
+      else delete meta.flash;
+      flashChanged = true;
+    } else if (action.kind === "regenerate") {
+      moved = true;
+      meta.renewedAt = now;
+      const { userId } = action;
+      // Another user's session, or a sign-out keeping the session: nothing of the last user's stays.
+      if (meta.userId !== undefined && userId !== undefined && userId !== meta.userId) {
+        data = {};
+        written = new Set();
+        meta.createdAt = now;
+        delete meta.flash;
+        delete meta.label;
+        delete meta.persistent;
+      }
+      if (userId === null) delete meta.userId;
+      else if (userId !== undefined) meta.userId = userId;
+    } else if (action.kind === "destroy") {
+      destroyed ||= seen !== undefined;
+      data = {};
+      meta = fresh();
+      written = new Set();
+      moved = false;
+      cleared = false;
+      flashChanged = false;
+    }
+  }
+  const writes = written.size > 0 || flashChanged || cleared || moved;
+  const record: StoredSession = { data, meta: { ...meta, touchedAt: now } };
+  if (destroyed) return { kind: "destroy", record: writes ? record : undefined };
+  if (!seen) return writes ? { kind: "create", record } : { kind: "none" };
+  if (moved) return { kind: "move", record };
+  const patchMeta: SessionPatch["meta"] = { touchedAt: now };
+  if (flashChanged) patchMeta.flash = meta.flash ?? null;
+  if (written.size > 0 || flashChanged || cleared) {
+    const set: Record<string, unknown> = {};
+    const remove: string[] = [];
+    for (const name of written) {
+      if (Object.hasOwn(data, name)) put(set, name, data[name]);
+      else remove.push(name);
+    }
+    return { kind: "patch", patch: { set, delete: remove, meta: patchMeta } };
+  }
+  const touchDue = now - seen.meta.touchedAt >= TOUCH_INTERVAL_MS;
+  return touchDue
+    ? { kind: "patch", patch: { set: {}, delete: [], meta: patchMeta } }
+    : { kind: "none" };
+}
+
+/**
+ * A request's action on the round's names, as a handler would do it; with `users`, now and then a
+ * regenerate (without options, binding either user, or unbinding) or a destroy.
+ */
+function requestAction(random: Random, names: readonly string[], users: readonly string[]): Action {
+  const roll = random.int(users.length > 0 ? 116 : 100);
+  if (roll < 35) return { kind: "set", key: random.pick(names), value: randomValue(random) };
+  if (roll < 50) return { kind: "delete", key: random.pick(names) };
+  if (roll < 68) {
+    const changes: Record<string, unknown> = {};
+    for (let i = random.int(2); i >= 0; i--)
+      put(changes, random.pick(names), random.chance(0.3) ? undefined : randomValue(random));
+    return { kind: "update", changes };
+  }
+  if (roll < 76) return { kind: "clear" };
+  if (roll < 90)
+    return { kind: "flash", level: random.pick(LEVELS), message: randomString(random) };
+  if (roll < 100) return { kind: "flashes", level: random.pick(LEVELS) };
+  if (roll < 108) {
+    const which = random.int(4);
+    const userId = which === 0 ? undefined : which === 1 ? null : random.pick(users);
+    return { kind: "regenerate", userId };
+  }
+  return { kind: "destroy" };
+}
