@@ -1,7 +1,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { backend } from "#crypto-backend";
 import { after, type MaybePromise } from "./crypto/backend.js";
-import { generateSessionId, hashSessionId, isSessionId } from "./crypto/id.js";
+import { generateSessionId, hashSessionId, isSessionId, lineageOf } from "./crypto/id.js";
 import { createKeyring, DERIVED_KEY_ID_CHARS, type Keyring } from "./crypto/keyring.js";
 import {
   encodeSignedPayload,
@@ -267,6 +267,24 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       return deadlineOf(written ? { ...session.meta, touchedAt: now } : session.meta);
     },
   };
+
+  /**
+   * A sign-out whose record was already gone: another request of the session may have moved it to
+   * a new id (regenerate, a renewal) and committed first, unseen by this one, and the session would
+   * live on there. A move carries the lineage (made of the key before the first move), so the user's
+   * sessions of that lineage are the one signed out. A session bound to no user is in no index to
+   * look in, nor is one in a store without `listByUser`.
+   */
+  async function destroyMoved(s: SessionStore, session: SessionState, key: string): Promise<void> {
+    const userId = session.destroyedUserId;
+    const list = s.listByUser?.bind(s);
+    if (userId === undefined || !list) return;
+    const lineage = session.destroyedLineage ?? (await lineageOf(backend, key));
+    const entries = await guardStore(s, "listByUser", () => list(userId));
+    for (const entry of entries) {
+      if (entry.meta.lineage === lineage) await guardStore(s, "delete", () => s.delete(entry.key));
+    }
+  }
 
   /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
   function quiet(session: SessionState): boolean {
@@ -860,8 +878,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
 
     if (session.destroyed && origin) {
-      if (store && origin.key)
-        await guardStore(store, "delete", () => store.delete(origin.key as string));
+      const key = origin.key;
+      if (store && key !== undefined) {
+        const removed = await guardStore(store, "delete", () => store.delete(key));
+        if (removed === false) await destroyMoved(store, session, key);
+      }
       emit({ type: "destroyed", at: now, userId: session.destroyedUserId });
       if (config.clearSiteData) headers.set("clear-site-data", '"cookies"');
       if (!hasWrites) {
@@ -888,6 +909,11 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
+          // The first move names the lineage, every later one carries it (see `destroyMoved`).
+          if (idChanged && liveOrigin.key !== undefined && session.meta.lineage === undefined) {
+            const lineage = await lineageOf(backend, liveOrigin.key);
+            session.meta = { ...session.meta, lineage };
+          }
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
           const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;

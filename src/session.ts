@@ -223,6 +223,8 @@ export class SessionState implements Session<SessionData> {
   destroyed = false;
   /** The user the destroyed origin was bound to, for the "destroyed" event. */
   destroyedUserId: string | undefined;
+  /** The destroyed origin's `meta.lineage`, for a sign-out that finds its record moved. */
+  destroyedLineage: string | undefined;
   /**
    * Set by an adapter once the response has begun: its commit was the last, so a change from here on
    * could reach neither the cookie nor the store. Such a change throws rather than vanish.
@@ -450,6 +452,7 @@ export class SessionState implements Session<SessionData> {
       this.destroyed = true;
       // Meta is reset below; the "destroyed" audit event still names the user.
       this.destroyedUserId = this.meta.userId;
+      this.destroyedLineage = this.meta.lineage;
     }
     this.startAfresh(undefined);
   }
@@ -552,6 +555,7 @@ export class SessionState implements Session<SessionData> {
     this.clearedKeys = undefined;
     this.destroyed = false;
     this.destroyedUserId = undefined;
+    this.destroyedLineage = undefined;
     this.reissue = undefined;
   }
 

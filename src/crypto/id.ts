@@ -22,3 +22,12 @@ export function isSessionId(value: unknown): value is string {
 export async function hashSessionId(backend: CryptoBackend, id: string): Promise<string> {
   return backend.encodeBase64Url(await backend.sha256(encoder.encode(id)));
 }
+
+/**
+ * A moved session's lineage (`SessionMeta.lineage`), made of the store key it had before its first
+ * move: a hash again, so a store keeps no key of a record it deleted, and a sign-out that loaded
+ * that record can work it out.
+ */
+export function lineageOf(backend: CryptoBackend, key: string): Promise<string> {
+  return hashSessionId(backend, `lineage:${key}`);
+}

@@ -77,8 +77,19 @@ export function decodeRecord(text: string): CookieRecord | undefined {
  */
 export function isSessionMeta(meta: unknown): meta is SessionMeta {
   if (!isPlainObject(meta)) return false;
-  const { createdAt, touchedAt, renewedAt, userId, flash, persistent, label, userAgent, ip, csrf } =
-    meta as Partial<Record<keyof SessionMeta, unknown>>;
+  const {
+    createdAt,
+    touchedAt,
+    renewedAt,
+    userId,
+    flash,
+    persistent,
+    label,
+    userAgent,
+    ip,
+    csrf,
+    lineage,
+  } = meta as Partial<Record<keyof SessionMeta, unknown>>;
   return (
     isTime(createdAt) &&
     isTime(touchedAt) &&
@@ -87,6 +98,7 @@ export function isSessionMeta(meta: unknown): meta is SessionMeta {
     isOptional(label, "string") &&
     isOptional(userAgent, "string") &&
     isOptional(ip, "string") &&
+    isOptional(lineage, "string") &&
     isOptional(persistent, "boolean") &&
     (flash === undefined || isFlash(flash)) &&
     (csrf === undefined || isCsrfSeed(csrf))

@@ -116,6 +116,14 @@ export interface SessionMeta {
    * meta field.
    */
   csrf?: string;
+  /**
+   * A hash of the session's store key before its first move to a new id (`regenerate`, a
+   * `renewInterval` renewal), carried by every move after it. A sign-out that finds its record
+   * gone looks for this among its user's sessions: another request may have moved the session
+   * first. Written by the manager on a store session's move; a store keeps it as any other meta
+   * field.
+   */
+  lineage?: string;
 }
 
 /** The changes of one request, as `commit` hands them to `patch`. */

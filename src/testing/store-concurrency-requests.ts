@@ -48,8 +48,9 @@ import {
  *   by then, the request is abandoned and the new record removed again;
  * - `destroy`: the loaded record removed, whatever else happened meanwhile; anything written after
  *   it is a new session under a new id. A destroy that comes after a regenerate of the same session
- *   removes nothing, and the session lives on under the new id: accepted here as the manager does
- *   it, a known limitation (the `it.fails` of test/core/sign-out-races.test.ts);
+ *   finds the loaded record gone and removes, for a session bound to a user, that user's records of
+ *   the same lineage (`meta.lineage`, which a move makes of the key it moved from): the session
+ *   signed out wherever it moved;
  * - a request whose load found no session (a removal came first): its writes are a new session.
  * An abandoned request ends on a new, empty session whose `invalidReason` is "unknown-session", and
  * its response sets no cookie (the cookie it came with may belong to a session that moved on).
@@ -98,7 +99,8 @@ type Plan =
   | { kind: "none" }
   | { kind: "patch"; patch: SessionPatch }
   | { kind: "move"; record: StoredSession }
-  | { kind: "destroy"; record: StoredSession | undefined }
+  /** `user` and `lineage`: the destroyed record's, for a sign-out that finds it moved. */
+  | { kind: "destroy"; record: StoredSession | undefined; user?: string; lineage?: string }
   | { kind: "create"; record: StoredSession };
 
 /** One request of a round: what it does, and whether it waits for an earlier one. */
@@ -176,6 +178,7 @@ async function requestRound(
   // Every record the round may have left: the loaded one and each a request wrote or tried to.
   const newKeys = await Promise.all(committed.map(({ id }) => storeKeyOf(id)));
   const keys = [...new Set([loadedKey, ...newKeys])];
+  const loadedLineage = await storeKeyOf(`lineage:${loadedKey}`);
   const finals = new Map<string, StoredSession | undefined>();
   for (const key of keys) finals.set(key, await store.get(key));
   let wrong = await afterRound(run, sessions, users, finals, [
@@ -196,7 +199,7 @@ async function requestRound(
   requests.forEach(({ actions, after, stage }, i) => {
     const load = loaded[i] as Loaded;
     const commit = committed[i] as Committed;
-    const plan = planOf(JSON.parse(load.seen) ?? undefined, actions, now);
+    const plan = planOf(JSON.parse(load.seen) ?? undefined, actions, now, loadedLineage);
     const abandoned = load.session.isNew && (plan.kind === "patch" || plan.kind === "move");
     const waits = after === undefined ? "" : ` (after #${after}'s ${stage})`;
     const outcome = abandoned ? "abandoned" : `${commit.lines.length} Set-Cookie`;
@@ -205,7 +208,7 @@ async function requestRound(
     );
     wrong ||= answerIssue(i, load, commit, plan, abandoned);
     const key = newKeys[i] as string;
-    stepsOf(plan, abandoned, loadedKey, key, commit, steps);
+    stepsOf(plan, abandoned, loadedKey, loadedLineage, key, commit, steps);
   });
   if (signOut && removed) {
     const count = removed.value;
@@ -350,6 +353,7 @@ function stepsOf(
   plan: Plan,
   abandoned: boolean,
   loadedKey: string,
+  loadedLineage: string,
   key: string,
   commit: Committed,
   steps: Step<Records>[],
@@ -376,7 +380,14 @@ function stepsOf(
     }, written);
   } else if (plan.kind === "destroy") {
     const removal = step((records) => {
-      delete records[loadedKey];
+      if (records[loadedKey]) delete records[loadedKey];
+      else if (plan.user !== undefined) {
+        // Moved first by another request: the sign-out ends the user's record of its lineage.
+        const lineage = plan.lineage ?? loadedLineage;
+        for (const [key, record] of Object.entries(records))
+          if (record.meta.userId === plan.user && record.meta.lineage === lineage)
+            delete records[key];
+      }
       return records;
     });
     if (plan.record) step(write(plan.record), removal);
@@ -398,11 +409,17 @@ function cookieOf(lines: readonly string[]): string {
  * What a request's commit does, given the record it loaded (`undefined`: it loaded a new session)
  * and what it did, worked out on plain records as the module's comment says.
  */
-function planOf(seen: StoredSession | undefined, actions: readonly Action[], now: number): Plan {
+function planOf(
+  seen: StoredSession | undefined,
+  actions: readonly Action[],
+  now: number,
+  loadedLineage: string,
+): Plan {
   const fresh = (): SessionMeta => ({ createdAt: now, touchedAt: now, renewedAt: now });
   let data = seen ? seen.data : {};
   let meta = seen ? seen.meta : fresh();
   let destroyed = false;
+  let signedOut: { user?: string; lineage?: string } = {};
   let moved = false;
   let cleared = false;
   let flashChanged = false;
@@ -452,6 +469,7 @@ function planOf(seen: StoredSession | undefined, actions: readonly Action[], now
       if (userId === null) delete meta.userId;
       else if (userId !== undefined) meta.userId = userId;
     } else if (action.kind === "destroy") {
+      if (!destroyed && seen) signedOut = { user: meta.userId, lineage: meta.lineage };
       destroyed ||= seen !== undefined;
       data = {};
       meta = fresh();
@@ -463,9 +481,11 @@ function planOf(seen: StoredSession | undefined, actions: readonly Action[], now
   }
   const writes = written.size > 0 || flashChanged || cleared || moved;
   const record: StoredSession = { data, meta: { ...meta, touchedAt: now } };
-  if (destroyed) return { kind: "destroy", record: writes ? record : undefined };
+  if (destroyed) return { kind: "destroy", record: writes ? record : undefined, ...signedOut };
   if (!seen) return writes ? { kind: "create", record } : { kind: "none" };
-  if (moved) return { kind: "move", record };
+  // The first move names the lineage: a hash of the key it moved from.
+  if (moved)
+    return { kind: "move", record: { data, meta: { lineage: loadedLineage, ...record.meta } } };
   const patchMeta: SessionPatch["meta"] = { touchedAt: now };
   if (flashChanged) patchMeta.flash = meta.flash ?? null;
   if (written.size > 0 || flashChanged || cleared) {
