@@ -757,6 +757,26 @@ export function testStore(
         expect(headers.getSetCookie()).toEqual([]);
       });
 
+      it("a sign-out committed after another request moved the session ends it under its new id", async (t) => {
+        if (!store.listByUser) return t.skip("the store has no user index");
+        const sessions = manager(store);
+        const signIn = await sessions.load(new Headers());
+        await signIn.regenerate({ userId: "karl" });
+        const signedIn = new Headers();
+        await sessions.commit(signIn, signedIn);
+        const cookie = cookieOf(signedIn);
+        const signOut = await load(sessions, cookie);
+        const moving = await load(sessions, cookie); // another tab: a renewal, a privilege change
+        await moving.regenerate();
+        const moved = new Headers();
+        await sessions.commit(moving, moved);
+        expect(await sessions.listByUser("karl")).toHaveLength(1);
+        signOut.destroy();
+        await sessions.commit(signOut, new Headers());
+        expect(await sessions.listByUser("karl")).toEqual([]);
+        expect((await load(sessions, cookieOf(moved))).isNew).toBe(true);
+      });
+
       it("destroy deletes the record", async () => {
         const sessions = manager(store);
         const { cookie, key } = await seeded(sessions);
