@@ -129,9 +129,9 @@ export interface Sessions<T extends SessionData = SessionData> {
   /** Store sessions: ends every session of a user ("sign out everywhere"), but `except`. */
   destroyByUser(userId: string, options?: { except?: Session<T> }): Promise<number>;
   /**
-   * Store sessions: ends one session of a user by the handle `listByUser` gave. Resolves `false` when
-   * the handle is none of the user's live sessions, or went before the delete (ended elsewhere, or
-   * moved to a new id by a renewal that got there first: list again).
+   * Store sessions: ends one session of a user by the handle `listByUser` gave, also when a renewal
+   * or regenerate moved it to a new id meanwhile. Resolves `false` when the handle is none of the
+   * user's live sessions, or the session ended elsewhere before the delete.
    */
   revoke(userId: string, handle: string): Promise<boolean>;
   /** The cookie name, for adapters and tests. */
@@ -269,21 +269,29 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   };
 
   /**
-   * A sign-out whose record was already gone: another request of the session may have moved it to
-   * a new id (regenerate, a renewal) and committed first, unseen by this one, and the session would
-   * live on there. A move carries the lineage (made of the key before the first move), so the user's
-   * sessions of that lineage are the one signed out. A session bound to no user is in no index to
-   * look in, nor is one in a store without `listByUser`.
+   * Ends a user's session that moved to a new id after its record at `key` was read: a sign-out or
+   * a revoke that finds that record gone, because another request moved the session (regenerate, a
+   * renewal) and committed first, unseen by this one, so it would live on there. A move carries the
+   * lineage (made of the key before the first move; `lineage` when the record read had one), so the
+   * user's sessions of that lineage are the one meant. A session bound to no user is in no index to
+   * look in, nor is one in a store without `listByUser`. Whether a session was ended.
    */
-  async function destroyMoved(s: SessionStore, session: SessionState, key: string): Promise<void> {
-    const userId = session.destroyedUserId;
+  async function endMoved(
+    s: SessionStore,
+    userId: string | undefined,
+    key: string,
+    lineage: string | undefined,
+  ): Promise<boolean> {
     const list = s.listByUser?.bind(s);
-    if (userId === undefined || !list) return;
-    const lineage = session.destroyedLineage ?? (await lineageOf(backend, key));
+    if (userId === undefined || !list) return false;
+    const wanted = lineage ?? (await lineageOf(backend, key));
     const entries = await guardStore(s, "listByUser", () => list(userId));
+    let ended = false;
     for (const entry of entries) {
-      if (entry.meta.lineage === lineage) await guardStore(s, "delete", () => s.delete(entry.key));
+      if (entry.meta.lineage !== wanted) continue;
+      if ((await guardStore(s, "delete", () => s.delete(entry.key))) !== false) ended = true;
     }
+    return ended;
   }
 
   /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
@@ -881,7 +889,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       const key = origin.key;
       if (store && key !== undefined) {
         const removed = await guardStore(store, "delete", () => store.delete(key));
-        if (removed === false) await destroyMoved(store, session, key);
+        if (removed === false)
+          await endMoved(store, session.destroyedUserId, key, session.destroyedLineage);
       }
       emit({ type: "destroyed", at: now, userId: session.destroyedUserId });
       if (config.clearSiteData) headers.set("clear-site-data", '"cookies"');
@@ -909,7 +918,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
-          // The first move names the lineage, every later one carries it (see `destroyMoved`).
+          // The first move names the lineage, every later one carries it (see `endMoved`).
           if (idChanged && liveOrigin.key !== undefined && session.meta.lineage === undefined) {
             const lineage = await lineageOf(backend, liveOrigin.key);
             session.meta = { ...session.meta, lineage };
@@ -1110,10 +1119,15 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       (s.listByUser as NonNullable<SessionStore["listByUser"]>)(userId),
     );
     // Only a handle of this user's own sessions may be revoked: handles come back from forms.
-    if (!entries.some((entry) => entry.key === handle)) return false;
-    // Gone since the listing (signed out elsewhere, or moved to a new id by a renewal that won the
-    // race): nothing was ended here, and the caller's list is stale.
-    if ((await guardStore(s, "delete", () => s.delete(handle))) === false) return false;
+    const listed = entries.find((entry) => entry.key === handle);
+    if (!listed) return false;
+    // Gone since the listing: signed out elsewhere (nothing to end), or moved to a new id by a
+    // renewal or regenerate that won the race, where the device lives on: followed by its lineage.
+    if (
+      (await guardStore(s, "delete", () => s.delete(handle))) === false &&
+      !(await endMoved(s, userId, handle, listed.meta.lineage))
+    )
+      return false;
     emit({ type: "destroyed", at: config.now(), userId });
     return true;
   }

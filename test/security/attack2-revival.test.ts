@@ -177,21 +177,25 @@ describe("sign-out racing the move of a session to a new id (renewal, regenerate
   });
 
   // The other order: the renewal's delete of the old key lands first, so the session lives on
-  // under its new id and revoke ended nothing. Before, it answered true all the same.
-  it("a revoke that loses the race to a renewal answers false", async () => {
+  // under its new id. Once revoke ended nothing and answered true all the same; then it answered
+  // false and the device lived on; now it follows the move by the session's lineage and ends it.
+  it("a revoke that loses the race to a renewal ends the device under its new id", async () => {
     const h = setup({ renewInterval: "1h" });
     const token = await signIn(h, "alice");
     const [device] = await h.sessions.listByUser("alice");
     h.clock.advance(2 * HOUR);
     const late = await loadWith(h, token);
     // revoke has listed the old handle; the renewal runs whole before revoke's delete.
+    const renewed = new Headers();
     h.before("delete", async () => {
-      await h.sessions.commit(late, new Headers());
+      await h.sessions.commit(late, renewed);
     });
-    expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(false);
-    const after = await h.sessions.listByUser("alice");
-    expect(after).toHaveLength(1);
-    expect(after[0]?.handle).not.toBe(device?.handle);
+    expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(true);
+    expect(await h.sessions.listByUser("alice")).toEqual([]);
+    // The cookie the renewal handed the device opens nothing.
+    const moved = renewed.getSetCookie()[0]?.split(";")[0]?.split("=")[1] as string;
+    expect(moved).not.toBe(token);
+    expect(await opens(h, moved)).toBe(false);
   });
 });
 
