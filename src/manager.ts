@@ -32,7 +32,13 @@ import {
   type SessionHooks,
   SessionState,
 } from "./session.js";
-import type { SessionMeta, SessionPatch, SessionStore, StoredSession } from "./stores/store.js";
+import {
+  applyPatch,
+  type SessionMeta,
+  type SessionPatch,
+  type SessionStore,
+  type StoredSession,
+} from "./stores/store.js";
 import {
   CHUNK_VALUE_BYTES,
   type CookieRead,
@@ -292,6 +298,41 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if ((await guardStore(s, "delete", () => s.delete(entry.key))) !== false) ended = true;
     }
     return ended;
+  }
+
+  /**
+   * A move keeping the data starts from the record as the store holds it now, with this request's
+   * changes on top: written as loaded, it lost what another request of the session committed since
+   * (a sign-in's password check is that long). What lands between this read and the old record's
+   * delete is still lost: only an atomic move in the store would close that. False when the record
+   * is gone.
+   */
+  async function mergeCurrent(
+    s: SessionStore,
+    key: string,
+    session: SessionState,
+    now: number,
+  ): Promise<boolean> {
+    const current = await guardStore(s, "get", () => s.get(key));
+    if (!current) return false;
+    if (!isSessionMeta(current.meta)) return true; // unreadable: the request's own view stands
+    const mine = session.meta;
+    const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = {
+      createdAt: mine.createdAt,
+      touchedAt: now,
+      renewedAt: mine.renewedAt,
+      userId: mine.userId ?? null,
+      lineage: mine.lineage ?? null,
+      // A renewal keeps the seed (the one any request of the old id makes), a regenerate drops it.
+      csrf: mine.csrf ?? null,
+    };
+    for (const field of session.metaChanges) metaPatch[field] = mine[field] ?? null;
+    const merged = applyPatch(current, session.dataPatch(metaPatch as SessionPatch["meta"]));
+    // A value the schema refuses in the mix (each side passed on its own): this request's view.
+    if (schema && (await dataIssues(schema, merged.data))) return true;
+    session.data = merged.data;
+    session.meta = merged.meta;
+    return true;
   }
 
   /** Whether a commit now would write nothing: no header, no store call, no lock to let go. */
@@ -908,7 +949,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if (idChanged && session.reissue === "renew" && session.meta.csrf === undefined) {
         await keepSeedOf(session, liveOrigin.id);
       }
-      const expiresAt = deadlineOf(session.meta);
+      let expiresAt = deadlineOf(session.meta);
       let key: string | undefined;
       if (store) {
         // Same id as loaded: its key was hashed then, so a write costs no second SHA-256.
@@ -922,6 +963,13 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           if (idChanged && liveOrigin.key !== undefined && session.meta.lineage === undefined) {
             const lineage = await lineageOf(backend, liveOrigin.key);
             session.meta = { ...session.meta, lineage };
+          }
+          if (idChanged && liveOrigin.key !== undefined && session.movesData === true) {
+            if (!(await mergeCurrent(store, liveOrigin.key, session, now))) {
+              abandon(session, transport); // signed out, or moved, since this request loaded it
+              return;
+            }
+            expiresAt = deadlineOf(session.meta); // another request may have chosen rememberMe
           }
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;

@@ -226,6 +226,12 @@ export class SessionState implements Session<SessionData> {
   /** The destroyed origin's `meta.lineage`, for a sign-out that finds its record moved. */
   destroyedLineage: string | undefined;
   /**
+   * Whether this request's moves to a new id (regenerate, renewal) keep the record's data: then
+   * commit writes the new record from the store's current one with this request's changes. False
+   * once any of them switched user (nothing of the last user's may come along); undefined: no move.
+   */
+  movesData: boolean | undefined;
+  /**
    * Set by an adapter once the response has begun: its commit was the last, so a change from here on
    * could reach neither the cookie nor the store. Such a change throws rather than vanish.
    */
@@ -424,7 +430,9 @@ export class SessionState implements Session<SessionData> {
       this.metaChanges.add("csrf");
     }
     const previous = this.meta.userId;
-    if (previous !== undefined && userId !== undefined && previous !== userId) {
+    const switchesUser = previous !== undefined && userId !== undefined && previous !== userId;
+    this.movesData = this.movesData !== false && !switchesUser;
+    if (switchesUser) {
       // Signing in as someone else on a browser still signed in as another user, or signing out
       // (unbinding) ahead of whoever signs in next: nothing of the user's session (a role kept in
       // it, their cart, their device label) may come along.
@@ -522,6 +530,7 @@ export class SessionState implements Session<SessionData> {
     this.metaChanges = new Set();
     this.replaced = false;
     this.clearedKeys = undefined;
+    this.movesData = undefined;
     this.reissue = undefined;
     this.isNew = true;
     this.invalidReason = invalidReason;
@@ -556,6 +565,7 @@ export class SessionState implements Session<SessionData> {
     this.destroyed = false;
     this.destroyedUserId = undefined;
     this.destroyedLineage = undefined;
+    this.movesData = undefined;
     this.reissue = undefined;
   }
 

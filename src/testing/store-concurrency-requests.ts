@@ -43,9 +43,12 @@ import {
  *   wrote to its final value and deleting the rest of those (`clear` counts every key it saw, so a
  *   key another request added meanwhile survives), with `touchedAt` and, if flashes changed, the
  *   whole flash object; where the record is gone by then, the request is abandoned;
- * - `regenerate`: the whole record, as the request left it (emptied on a switch of user, or an
- *   unbinding), written under the new id, then the loaded record removed; where that record is gone
- *   by then, the request is abandoned and the new record removed again;
+ * - `regenerate`: a record written under the new id, then the loaded record removed; where that
+ *   record is gone by then, the request is abandoned and the new record removed again. The new
+ *   record is this request's changes (data keys written, flashes, user, `renewedAt`, lineage) on
+ *   the record as the store holds it at the move (gone then: abandoned before any write), or, after
+ *   a switch of user or an unbinding, the request's own emptied record. Some requests commit only
+ *   after an earlier one has, so a move that wrote the record as loaded would show;
  * - `destroy`: the loaded record removed, whatever else happened meanwhile; anything written after
  *   it is a new session under a new id. A destroy that comes after a regenerate of the same session
  *   finds the loaded record gone and removes, for a session bound to a user, that user's records of
@@ -98,7 +101,8 @@ type Records = Record<string, StoredSession>;
 type Plan =
   | { kind: "none" }
   | { kind: "patch"; patch: SessionPatch }
-  | { kind: "move"; record: StoredSession }
+  /** `patch`: a move keeping the data, applied to the record as the store then holds it. */
+  | { kind: "move"; record: StoredSession; patch?: SessionPatch }
   /** `user` and `lineage`: the destroyed record's, for a sign-out that finds it moved. */
   | { kind: "destroy"; record: StoredSession | undefined; user?: string; lineage?: string }
   | { kind: "create"; record: StoredSession };
@@ -108,6 +112,8 @@ interface Request {
   actions: Action[];
   after: number | undefined;
   stage: "load" | "commit";
+  /** An earlier request whose commit this one's waits for, as a slow handler's would. */
+  hold: number | undefined;
 }
 
 /** "Sign out everywhere" of a round, racing its requests. */
@@ -163,6 +169,8 @@ async function requestRound(
     // Now and then a request waits for an earlier one to load, or to commit.
     after: i > 0 && random.chance(0.4) ? random.int(i) : undefined,
     stage: random.chance(0.5) ? "load" : "commit",
+    // Loaded before that one committed, committing after it: what a move must not write over.
+    hold: i > 0 && random.chance(0.3) ? random.int(i) : undefined,
   }));
   // Mostly of the session's own user: a sign-out landing between a regenerate's two store calls.
   const signOut: SignOut | undefined =
@@ -196,12 +204,14 @@ async function requestRound(
 
   const trace = [`start ${canonical(start)}`];
   const steps: Step<Records>[] = [];
-  requests.forEach(({ actions, after, stage }, i) => {
+  requests.forEach(({ actions, after, stage, hold }, i) => {
     const load = loaded[i] as Loaded;
     const commit = committed[i] as Committed;
     const plan = planOf(JSON.parse(load.seen) ?? undefined, actions, now, loadedLineage);
     const abandoned = load.session.isNew && (plan.kind === "patch" || plan.kind === "move");
-    const waits = after === undefined ? "" : ` (after #${after}'s ${stage})`;
+    const waits =
+      (after === undefined ? "" : ` (after #${after}'s ${stage})`) +
+      (hold === undefined ? "" : ` (commits after #${hold}'s commit)`);
     const outcome = abandoned ? "abandoned" : `${commit.lines.length} Set-Cookie`;
     trace.push(
       `#${i}${waits} saw ${load.seen}, did ${canonical(actions)}: ${canonical(plan)} -> ${outcome}`,
@@ -252,7 +262,7 @@ async function serve(
   const commits: Promise<Committed>[] = [];
   const wait = (after: number | undefined, stage: "load" | "commit") =>
     after === undefined ? undefined : stage === "load" ? loads[after] : commits[after];
-  for (const { after, stage, actions } of requests) {
+  for (const { after, stage, actions, hold } of requests) {
     const load = (async (): Promise<Loaded> => {
       await wait(after, stage);
       const { value, ...span } = await tick(() => sessions.load(new Headers({ cookie })));
@@ -264,6 +274,7 @@ async function serve(
     commits.push(
       load.then(async ({ session }): Promise<Committed> => {
         await runActions(session, actions, []);
+        if (hold !== undefined) await commits[hold];
         const id = session.id;
         const headers = new Headers();
         const { value: _, ...span } = await tick(() => sessions.commit(session, headers));
@@ -372,7 +383,20 @@ function stepsOf(
       return records;
     });
   } else if (plan.kind === "move") {
-    const written = step(write(plan.record));
+    const { patch } = plan;
+    const written = step(
+      patch
+        ? (records) => {
+            const current = records[loadedKey];
+            // Gone at the move's read: abandoned before it writes anything.
+            if (!current) return abandoned ? records : undefined;
+            const next = JSON.parse(JSON.stringify(current)) as StoredSession;
+            patchModel(next, patch);
+            records[key] = next;
+            return records;
+          }
+        : write(plan.record),
+    );
     step((records) => {
       if (!records[loadedKey] !== abandoned) return undefined;
       delete records[abandoned ? key : loadedKey];
@@ -421,6 +445,7 @@ function planOf(
   let destroyed = false;
   let signedOut: { user?: string; lineage?: string } = {};
   let moved = false;
+  let movesData = true; // false once a regenerate switched user: it starts afresh
   let cleared = false;
   let flashChanged = false;
   let written = new Set<string>();
@@ -459,6 +484,7 @@ function planOf(
       const { userId } = action;
       // Another user's session, or a sign-out keeping the session: nothing of the last user's stays.
       if (meta.userId !== undefined && userId !== undefined && userId !== meta.userId) {
+        movesData = false;
         data = {};
         written = new Set();
         meta.createdAt = now;
@@ -483,20 +509,25 @@ function planOf(
   const record: StoredSession = { data, meta: { ...meta, touchedAt: now } };
   if (destroyed) return { kind: "destroy", record: writes ? record : undefined, ...signedOut };
   if (!seen) return writes ? { kind: "create", record } : { kind: "none" };
-  // The first move names the lineage: a hash of the key it moved from.
-  if (moved)
-    return { kind: "move", record: { data, meta: { lineage: loadedLineage, ...record.meta } } };
+  const set: Record<string, unknown> = {};
+  const remove: string[] = [];
+  for (const name of written) {
+    if (Object.hasOwn(data, name)) put(set, name, data[name]);
+    else remove.push(name);
+  }
   const patchMeta: SessionPatch["meta"] = { touchedAt: now };
   if (flashChanged) patchMeta.flash = meta.flash ?? null;
-  if (written.size > 0 || flashChanged || cleared) {
-    const set: Record<string, unknown> = {};
-    const remove: string[] = [];
-    for (const name of written) {
-      if (Object.hasOwn(data, name)) put(set, name, data[name]);
-      else remove.push(name);
-    }
-    return { kind: "patch", patch: { set, delete: remove, meta: patchMeta } };
+  // The first move names the lineage: a hash of the key it moved from.
+  const lineage = meta.lineage ?? loadedLineage;
+  if (moved) {
+    // One keeping the data writes this request's changes onto the record as it is at the move.
+    const { createdAt, renewedAt, userId } = meta;
+    const moveMeta = { ...patchMeta, createdAt, renewedAt, userId: userId ?? null, lineage };
+    const patch = movesData ? { set, delete: remove, meta: moveMeta } : undefined;
+    return { kind: "move", record: { data, meta: { ...record.meta, lineage } }, patch };
   }
+  if (written.size > 0 || flashChanged || cleared)
+    return { kind: "patch", patch: { set, delete: remove, meta: patchMeta } };
   const touchDue = now - seen.meta.touchedAt >= TOUCH_INTERVAL_MS;
   return touchDue
     ? { kind: "patch", patch: { set: {}, delete: [], meta: patchMeta } }
