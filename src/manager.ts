@@ -317,7 +317,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     if (!current) return false;
     if (!isSessionMeta(current.meta)) return true; // unreadable: the request's own view stands
     const mine = session.meta;
-    const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = {
+    const patch = session.storePatch({
       createdAt: mine.createdAt,
       touchedAt: now,
       renewedAt: mine.renewedAt,
@@ -325,9 +325,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       lineage: mine.lineage ?? null,
       // A renewal keeps the seed (the one any request of the old id makes), a regenerate drops it.
       csrf: mine.csrf ?? null,
-    };
-    for (const field of session.metaChanges) metaPatch[field] = mine[field] ?? null;
-    const merged = applyPatch(current, session.dataPatch(metaPatch as SessionPatch["meta"]));
+    });
+    const merged = applyPatch(current, patch);
     // A value the schema refuses in the mix (each side passed on its own): this request's view.
     if (schema && (await dataIssues(schema, merged.data))) return true;
     session.data = merged.data;
@@ -959,17 +958,19 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
-          // The first move names the lineage, every later one carries it (see `endMoved`).
-          if (idChanged && liveOrigin.key !== undefined && session.meta.lineage === undefined) {
-            const lineage = await lineageOf(backend, liveOrigin.key);
-            session.meta = { ...session.meta, lineage };
-          }
-          if (idChanged && liveOrigin.key !== undefined && session.movesData === true) {
-            if (!(await mergeCurrent(store, liveOrigin.key, session, now))) {
-              abandon(session, transport); // signed out, or moved, since this request loaded it
-              return;
+          if (idChanged && liveOrigin.key !== undefined) {
+            // The first move names the lineage, every later one carries it (see `endMoved`).
+            if (session.meta.lineage === undefined) {
+              const lineage = await lineageOf(backend, liveOrigin.key);
+              session.meta = { ...session.meta, lineage };
             }
-            expiresAt = deadlineOf(session.meta); // another request may have chosen rememberMe
+            if (!session.switchedUser) {
+              if (!(await mergeCurrent(store, liveOrigin.key, session, now))) {
+                abandon(session, transport); // signed out, or moved, since this request loaded it
+                return;
+              }
+              expiresAt = deadlineOf(session.meta); // another request may have chosen rememberMe
+            }
           }
           const meta = { ...session.meta };
           if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
@@ -999,9 +1000,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             }
           }
         } else {
-          const metaPatch: Partial<Record<keyof SessionMeta, unknown>> = { touchedAt: now };
-          for (const field of session.metaChanges) metaPatch[field] = session.meta[field] ?? null;
-          const patch = session.dataPatch(metaPatch as SessionPatch["meta"]);
+          const patch = session.storePatch({ touchedAt: now });
           const applied = await guardStore(
             store,
             "patch",

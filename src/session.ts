@@ -226,11 +226,11 @@ export class SessionState implements Session<SessionData> {
   /** The destroyed origin's `meta.lineage`, for a sign-out that finds its record moved. */
   destroyedLineage: string | undefined;
   /**
-   * Whether this request's moves to a new id (regenerate, renewal) keep the record's data: then
-   * commit writes the new record from the store's current one with this request's changes. False
-   * once any of them switched user (nothing of the last user's may come along); undefined: no move.
+   * A move to a new id in this request switched user (or unbound one): the new record starts empty,
+   * where a move keeping the data is written from the store's current record with this request's
+   * changes (see the manager's commit).
    */
-  movesData: boolean | undefined;
+  switchedUser = false;
   /**
    * Set by an adapter once the response has begun: its commit was the last, so a change from here on
    * could reach neither the cookie nor the store. Such a change throws rather than vanish.
@@ -431,7 +431,7 @@ export class SessionState implements Session<SessionData> {
     }
     const previous = this.meta.userId;
     const switchesUser = previous !== undefined && userId !== undefined && previous !== userId;
-    this.movesData = this.movesData !== false && !switchesUser;
+    this.switchedUser ||= switchesUser;
     if (switchesUser) {
       // Signing in as someone else on a browser still signed in as another user, or signing out
       // (unbinding) ahead of whoever signs in next: nothing of the user's session (a role kept in
@@ -530,7 +530,7 @@ export class SessionState implements Session<SessionData> {
     this.metaChanges = new Set();
     this.replaced = false;
     this.clearedKeys = undefined;
-    this.movesData = undefined;
+    this.switchedUser = false;
     this.reissue = undefined;
     this.isNew = true;
     this.invalidReason = invalidReason;
@@ -565,12 +565,16 @@ export class SessionState implements Session<SessionData> {
     this.destroyed = false;
     this.destroyedUserId = undefined;
     this.destroyedLineage = undefined;
-    this.movesData = undefined;
+    this.switchedUser = false;
     this.reissue = undefined;
   }
 
-  /** The data changes as a store patch. */
-  dataPatch(meta: SessionPatch["meta"]): SessionPatch {
+  /**
+   * This request's changes as a store patch: its data changes, and `meta` with each meta field it
+   * changed added (null where removed). `meta` is the caller's fresh object, filled in place.
+   */
+  storePatch(meta: Partial<Record<keyof SessionMeta, unknown>>): SessionPatch {
+    for (const field of this.metaChanges) meta[field] = this.meta[field] ?? null;
     const set: SessionData = {};
     const deleted: string[] = [];
     // forEach, not for-of: no iterator or entry array per change on every store write.
@@ -583,7 +587,7 @@ export class SessionState implements Session<SessionData> {
     if (this.clearedKeys) {
       for (const key of this.clearedKeys) if (!this.changes.has(key)) deleted.push(key);
     }
-    return { set, delete: deleted, meta };
+    return { set, delete: deleted, meta: meta as SessionPatch["meta"] };
   }
 
   /**

@@ -21,7 +21,7 @@ describe("prototype keys in store mode", () => {
     expect(({} as { isAdmin?: unknown }).isAdmin).toBeUndefined();
   });
 
-  // Found by this review (fixed): `dataPatch()` (session.ts) built the patch with `set[key] = value`
+  // Found by this review (fixed): `dataPatch()` (session.ts, now `storePatch()`) built the patch with `set[key] = value`
   // on a plain object, so a "__proto__" key became the patch's prototype instead of an entry: the
   // stores never saw it, and the key set on an existing store session was dropped, while a cookie
   // session and a new store record kept it. Now it is defined as an own property, as `apply` does.
