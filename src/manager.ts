@@ -35,7 +35,6 @@ import {
 import {
   applyPatch,
   type SessionMeta,
-  type SessionPatch,
   type SessionStore,
   type StoredSession,
 } from "./stores/store.js";
@@ -303,19 +302,21 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
   /**
    * A move keeping the data starts from the record as the store holds it now, with this request's
    * changes on top: written as loaded, it lost what another request of the session committed since
-   * (a sign-in's password check is that long). What lands between this read and the old record's
-   * delete is still lost: only an atomic move in the store would close that. False when the record
-   * is gone.
+   * (a sign-in's password check is that long). A store with `move` reads, writes and deletes in one
+   * atomic step; without it the record is read here, and what lands between this read and the old
+   * record's delete is still lost. "gone" when the record is (signed out or moved meanwhile),
+   * "moved" when the store moved it, "merged" when the caller writes `session` and then deletes
+   * the old record.
    */
-  async function mergeCurrent(
+  async function moveKeepingData(
     s: SessionStore,
-    key: string,
+    fromKey: string,
+    toKey: string,
     session: SessionState,
     now: number,
-  ): Promise<boolean> {
-    const current = await guardStore(s, "get", () => s.get(key));
-    if (!current) return false;
-    if (!isSessionMeta(current.meta)) return true; // unreadable: the request's own view stands
+    expiresAt: number,
+    device: Pick<SessionMeta, "userAgent" | "ip">,
+  ): Promise<"gone" | "moved" | "merged"> {
     const mine = session.meta;
     const patch = session.storePatch({
       createdAt: mine.createdAt,
@@ -326,9 +327,37 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       // A renewal keeps the seed (the one any request of the old id makes), a regenerate drops it.
       csrf: mine.csrf ?? null,
     });
-    const merged = applyPatch(current, patch);
-    // A value the schema refuses in the mix (each side passed on its own): this request's view.
-    if (schema && (await dataIssues(schema, merged.data))) return true;
+    const move = s.move?.bind(s);
+    if (!move) {
+      const current = await guardStore(s, "get", () => s.get(fromKey));
+      if (!current) return "gone";
+      if (isSessionMeta(current.meta)) await adopt(session, applyPatch(current, patch));
+      return "merged";
+    }
+    Object.assign(patch.meta as object, device);
+    const moved = await guardStore(
+      s,
+      "move",
+      () => move(fromKey, toKey, patch, expiresAt),
+      patch.set,
+    );
+    if (!moved) return "gone";
+    if (isSessionMeta(moved.meta) && (await adopt(session, moved))) {
+      // Another request may have chosen rememberMe meanwhile: the deadline follows the record.
+      const due = deadlineOf(session.meta);
+      if (due !== expiresAt) await guardStore(s, "touch", () => s.touch(toKey, now, due));
+      return "moved";
+    }
+    // Unreadable after the move (a hand-edited row): this request's own record replaces it.
+    return "merged";
+  }
+
+  /**
+   * Takes the merged record as the session's, unless the schema refuses its data (each side passed
+   * on its own, the mix need not): then this request's own view stands.
+   */
+  async function adopt(session: SessionState, merged: StoredSession): Promise<boolean> {
+    if (schema && (await dataIssues(schema, merged.data))) return false;
     session.data = merged.data;
     session.meta = merged.meta;
     return true;
@@ -958,6 +987,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
             : await hashSessionId(backend, session.id);
         // A clear keeping the id is a patch (see `clearedKeys`): only a new record is written whole.
         if (!liveOrigin || idChanged) {
+          const device: Pick<SessionMeta, "userAgent" | "ip"> = {};
+          if (transport.userAgent !== undefined) device.userAgent = transport.userAgent;
+          const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
+          const address = ip === undefined ? undefined : plainIp(ip);
+          if (address !== undefined) device.ip = address;
+          let moved = false;
           if (idChanged && liveOrigin.key !== undefined) {
             // The first move names the lineage, every later one carries it (see `endMoved`).
             if (session.meta.lineage === undefined) {
@@ -965,25 +1000,26 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
               session.meta = { ...session.meta, lineage };
             }
             if (!session.switchedUser) {
-              if (!(await mergeCurrent(store, liveOrigin.key, session, now))) {
+              const from = liveOrigin.key;
+              const how = await moveKeepingData(store, from, key, session, now, expiresAt, device);
+              if (how === "gone") {
                 abandon(session, transport); // signed out, or moved, since this request loaded it
                 return;
               }
               expiresAt = deadlineOf(session.meta); // another request may have chosen rememberMe
+              moved = how === "moved";
             }
           }
-          const meta = { ...session.meta };
-          if (transport.userAgent !== undefined) meta.userAgent = transport.userAgent;
-          const ip = typeof transport.ip === "function" ? transport.ip() : transport.ip;
-          const address = ip === undefined ? undefined : plainIp(ip);
-          if (address !== undefined) meta.ip = address;
-          await guardStore(
-            store,
-            "set",
-            () => store.set(key as string, { data: session.data, meta }, expiresAt),
-            session.data,
-          );
-          if (idChanged && liveOrigin.key) {
+          if (!moved) {
+            const meta = { ...session.meta, ...device };
+            await guardStore(
+              store,
+              "set",
+              () => store.set(key as string, { data: session.data, meta }, expiresAt),
+              session.data,
+            );
+          }
+          if (idChanged && liveOrigin.key && !moved) {
             // A record moves to a new id (renewal, regenerate) only while the old one lives: a
             // request loaded before a sign-out elsewhere (destroyByUser, revoke, destroy) would
             // otherwise bring the session back under an id the sign-out never saw. The new record

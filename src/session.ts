@@ -1,7 +1,8 @@
 import type { CsrfBinding, CsrfCandidate, CsrfSigner } from "./csrf.js";
 import { SessionError } from "./errors.js";
+import { flashEntriesOf, flashFieldsOf, newFlashField } from "./internal/flash.js";
 import type { InvalidReason } from "./options.js";
-import type { SessionMeta, SessionPatch } from "./stores/store.js";
+import type { FlashField, SessionMeta, SessionPatch } from "./stores/store.js";
 
 /** Session data: a JSON object. The schema, when given, narrows it. */
 export type SessionData = Record<string, unknown>;
@@ -80,11 +81,15 @@ export interface Session<T extends SessionData = SessionData> {
   update(changes: Partial<T> | ((data: Readonly<Partial<T>>) => Partial<T>)): void;
   /** Empties the data and flash messages; the session, its id and its user binding remain. */
   clear(): void;
-  /** Queues a message for a later request; it is read once. */
+  /**
+   * Queues a message for a later request; it is read once. Each message is stored on its own, so
+   * with a server store two requests of one session that flash at once both keep their message,
+   * and a request reading messages leaves one that another request added meanwhile.
+   */
   flash(level: FlashLevel, message: string): void;
-  /** The messages of one level, removed as they are read. */
+  /** The messages of one level in the order they were added, removed as they are read. */
   flashes(level: FlashLevel): string[];
-  /** Every pending message with its level, removed as they are read. */
+  /** Every pending message with its level, in the order they were added, removed as they are read. */
   flashEntries(): FlashEntry[];
   /**
    * "Remember me": whether this session's cookie outlives the browser. `true` gives it a `Max-Age` (the
@@ -335,11 +340,7 @@ export class SessionState implements Session<SessionData> {
     this.clearedKeys = cleared;
     this.data = {};
     this.changes = new Map();
-    if (this.meta.flash) {
-      this.meta = { ...this.meta };
-      delete this.meta.flash;
-      this.metaChanges.add("flash");
-    }
+    this.removeFlashes(flashFieldsOf(this.meta));
     this.replaced = true;
     this.guardSize(() => Object.assign(this, before));
   }
@@ -348,27 +349,23 @@ export class SessionState implements Session<SessionData> {
     if (typeof level !== "string" || typeof message !== "string") {
       throw new SessionError("ERR_SESSION_STATE", "flash(level, message) takes two strings");
     }
-    // A level is any string: "constructor" must not read, nor "__proto__" set, the prototype.
-    const flash = { ...this.meta.flash, [level]: [...this.flashesOf(level), message] };
-    this.changeSealedMeta("flash", { ...this.meta, flash });
+    // A field of its own: a commit adds just this message, beside any another request adds.
+    const field = newFlashField(this.hooks.now());
+    this.changeSealedMeta(field, { ...this.meta, [field]: [level, message] });
   }
 
   flashes(level: FlashLevel): string[] {
-    const messages = this.flashesOf(level);
-    if (messages.length === 0) return [];
-    const rest = { ...this.meta.flash };
-    delete rest[level];
-    this.setFlash(Object.keys(rest).length > 0 ? rest : undefined);
+    const fields = flashFieldsOf(this.meta).filter((field) => this.meta[field]?.[0] === level);
+    const messages = fields.map((field) => (this.meta[field] as [string, string])[1]);
+    this.removeFlashes(fields);
     return messages;
   }
 
   flashEntries(): FlashEntry[] {
-    const flash = this.meta.flash;
-    if (!flash) return [];
-    this.setFlash(undefined);
-    return Object.entries(flash).flatMap(([level, messages]) =>
-      messages.map((message) => ({ level, message })),
-    );
+    const fields = flashFieldsOf(this.meta);
+    const entries = flashEntriesOf(this.meta, fields);
+    this.removeFlashes(fields);
+    return entries;
   }
 
   rememberMe(remember = true): void {
@@ -440,7 +437,7 @@ export class SessionState implements Session<SessionData> {
       this.changes = new Map();
       // A new user's session begins now: its absolute deadline and "signed in since" count from here.
       this.meta.createdAt = this.meta.renewedAt;
-      for (const field of ["flash", "label", "persistent"] as const) {
+      for (const field of [...flashFieldsOf(this.meta), "label", "persistent"] as const) {
         if (this.meta[field] === undefined) continue;
         delete this.meta[field];
         this.metaChanges.add(field);
@@ -607,17 +604,18 @@ export class SessionState implements Session<SessionData> {
     });
   }
 
-  private flashesOf(level: string): string[] {
-    const flash = this.meta.flash;
-    return flash && Object.hasOwn(flash, level) ? (flash[level] as string[]) : [];
-  }
-
-  private setFlash(flash: Record<string, string[]> | undefined): void {
+  /**
+   * Removes messages that were read or cleared: exactly their fields, so that a commit leaves a
+   * message another request added meanwhile.
+   */
+  private removeFlashes(fields: readonly FlashField[]): void {
+    if (fields.length === 0) return;
     this.assertOpen();
     this.meta = { ...this.meta };
-    if (flash) this.meta.flash = flash;
-    else delete this.meta.flash;
-    this.metaChanges.add("flash");
+    for (const field of fields) {
+      delete this.meta[field];
+      this.metaChanges.add(field);
+    }
   }
 
   private apply(partial: SessionData): void {

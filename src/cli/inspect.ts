@@ -5,6 +5,7 @@ import { createKeyring, normalizeSecrets, type SecretInput } from "../crypto/key
 import { openToken } from "../crypto/token.js";
 import { isSessionError } from "../errors.js";
 import { parseDurationMs } from "../internal/duration.js";
+import { flashEntriesOf } from "../internal/flash.js";
 import { decodeRecord } from "../internal/record.js";
 import { createSessions } from "../manager.js";
 import { DEFAULTS, type InvalidReason, type SessionsOptions } from "../options.js";
@@ -168,6 +169,8 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
   const record = decodeRecord(opened.text);
   if (!record) return report({ ...head, refused: REASONS.malformed }, EXIT.failed);
   const { meta } = record;
+  const entries = flashEntriesOf(meta);
+  const flashes = entries.length > 0 ? entries : undefined;
   // The verdict comes from the manager itself, so the CLI and the app agree on what has expired.
   const verdict = await verdictOf(secret, token, cookieName, opened.version, {
     idleTimeout: asOption(values.idle as string),
@@ -202,7 +205,7 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
       absoluteDeadline: absoluteDeadline === undefined ? "none" : when(absoluteDeadline, now),
       rememberMe: meta.persistent,
       data: record.data,
-      flash: meta.flash,
+      flash: flashes,
     },
     verdict === undefined ? EXIT.ok : EXIT.failed,
     {
@@ -219,7 +222,7 @@ export async function inspectCommand(argv: string[], io: CliIo): Promise<number>
       absoluteDeadline,
       rememberMe: meta.persistent,
       data: record.data,
-      flash: meta.flash,
+      flash: flashes,
     },
   );
 }

@@ -1,5 +1,6 @@
 import { isBase64Url } from "../crypto/backend.js";
 import type { SessionMeta } from "../stores/store.js";
+import { FLASH_PREFIX, flashFieldsOf, isFlashField, isFlashMessage } from "./flash.js";
 
 /** Bytes of a session's CSRF seed (`SessionMeta.csrf`): 128 bits, unguessable without the secret. */
 export const CSRF_SEED_BYTES = 16;
@@ -14,7 +15,8 @@ interface WireRecord {
   t: number;
   r: number;
   u?: string;
-  f?: Record<string, string[]>;
+  /** Flash messages by id (their meta field without its `flash:` prefix), oldest first. */
+  f?: Record<string, [level: string, message: string]>;
   p?: boolean;
   /** The CSRF seed. */
   x?: string;
@@ -35,7 +37,13 @@ export function encodeRecord(id: string, data: Record<string, unknown>, meta: Se
     r: meta.renewedAt,
   };
   if (meta.userId !== undefined) wire.u = meta.userId;
-  if (meta.flash !== undefined) wire.f = meta.flash;
+  const flashes = flashFieldsOf(meta);
+  if (flashes.length > 0) {
+    const f: Record<string, [string, string]> = {};
+    for (const field of flashes)
+      f[field.slice(FLASH_PREFIX.length)] = meta[field] as [string, string];
+    wire.f = f;
+  }
   if (meta.persistent !== undefined) wire.p = meta.persistent;
   if (meta.csrf !== undefined) wire.x = meta.csrf;
   return JSON.stringify(wire);
@@ -58,12 +66,12 @@ export function decodeRecord(text: string): CookieRecord | undefined {
     return undefined;
   }
   if (u !== undefined && typeof u !== "string") return undefined;
-  if (f !== undefined && !isFlash(f)) return undefined;
+  if (f !== undefined && !isFlashRecord(f)) return undefined;
   if (p !== undefined && typeof p !== "boolean") return undefined;
   if (x !== undefined && !isCsrfSeed(x)) return undefined;
   const meta: SessionMeta = { createdAt: c, touchedAt: t, renewedAt: r };
   if (u !== undefined) meta.userId = u;
-  if (f !== undefined) meta.flash = f;
+  if (f !== undefined) for (const id in f) meta[`${FLASH_PREFIX}${id}`] = f[id] as [string, string];
   if (p !== undefined) meta.persistent = p;
   if (x !== undefined) meta.csrf = x;
   return { id: i, data: d, meta };
@@ -71,7 +79,7 @@ export function decodeRecord(text: string): CookieRecord | undefined {
 
 /**
  * Whether a store record's meta has the shape this version writes: a row written by another version
- * or by hand (createdAt as a date string, userId as a number, flash as a string) must not reach a
+ * or by hand (createdAt as a date string, userId as a number, a flash message as a string) must not reach a
  * handler, a deadline computation or a devices page half-formed, as `decodeRecord` ensures for a
  * cookie record. Lengths are the write side's (and listByUser's) to bound.
  */
@@ -82,7 +90,6 @@ export function isSessionMeta(meta: unknown): meta is SessionMeta {
     touchedAt,
     renewedAt,
     userId,
-    flash,
     persistent,
     label,
     userAgent,
@@ -100,9 +107,15 @@ export function isSessionMeta(meta: unknown): meta is SessionMeta {
     isOptional(ip, "string") &&
     isOptional(lineage, "string") &&
     isOptional(persistent, "boolean") &&
-    (flash === undefined || isFlash(flash)) &&
-    (csrf === undefined || isCsrfSeed(csrf))
+    (csrf === undefined || isCsrfSeed(csrf)) &&
+    flashesValid(meta)
   );
+}
+
+/** Whether every flash field of a stored meta holds one message. */
+function flashesValid(meta: Record<string, unknown>): boolean {
+  for (const field in meta) if (isFlashField(field) && !isFlashMessage(meta[field])) return false;
+  return true;
 }
 
 /**
@@ -125,11 +138,9 @@ function isTime(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
-function isFlash(value: unknown): value is Record<string, string[]> {
+function isFlashRecord(value: unknown): value is Record<string, [string, string]> {
   if (!isPlainObject(value)) return false;
-  for (const messages of Object.values(value)) {
-    if (!Array.isArray(messages) || !messages.every((m) => typeof m === "string")) return false;
-  }
+  for (const id in value) if (!isFlashMessage(value[id])) return false;
   return true;
 }
 

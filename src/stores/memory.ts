@@ -27,6 +27,7 @@ export interface MemoryStore extends SessionStore {
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
+  move: NonNullable<SessionStore["move"]>;
   lock(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
   /** Entries held, including expired ones not yet swept, evicted or deleted. */
@@ -177,17 +178,21 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     deadlines.update(entry);
   }
 
-  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+  function put(
+    key: string,
+    session: StoredSession,
+    expiresAt: number,
+    json = encode(session),
+  ): void {
     const existing = entries.get(key);
     // A record already past its deadline (a session that ended during the request that wrote it) is
     // kept like any expired one, hidden from reads, so `expiredMeta` can say why it ended, as the SQL
     // stores' rows do; it goes first at eviction and at the next sweep.
     if (existing) {
       markUsed(existing);
-      write(key, existing, session, expiresAt);
+      assign(key, existing, json, session, expiresAt);
       return;
     }
-    const json = encode(session);
     const entry: Entry = {
       key,
       json,
@@ -216,6 +221,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     if (!entry) return false;
     write(key, entry, applyPatch(decode(entry.json), changes), expiresAt);
     return true;
+  }
+
+  /** Synchronous from the read to the write: nothing else runs in between, so it is atomic. */
+  async function move(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    const entry = use(fromKey);
+    if (!entry) return undefined;
+    const session = applyPatch(decode(entry.json), changes);
+    const json = encode(session); // throws, on a value JSON cannot hold, before anything changed
+    remove(fromKey, entry);
+    put(toKey, session, expiresAt, json);
+    return decode(json);
   }
 
   async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
@@ -269,8 +290,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       const entry = use(key);
       return entry && decode(entry.json);
     },
-    set,
+    set: async (key, session, expiresAt) => put(key, session, expiresAt),
     patch,
+    move,
     touch,
     delete: async (key) => {
       const entry = entries.get(key);

@@ -5,7 +5,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { ConfigError } from "../errors.js";
 import { rejectUnknown } from "../internal/unknown-options.js";
 import { pollLock, type Release } from "./internal/poll-lock.js";
@@ -19,12 +19,13 @@ import {
   toMeta,
   toSession,
 } from "./internal/sql.js";
-import type {
-  SessionMeta,
-  SessionPatch,
-  SessionStore,
-  StoredSession,
-  StoredSessionEntry,
+import {
+  applyPatch,
+  type SessionMeta,
+  type SessionPatch,
+  type SessionStore,
+  type StoredSession,
+  type StoredSessionEntry,
 } from "./store.js";
 
 /** Options of `mysqlStore`. */
@@ -55,6 +56,7 @@ export interface MysqlStore extends SessionStore {
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  move: NonNullable<SessionStore["move"]>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
@@ -222,22 +224,21 @@ export function mysqlStore(options: MysqlStoreOptions): MysqlStore {
     return toMeta(rows[0]?.meta);
   }
 
-  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
-    // VALUES() is deprecated in MySQL 8.0.20 but still works, and the row-alias syntax that replaces
-    // it does not exist in MariaDB.
-    await write(
-      "set",
-      `INSERT INTO ${t} (\`key\`, \`data\`, \`meta\`, \`user_id\`, \`expires_at\`) VALUES (?, ?, ?, ?, ?)
+  // Writes a whole row, replacing any under the key: `set`, and `move`'s write of the new key.
+  // VALUES() is deprecated in MySQL 8.0.20 but still works, and the row-alias syntax that replaces it
+  // does not exist in MariaDB.
+  const upsertSql = `INSERT INTO ${t} (\`key\`, \`data\`, \`meta\`, \`user_id\`, \`expires_at\`) VALUES (?, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE \`data\` = VALUES(\`data\`), \`meta\` = VALUES(\`meta\`),
-  \`user_id\` = VALUES(\`user_id\`), \`expires_at\` = VALUES(\`expires_at\`)`,
-      [
-        key,
-        toJsonText(session.data),
-        toJsonText(session.meta),
-        userColumn(session.meta.userId) ?? null,
-        expiresAt,
-      ],
-    );
+  \`user_id\` = VALUES(\`user_id\`), \`expires_at\` = VALUES(\`expires_at\`)`;
+
+  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+    await write("set", upsertSql, [
+      key,
+      toJsonText(session.data),
+      toJsonText(session.meta),
+      userColumn(session.meta.userId) ?? null,
+      expiresAt,
+    ]);
   }
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
@@ -273,8 +274,7 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`;
   ): Promise<boolean> {
     return run("patch", sql, async () => {
       const connection = await pool.getConnection();
-      let reusable = true;
-      try {
+      return transaction(connection, async () => {
         await connection.query("START TRANSACTION");
         const [first] = await connection.query<ResultSetHeader>(sql, values);
         if (first.affectedRows > 0) {
@@ -289,16 +289,60 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`;
         }
         await connection.query("COMMIT");
         return first.affectedRows > 0;
-      } catch (err) {
-        // A connection whose transaction could not be rolled back must not go back to the pool.
-        await connection.query("ROLLBACK").catch(() => {
-          reusable = false;
-        });
-        throw err;
-      } finally {
-        if (reusable) connection.release();
-        else connection.destroy();
+      });
+    });
+  }
+
+  /**
+   * One transaction on one connection: the old row is read under its row lock, so a concurrent
+   * `patch` or `delete` of it waits and then finds it gone (or lands first and is read here). The
+   * patch is applied in process with `applyPatch`, not with `jsonEdit`, because the row is read
+   * anyway: the new row is written whole, with none of JSON_REMOVE's statement splitting, and its
+   * `user_id` is the patched meta's. Five round trips (three when the old row is not live); mysql2's
+   * `multipleStatements` is off by default, so they cannot be sent as one.
+   */
+  async function move(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    await ensureTable();
+    // A deadlock victim's transaction was rolled back whole, so running all of it again is safe.
+    return againOnDeadlock(() => moveInTransaction(fromKey, toKey, changes, expiresAt));
+  }
+
+  async function moveInTransaction(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    const selectSql = `SELECT \`data\`, \`meta\` FROM ${t} WHERE \`key\` = ? AND \`expires_at\` > ? FOR UPDATE`;
+    const connection = await run("move", selectSql, () => pool.getConnection());
+    // Each statement wrapped on its own, so a failure's scrubbed `sql` is the statement that failed.
+    const query = async <R extends Row[] | ResultSetHeader>(sql: string, values: unknown[] = []) =>
+      (await run("move", sql, () => connection.query<R>(sql, values)))[0];
+    return transaction(connection, async () => {
+      await query("START TRANSACTION");
+      const [row] = await query<Row[]>(selectSql, [fromKey, now()]);
+      // An unreadable row is "not found", as for `get`: nothing is written.
+      const session = row ? toSession(row) : undefined;
+      if (!session) {
+        await query("ROLLBACK");
+        return undefined;
       }
+      const moved = applyPatch(session, changes);
+      const data = toJsonText(moved.data);
+      const meta = toJsonText(moved.meta);
+      const userId = userColumn(moved.meta.userId) ?? null;
+      // Deleting first keeps the record should the keys ever be equal.
+      await query(`DELETE FROM ${t} WHERE \`key\` = ?`, [fromKey]);
+      await query(upsertSql, [toKey, data, meta, userId, expiresAt]);
+      await query("COMMIT");
+      // Decoded from the text written, as `get` reads it back (a lone surrogate made U+FFFD, an
+      // undefined member gone).
+      return { data: JSON.parse(data), meta: JSON.parse(meta) };
     });
   }
 
@@ -407,6 +451,7 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
     get,
     set,
     patch,
+    move,
     touch,
     delete: remove,
     listByUser,
@@ -549,4 +594,24 @@ function run<R>(operation: string, sql: string, call: () => Promise<R>): Promise
       driverError.sql = sql;
     }
   });
+}
+
+/**
+ * Runs `body`, a transaction on `connection`, and hands the connection back to the pool; on a
+ * failure the transaction is rolled back first, and a connection whose rollback failed too (its
+ * transaction may still be open) is destroyed rather than handed to the next caller.
+ */
+async function transaction<R>(connection: PoolConnection, body: () => Promise<R>): Promise<R> {
+  let reusable = true;
+  try {
+    return await body();
+  } catch (err) {
+    await connection.query("ROLLBACK").catch(() => {
+      reusable = false;
+    });
+    throw err;
+  } finally {
+    if (reusable) connection.release();
+    else connection.destroy();
+  }
 }

@@ -51,8 +51,9 @@ export interface PostgresStoreOptions {
   /** The clock deciding what has expired, epoch ms. Default `Date.now`; inject one in tests. */
   now?: () => number;
   /**
-   * Send the per-request statements (get, set, patch, touch, delete, expiredMeta) as named prepared statements,
-   * so each connection parses and plans each of them once instead of on every call. Default true.
+   * Send the per-request statements (get, set, patch, move, touch, delete, expiredMeta) as named
+   * prepared statements, so each connection parses and plans each of them once instead of on every
+   * call. Default true.
    * Set false behind a pooler that does not keep prepared statements across transactions (PgBouncer
    * in transaction mode before 1.21, or without `max_prepared_statements`). Only applies to a `pg`
    * Pool or Client: anything else with a `query(text, values)` method always gets plain text.
@@ -63,6 +64,7 @@ export interface PostgresStoreOptions {
 /** The PostgreSQL store, with `migrate()` for deploy scripts and the CLI. */
 export interface PostgresStore extends SessionStore {
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
+  move: NonNullable<SessionStore["move"]>;
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
   deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
@@ -250,8 +252,19 @@ ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
     named(`UPDATE ${t} SET meta = meta || jsonb_build_object('touchedAt', $2::bigint), expires_at = $3
 WHERE key = $1 AND expires_at > $4`);
   const deleteSql = named(`DELETE FROM ${t} WHERE key = $1`);
-  /** Patch statements by shape (see `patchText`), built on first use. */
+  /** Patch and move statements by shape (see `patchText`, `moveText`), built on first use. */
   const patchSql = new Map<number, Statement>();
+  const moveSql = new Map<number, Statement>();
+
+  /** The statement of one shape from `cache`, named on first use. */
+  function byShape(cache: Map<number, Statement>, shape: number, text: () => string): Statement {
+    let statement = cache.get(shape);
+    if (statement === undefined) {
+      statement = named(text());
+      cache.set(shape, statement);
+    }
+    return statement;
+  }
 
   async function get(key: string): Promise<StoredSession | undefined> {
     const result = await exec("get", getSql, [key, now()]);
@@ -276,28 +289,29 @@ WHERE key = $1 AND expires_at > $4`);
   }
 
   async function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
-    const meta = splitMeta(changes.meta);
-    const dataSet = toPgJson(toJsonText(changes.set));
-    const metaSet = toPgJson(toJsonText(meta.set));
-    const shape =
-      (dataSet === "{}" ? 0 : DATA_SET) |
-      (changes.delete.length === 0 ? 0 : DATA_DELETE) |
-      (metaSet === "{}" ? 0 : META_SET) |
-      (meta.remove.length === 0 ? 0 : META_REMOVE) |
-      ("userId" in meta.set || meta.remove.includes("userId") ? USER : 0);
-    let statement = patchSql.get(shape);
-    if (statement === undefined) {
-      statement = named(patchText(t, shape));
-      patchSql.set(shape, statement);
-    }
-    // The same order as the $n of `patchText`.
-    const values: unknown[] = [key, Math.ceil(expiresAt), now()];
-    if (shape & DATA_SET) values.push(dataSet);
-    if (shape & DATA_DELETE) values.push(changes.delete.map(toPgText));
-    if (shape & META_SET) values.push(metaSet);
-    if (shape & META_REMOVE) values.push(meta.remove);
-    const result = await exec("patch", statement, values);
+    const { shape, values } = patchValues(changes);
+    const statement = byShape(patchSql, shape, () => patchText(t, shape));
+    const result = await exec("patch", statement, [key, Math.ceil(expiresAt), now(), ...values]);
     return (result.rowCount ?? 0) > 0;
+  }
+
+  async function move(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    const { shape, values } = patchValues(changes);
+    const statement = byShape(moveSql, shape, () => moveText(t, shape));
+    const result = await exec("move", statement, [
+      fromKey,
+      Math.ceil(expiresAt),
+      now(),
+      toKey,
+      ...values,
+    ]);
+    const row = result.rows[0];
+    return row ? toSession(fromPgRow(row)) : undefined;
   }
 
   async function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
@@ -376,6 +390,7 @@ SELECT (SELECT count(*) FROM listed) AS listed, (SELECT count(*) FROM gone) AS g
     get,
     set,
     patch,
+    move,
     touch,
     delete: remove,
     listByUser,
@@ -397,28 +412,83 @@ const USER = 16;
 /** Statements one `deleteByUser` runs at most, each after a listed row went meanwhile. */
 const DELETE_PASSES = 4;
 
+/** A patch as its shape and the values of that shape's parameters, in bit order (see `patchMerge`). */
+function patchValues(changes: SessionPatch): { shape: number; values: unknown[] } {
+  const meta = splitMeta(changes.meta);
+  const dataSet = toPgJson(toJsonText(changes.set));
+  const metaSet = toPgJson(toJsonText(meta.set));
+  const shape =
+    (dataSet === "{}" ? 0 : DATA_SET) |
+    (changes.delete.length === 0 ? 0 : DATA_DELETE) |
+    (metaSet === "{}" ? 0 : META_SET) |
+    (meta.remove.length === 0 ? 0 : META_REMOVE) |
+    ("userId" in meta.set || meta.remove.includes("userId") ? USER : 0);
+  const values: unknown[] = [];
+  if (shape & DATA_SET) values.push(dataSet);
+  if (shape & DATA_DELETE) values.push(changes.delete.map(toPgText));
+  if (shape & META_SET) values.push(metaSet);
+  if (shape & META_REMOVE) values.push(meta.remove);
+  return { shape, values };
+}
+
 /**
- * The UPDATE of one patch shape. `||` replaces top-level keys whole (no deep merge) and keeps JSON
- * nulls; `-` then deletes. Every right-hand side reads the row as it was, so `user_id` follows the
- * merged meta. A patch that leaves `userId` alone leaves `user_id` alone: it already matches.
- * Parameters: $1 key, $2 expiresAt, $3 now, then the shape's values in bit order.
+ * The merged data and meta of one patch shape over the `data` and `meta` of `source` (a row, or
+ * nothing for the table's own columns), each `undefined` when the shape leaves it alone, and the
+ * `user_id` the merged meta gives. `||` replaces top-level keys whole (no deep merge) and keeps JSON
+ * nulls; `-` then deletes. The shape's values are numbered from `$<first>`.
  */
-function patchText(table: string, shape: number): string {
-  let n = 3;
+function patchMerge(
+  shape: number,
+  source: string,
+  first: number,
+): { data: string | undefined; meta: string | undefined; userId: string } {
+  let n = first - 1;
   const merge = (column: string, setBit: number, deleteBit: number): string | undefined => {
     let expr = column;
     if (shape & setBit) expr = `${expr} || $${++n}::jsonb`;
     if (shape & deleteBit) expr = `(${expr}) - $${++n}::text[]`;
     return expr === column ? undefined : expr;
   };
-  const data = merge("data", DATA_SET, DATA_DELETE);
-  const meta = merge("meta", META_SET, META_REMOVE);
+  const prefix = source === "" ? "" : `${source}.`;
+  const data = merge(`${prefix}data`, DATA_SET, DATA_DELETE);
+  const meta = merge(`${prefix}meta`, META_SET, META_REMOVE);
+  return { data, meta, userId: `(${meta ?? `${prefix}meta`}) ->> 'userId'` };
+}
+
+/**
+ * The UPDATE of one patch shape. Every right-hand side reads the row as it was, so `user_id`
+ * follows the merged meta. A patch that leaves `userId` alone leaves `user_id` alone: it already
+ * matches. Parameters: $1 key, $2 expiresAt, $3 now, then the shape's values.
+ */
+function patchText(table: string, shape: number): string {
+  const { data, meta, userId } = patchMerge(shape, "", 4);
   const sets: string[] = [];
   if (data) sets.push(`data = ${data}`);
   if (meta) sets.push(`meta = ${meta}`);
-  if (meta && shape & USER) sets.push(`user_id = (${meta}) ->> 'userId'`);
+  if (meta && shape & USER) sets.push(`user_id = ${userId}`);
   sets.push("expires_at = $2");
   return `UPDATE ${table} SET ${sets.join(", ")} WHERE key = $1 AND expires_at > $3`;
+}
+
+/**
+ * The move of one patch shape, as one statement and so one transaction: the DELETE takes the old
+ * row's lock, and under READ COMMITTED a DELETE held up by a patch of that row re-reads the row
+ * the patch committed (and RETURNING hands on that version), while a patch held up by the DELETE
+ * then finds no row and answers false. Nobody sees the old row gone without the new one written,
+ * which `deleteByUser`'s re-pass relies on. `user_id` is always taken from the merged meta, as
+ * `set` does for a fresh row. The SELECT list does not take its types from the INSERT's columns,
+ * hence the casts. Parameters: $1 fromKey, $2 expiresAt, $3 now, $4 toKey, then the shape's values.
+ */
+function moveText(table: string, shape: number): string {
+  const { data, meta, userId } = patchMerge(shape, "old", 5);
+  return `WITH old AS (
+  DELETE FROM ${table} WHERE key = $1 AND expires_at > $3 RETURNING data, meta
+)
+INSERT INTO ${table} (key, data, meta, user_id, expires_at)
+SELECT $4::text, ${data ?? "old.data"}, ${meta ?? "old.meta"}, ${userId}, $2::bigint FROM old
+ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta,
+  user_id = EXCLUDED.user_id, expires_at = EXCLUDED.expires_at
+RETURNING data::text AS data, meta::text AS meta`;
 }
 
 /** Runs one driver call; any failure becomes `StoreUnavailableError` naming only the operation. */

@@ -10,7 +10,10 @@
  * - `P u:{U}` ZSET of store keys scored by expiresAt, with a PEXPIREAT that outlives its sessions.
  * - `P l:{K}` the per-session lock (SET NX PX).
  * The `{...}` hash tags put every key of one session in one cluster slot and each user index in its
- * own; no script ever spans two keys, so the same code runs on a single server and on a cluster.
+ * own. Every script but one touches one key, so the same code runs on a single server and on a
+ * cluster. The exception is `move`'s: it reads the old session hash, writes the new one and moves
+ * the user index entry, three keys in three slots, which only a single server runs. A store on a
+ * cluster client has no `move`, and the manager moves a session in three calls.
  */
 import { randomUUID } from "node:crypto";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
@@ -26,6 +29,7 @@ import {
   INDEX_UNTIL,
   INDEX_UNTIL_SCRIPT,
   META,
+  MOVE_SCRIPT,
   PATCH_SCRIPT,
   PRUNE_SCRIPT,
   SET_SCRIPT,
@@ -91,6 +95,12 @@ const LOCK_RETRY_MAX_MS = 100;
 const SCAN_COUNT = 200;
 /** Reads of a user's index by one `deleteByUser`, each after a member was found gone (moved). */
 const INDEX_PASSES = 4;
+/**
+ * Runs of the move script by one `move`: each after a request of the session changed its owner
+ * between the store's guess and the script. Bounded, so that endless churn fails the request
+ * rather than holding it.
+ */
+const MOVE_ATTEMPTS = 4;
 
 function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, "client">> {
   if (typeof options !== "object" || options === null) {
@@ -119,7 +129,9 @@ function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, 
  * Creates a Redis session store. Expiry is Redis' own (PEXPIREAT), so there is nothing to sweep
  * but the user indexes. Round trips: `get` 1; `patch` and `touch` 1 (2 when the patch binds a user,
  * 3 about once per session lifetime of activity, to keep the user index alive); `set` 1 (2 with a
- * user); `delete` 1 (2 with a user). Any driver failure rejects with `StoreUnavailableError`.
+ * user); `delete` 1 (2 with a user); `move` 1 (2 when it takes the session from a user, or when the
+ * patch leaves the owner unnamed and there is one), and none on a cluster client, which has no
+ * `move` (its keys span slots). Any driver failure rejects with `StoreUnavailableError`.
  *
  * @example
  * ```ts
@@ -133,7 +145,10 @@ function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, 
  */
 export function redisStore(options: RedisStoreOptions): SessionStore {
   const { prefix, now, commandTimeout } = validate(options);
-  const { send, evalScript, masters } = createRedisClient(options.client, commandTimeout);
+  const { send, evalScript, masters, isCluster } = createRedisClient(
+    options.client,
+    commandTimeout,
+  );
 
   const sessionKey = (key: string) => `${prefix}s:{${key}}`;
   // Named by the id as UTF-8 holds it: the bytes a driver sends for a lone surrogate (U+FFFD), and
@@ -216,39 +231,14 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   ): Promise<boolean> {
     // Serialised before the try: a value JSON cannot hold is the caller's TypeError, not an outage.
     const at = deadline(expiresAt);
-    // ARGV of PATCH_SCRIPT: expiresAt, pair count, pairs (EXPIRES first), then fields to delete.
-    const args: string[] = [at, "", EXPIRES, at];
-    const removed: string[] = [];
-    const set = patch.set;
-    for (const name in set) {
-      if (!Object.hasOwn(set, name)) continue;
-      // A value JSON leaves out (undefined, a function) deletes the key, as in `set`.
-      const json = JSON.stringify(set[name]);
-      if (json === undefined) removed.push(DATA + name);
-      else args.push(DATA + name, json);
-    }
-    for (const name of patch.delete) removed.push(DATA + name);
-    const meta = patch.meta;
-    if (meta) {
-      for (const field in meta) {
-        if (!Object.hasOwn(meta, field)) continue;
-        const value = meta[field as keyof SessionMeta];
-        if (value === null) removed.push(META + field);
-        else if (value !== undefined) {
-          const json = JSON.stringify(value);
-          if (json !== undefined) args.push(META + field, json);
-        }
-      }
-    }
-    const newUser = meta?.userId;
-    if (newUser === null) removed.push(INDEX_UNTIL);
+    const { pairs, removed } = patchFields(patch, at);
+    const newUser = patch.meta?.userId;
     try {
       if (typeof newUser === "string") {
         // Same order as `set`: the index entry exists before the session claims the user.
-        args.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
+        pairs.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
       }
-      args[1] = String((args.length - 2) / 2);
-      for (const field of removed) args.push(field);
+      const args = patchArgs(at, pairs, removed);
       const reply = await evalScript(PATCH_SCRIPT, sessionKey(key), args);
       if (Number(reply) === 0) {
         // Nothing to patch: take back the index entry added above, if any.
@@ -273,6 +263,54 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
 
   function patch(key: string, changes: SessionPatch, expiresAt: number): Promise<boolean> {
     return applyChanges("patch", key, changes, expiresAt);
+  }
+
+  /**
+   * One MOVE_SCRIPT run, two when the patch leaves the owner as stored and the session has one:
+   * the script names its user index in KEYS, so a first run guessing "no owner" learns it and
+   * writes nothing. The manager's moves name the owner (`userId`, or null), so they take one,
+   * plus a ZREM when the move leaves a user (the old key is then listed in another index).
+   */
+  async function move(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    // Serialised before the try: a value JSON cannot hold is the caller's TypeError, not an outage.
+    const at = deadline(expiresAt);
+    const { pairs, removed } = patchFields(changes, at);
+    const tail = patchArgs(at, pairs, removed);
+    const named = changes.meta?.userId;
+    const keys = [sessionKey(fromKey), sessionKey(toKey)];
+    try {
+      let owner = typeof named === "string" ? JSON.stringify(named) : "";
+      for (let attempt = 0; attempt < MOVE_ATTEMPTS; attempt++) {
+        // A stored owner that is not a string has no index (as in `set`): nothing to move there.
+        const userId = parseJson(owner);
+        const reply = await evalScript(
+          MOVE_SCRIPT,
+          typeof userId === "string" ? [...keys, indexKey(userId)] : keys,
+          [owner, named === undefined ? "0" : "1", String(now()), fromKey, toKey, ...tail],
+        );
+        if (Array.isArray(reply)) {
+          const left = parseJson(bulkText(reply[0]));
+          // Left indexed under the user the move took the session from: unlisted after the write,
+          // as `delete` does; a crash before leaves a stale member, which reads prune.
+          if (typeof left === "string") {
+            await send(["ZREM", indexKey(left), fromKey], indexKey(left));
+          }
+          const entry = parseHash(reply[1]);
+          return entry && { data: entry.data, meta: entry.meta };
+        }
+        const stored = bulkText(reply);
+        if (stored === undefined) return undefined; // 0: no live session at fromKey
+        owner = stored;
+      }
+      throw new Error(`the session's owner changed during each of ${MOVE_ATTEMPTS} move attempts`);
+    } catch (err) {
+      throw unavailable("move", err);
+    }
   }
 
   function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
@@ -441,6 +479,9 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     get,
     set,
     patch,
+    // Left out on a cluster: its script spans three slots (see the module's docs), and without it
+    // the manager moves a session in three calls.
+    ...(isCluster ? {} : { move }),
     touch,
     delete: remove,
     listByUser,
@@ -449,6 +490,43 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     lock,
     close,
   };
+}
+
+/**
+ * A patch as hash fields: `pairs` to write (EXPIRES first) and the fields to delete. A value JSON
+ * leaves out (undefined, a function) deletes its key, as in `set`.
+ */
+function patchFields(patch: SessionPatch, at: string): { pairs: string[]; removed: string[] } {
+  const pairs: string[] = [EXPIRES, at];
+  const removed: string[] = [];
+  const set = patch.set;
+  for (const name in set) {
+    if (!Object.hasOwn(set, name)) continue;
+    const json = JSON.stringify(set[name]);
+    if (json === undefined) removed.push(DATA + name);
+    else pairs.push(DATA + name, json);
+  }
+  for (const name of patch.delete) removed.push(DATA + name);
+  const meta = patch.meta;
+  if (meta) {
+    for (const field in meta) {
+      if (!Object.hasOwn(meta, field)) continue;
+      const value = meta[field as keyof SessionMeta];
+      if (value === null) removed.push(META + field);
+      else if (value !== undefined) {
+        const json = JSON.stringify(value);
+        if (json !== undefined) pairs.push(META + field, json);
+      }
+    }
+  }
+  // Unbound: the index horizon belongs to the user the session leaves.
+  if (meta?.userId === null) removed.push(INDEX_UNTIL);
+  return { pairs, removed };
+}
+
+/** PATCH_SCRIPT's ARGV: expiresAt, pair count, pairs, then fields to delete. */
+function patchArgs(at: string, pairs: readonly string[], removed: readonly string[]): string[] {
+  return [at, String(pairs.length / 2), ...pairs, ...removed];
 }
 
 /** A driver failure as `StoreUnavailableError`; the store's own errors pass through unchanged. */

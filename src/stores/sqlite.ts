@@ -53,6 +53,8 @@ export interface SqliteStore extends SessionStore {
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
+  /** One write transaction (see `SessionStore.move`). */
+  move: NonNullable<SessionStore["move"]>;
   /** The `lock` option's per-session lock: a lease row, shared by every process on the file. */
   lock(key: string, ttlMs: number, waitMs: number): Promise<Release | null>;
   close(): Promise<void>;
@@ -166,6 +168,7 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       unlock: db.prepare(`DELETE FROM ${locks} WHERE key = ? AND token = ?`),
       sweepLocks: db.prepare(`DELETE FROM ${locks} WHERE expires_at <= ?`),
       patch: immediate(db, patchRow),
+      move: immediate(db, moveRow),
     };
   }
 
@@ -204,6 +207,24 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       key,
     );
     return true;
+  }
+
+  /** One write transaction, so another process on the file sees the session at one key or the other. */
+  function moveRow(
+    fromKey: string,
+    toKey: string,
+    patch: SessionPatch,
+    expiresAt: number,
+  ): StoredSession | undefined {
+    const s = statements as ReturnType<typeof prepareAll>;
+    const current = parse(s.get.get(fromKey, now()) as Row | undefined);
+    if (!current) return undefined;
+    const next = applyPatch(current, patch);
+    const data = JSON.stringify(next.data);
+    const meta = JSON.stringify(next.meta);
+    s.upsert.run(toKey, data, meta, next.meta.userId ?? null, expiresAt);
+    s.delete.run(fromKey);
+    return parse({ data, meta });
   }
 
   /**
@@ -245,6 +266,10 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       // The same check for a patch: its values are the only new ones in the record it writes.
       JSON.stringify(patch);
       return run("patch", (s) => s.patch(key, patch, expiresAt));
+    },
+    move: async (fromKey, toKey, patch, expiresAt) => {
+      JSON.stringify(patch);
+      return run("move", (s) => s.move(fromKey, toKey, patch, expiresAt));
     },
     touch: (key, touchedAt, expiresAt) =>
       run(

@@ -25,6 +25,34 @@ export interface SessionStore {
    * or expired session is never revived by a late write.
    */
   patch(key: string, patch: SessionPatch, expiresAt: number): Promise<boolean>;
+  /**
+   * Moves a live entry to a new key in one atomic step: reads `fromKey`, applies `patch` to it (as
+   * `patch` would), writes the result under `toKey` with `expiresAt`, removes `fromKey`, and moves
+   * the entry in the user index (`meta.userId` after the patch). No other call on either key lands
+   * inside the step, so a `patch` of `fromKey` either comes before (and is carried to `toKey`) or
+   * answers `false`. Resolves the record written, or `undefined`, writing nothing, when `fromKey`
+   * holds no live entry: a session signed out since the request loaded it is not brought back.
+   * `toKey` is a fresh id's hash; an entry there is replaced.
+   *
+   * Optional. Without it the manager moves a session (`regenerate`, a `renewInterval` renewal) in
+   * three calls, `get`, `set` and `delete`, and a write to the old key landing between the first and
+   * the last is lost though its `patch` answered `true`.
+   *
+   * @example
+   * ```ts
+   * async function moved(store: SessionStore, from: string, to: string, now: number): Promise<boolean> {
+   *   const patch = { set: {}, delete: [], meta: { renewedAt: now } };
+   *   // undefined: signed out meanwhile, and nothing was written
+   *   return (await store.move?.(from, to, patch, now + 3_600_000)) !== undefined;
+   * }
+   * ```
+   */
+  move?(
+    fromKey: string,
+    toKey: string,
+    patch: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined>;
   /** Moves the deadline and records `touchedAt` in meta; `false` when the entry does not exist. */
   touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean>;
   /**
@@ -87,6 +115,9 @@ export interface StoredSessionEntry extends StoredSession {
   expiresAt: number;
 }
 
+/** The meta field of one flash message: `flash:` and an id (see `SessionMeta`). */
+export type FlashField = `flash:${string}`;
+
 /** Metadata kept beside the data, never inside it, so it cannot collide with user keys. */
 export interface SessionMeta {
   /** Epoch ms of creation; the absolute deadline counts from here and survives `regenerate`. */
@@ -96,8 +127,13 @@ export interface SessionMeta {
   /** Epoch ms of the last id rotation, for `renewInterval`. */
   renewedAt: number;
   userId?: string;
-  /** Flash messages by level, read once. */
-  flash?: Record<string, string[]>;
+  /**
+   * Flash messages, one field each: `flash:<id>` = `[level, message]`, ids sorting in the order
+   * the messages were added. One field a message, so that a store's shallow meta merge keeps the
+   * messages two requests of one session add or read at once; a store keeps them as any other
+   * meta field.
+   */
+  [field: FlashField]: [level: string, message: string];
   userAgent?: string;
   ip?: string;
   label?: string;

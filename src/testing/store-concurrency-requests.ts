@@ -1,7 +1,8 @@
+import { flashFieldsOf, isFlashField, isFlashMessage } from "../internal/flash.js";
 import { createSessions, type Sessions } from "../manager.js";
 import type { InvalidReason } from "../options.js";
 import type { SessionState } from "../session.js";
-import type { SessionMeta, SessionPatch, StoredSession } from "../stores/store.js";
+import type { FlashField, SessionMeta, SessionPatch, StoredSession } from "../stores/store.js";
 import {
   type ConcurrencyRun,
   explains,
@@ -41,8 +42,10 @@ import {
  * - nothing written, no touch due: no store write and no Set-Cookie;
  * - writes (or a touch due) on the loaded session: a patch of the record, setting each data key it
  *   wrote to its final value and deleting the rest of those (`clear` counts every key it saw, so a
- *   key another request added meanwhile survives), with `touchedAt` and, if flashes changed, the
- *   whole flash object; where the record is gone by then, the request is abandoned;
+ *   key another request added meanwhile survives), with `touchedAt`, each flash message it added
+ *   (a meta field of its own) and a removal of exactly each message it read or cleared (so a
+ *   message another request added meanwhile survives both); where the record is gone by then, the
+ *   request is abandoned;
  * - `regenerate`: a record written under the new id, then the loaded record removed; where that
  *   record is gone by then, the request is abandoned and the new record removed again. The new
  *   record is this request's changes (data keys written, flashes, user, `renewedAt`, lineage) on
@@ -71,6 +74,15 @@ import {
  * the round: the first cookie, and every cookie a response set, opens exactly the record the store
  * holds for its id, or a new session with "unknown-session" where there is none; and, with
  * `listByUser`, `sessions.listByUser` of each user lists exactly the live records bound to it.
+ *
+ * Flash messages: the session names each message's field with a random id the model cannot know,
+ * so every message of a round is made unique (its random text and "#" and a counter), the model
+ * names its field by that counter (`flash:#3`), and each record the store or a load showed is
+ * compared with the model's after its fields are renamed so, by content. A message held twice, or
+ * one the round never added, keeps its real field and so differs. The content comparison is of
+ * sets; order is checked on every record seen apart from it (`flashOrderIssue`): where the order
+ * of two messages' adds is known (one request's, in its order; the first visit's before the rest;
+ * a request's before another's whose load ended after its commit began), their ids must sort so.
  */
 
 /** The requests' manager touches a record this long after its last write. */
@@ -130,6 +142,16 @@ interface Loaded extends Span {
   reason: InvalidReason | undefined;
 }
 
+/** A round's flash message: the model's field for it, who added it (`FIRST`: the first visit). */
+interface Added {
+  field: FlashField;
+  owner: number;
+  /** Its place among the round's messages, which grows in the order one request adds them. */
+  n: number;
+}
+
+const FIRST = -1;
+
 /** What a request's commit sent: the id it wrote a new record under (if any), its Set-Cookie lines. */
 interface Committed extends Span {
   id: string;
@@ -151,6 +173,8 @@ async function requestRound(
     first.push({ kind: "flash", level: random.pick(LEVELS), message: randomString(random) });
   // Signed in half the time, so that a regenerate may keep the user, switch it or unbind it.
   if (random.chance(0.5)) first.unshift({ kind: "regenerate", userId: random.pick(users) });
+  const added = new Map<string, Added>();
+  tagFlashes(first, FIRST, added);
   const browser = { cookies: new Map<string, string>(), tokens: [] };
   const created = await visit(sessions, browser, first);
   const loadedKey = (created.after as SessionState).origin?.key;
@@ -172,6 +196,7 @@ async function requestRound(
     // Loaded before that one committed, committing after it: what a move must not write over.
     hold: i > 0 && random.chance(0.3) ? random.int(i) : undefined,
   }));
+  for (const [i, { actions }] of requests.entries()) tagFlashes(actions, i, added);
   // Mostly of the session's own user: a sign-out landing between a regenerate's two store calls.
   const signOut: SignOut | undefined =
     removals.length > 0 && store.deleteByUser && random.chance(0.5)
@@ -183,6 +208,15 @@ async function requestRound(
       : undefined;
 
   const { loaded, committed, removed } = await serve(sessions, cookie, requests, signOut);
+  // The model's view of a record: its flash fields named by content (see the module's comment).
+  const named = (record: StoredSession | undefined) => record && nameFlashes(record, added);
+  // Whether all flash adds of `a` came before all of `b`'s: `b` ran its actions after its load.
+  const before = (a: number, b: number) =>
+    a === FIRST
+      ? b !== FIRST
+      : b !== FIRST && (committed[a] as Committed).start < (loaded[b] as Loaded).end;
+  const orderIssue = (what: string, record: StoredSession | undefined) =>
+    flashOrderIssue(what, record, added, before);
   // Every record the round may have left: the loaded one and each a request wrote or tried to.
   const newKeys = await Promise.all(committed.map(({ id }) => storeKeyOf(id)));
   const keys = [...new Set([loadedKey, ...newKeys])];
@@ -201,20 +235,27 @@ async function requestRound(
     )),
   ]);
   for (const key of keys) await store.delete(key);
+  wrong ||= orderIssue("the record the round started from", start);
+  for (const [key, final] of finals) wrong ||= orderIssue(`the record ${key.slice(0, 6)}`, final);
+  loaded.forEach(({ seen }, i) => {
+    wrong ||= orderIssue(`the record request #${i} loaded`, JSON.parse(seen) ?? undefined);
+  });
+  const views = loaded.map(({ seen }) => canonical(named(JSON.parse(seen) ?? undefined) ?? null));
 
-  const trace = [`start ${canonical(start)}`];
+  const trace = [`start ${canonical(named(start))}`];
   const steps: Step<Records>[] = [];
   requests.forEach(({ actions, after, stage, hold }, i) => {
     const load = loaded[i] as Loaded;
     const commit = committed[i] as Committed;
-    const plan = planOf(JSON.parse(load.seen) ?? undefined, actions, now, loadedLineage);
+    const seen = views[i] as string;
+    const plan = planOf(JSON.parse(seen) ?? undefined, actions, now, loadedLineage, added);
     const abandoned = load.session.isNew && (plan.kind === "patch" || plan.kind === "move");
     const waits =
       (after === undefined ? "" : ` (after #${after}'s ${stage})`) +
       (hold === undefined ? "" : ` (commits after #${hold}'s commit)`);
     const outcome = abandoned ? "abandoned" : `${commit.lines.length} Set-Cookie`;
     trace.push(
-      `#${i}${waits} saw ${load.seen}, did ${canonical(actions)}: ${canonical(plan)} -> ${outcome}`,
+      `#${i}${waits} saw ${seen}, did ${canonical(actions)}: ${canonical(plan)} -> ${outcome}`,
     );
     wrong ||= answerIssue(i, load, commit, plan, abandoned);
     const key = newKeys[i] as string;
@@ -234,15 +275,15 @@ async function requestRound(
       },
     });
   }
+  const ends = new Map(keys.map((key) => [key, canonical(named(finals.get(key)) ?? null)]));
   for (const key of keys)
-    trace.push(`end ${key.slice(0, 6)} ${canonical(finals.get(key)) ?? "absent"}`);
+    trace.push(`end ${key.slice(0, 6)} ${finals.get(key) ? ends.get(key) : "absent"}`);
   const explained = explains<Records>({
-    start: { [loadedKey]: start },
+    start: { [loadedKey]: named(start) as StoredSession },
     steps,
-    reads: loaded.map(({ seen, start, end }) => ({ seen, start, end })),
+    reads: loaded.map(({ start, end }, i) => ({ seen: views[i] as string, start, end })),
     view: (records) => canonical(records[loadedKey] ?? null),
-    ends: (records) =>
-      keys.every((key) => canonical(records[key] ?? null) === canonical(finals.get(key) ?? null)),
+    ends: (records) => keys.every((key) => canonical(records[key] ?? null) === ends.get(key)),
   });
   return {
     wrong: wrong || (explained ? "" : "no serial order of the requests explains the store"),
@@ -430,6 +471,61 @@ function cookieOf(lines: readonly string[]): string {
 }
 
 /**
+ * Makes each flash message of `actions` unique in the round (the model tells messages apart by
+ * content) and notes the model's field for it and who adds it. A counter that grows in the order
+ * the actions are made also grows in the order one request adds its messages.
+ */
+function tagFlashes(actions: Action[], owner: number, added: Map<string, Added>): void {
+  actions.forEach((action, i) => {
+    if (action.kind !== "flash") return;
+    const n = added.size;
+    const message = `${action.message}#${n}`;
+    added.set(message, { field: `flash:#${n}`, owner, n });
+    actions[i] = { ...action, message };
+  });
+}
+
+/**
+ * `record` with each flash field the round added renamed to the model's field for its message. A
+ * message already renamed (held twice), or not the round's, keeps its field, so it shows.
+ */
+function nameFlashes(record: StoredSession, added: ReadonlyMap<string, Added>): StoredSession {
+  const meta: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(record.meta)) {
+    const ours = isFlashField(field) && isFlashMessage(value) ? added.get(value[1]) : undefined;
+    put(meta, ours && !Object.hasOwn(meta, ours.field) ? ours.field : field, value);
+  }
+  return { data: record.data, meta: meta as unknown as SessionMeta };
+}
+
+/**
+ * What is wrong with the order of a real record's flash fields: two messages whose ids sort
+ * against the order they were added in, where that order is known (`before(a, b)`: every add of
+ * `a` came before any of `b`). Across requests that ran at once it is not: the set alone counts.
+ */
+function flashOrderIssue(
+  what: string,
+  record: StoredSession | undefined,
+  added: ReadonlyMap<string, Added>,
+  before: (a: number, b: number) => boolean,
+): string {
+  if (!record) return "";
+  const messages = flashFieldsOf(record.meta).flatMap((field) => {
+    const value: unknown = record.meta[field];
+    const ours = isFlashMessage(value) ? added.get(value[1]) : undefined;
+    return ours ? [{ message: (value as [string, string])[1], ...ours }] : [];
+  });
+  // `a` sorts before `b`: wrong where `b` is known to have been added first.
+  for (const [i, a] of messages.entries()) {
+    for (const b of messages.slice(i + 1)) {
+      if (a.owner === b.owner ? b.n > a.n : !before(b.owner, a.owner)) continue;
+      return `${what} holds ${canonical(a.message)} before ${canonical(b.message)}, added first`;
+    }
+  }
+  return "";
+}
+
+/**
  * What a request's commit does, given the record it loaded (`undefined`: it loaded a new session)
  * and what it did, worked out on plain records as the module's comment says.
  */
@@ -438,6 +534,7 @@ function planOf(
   actions: readonly Action[],
   now: number,
   loadedLineage: string,
+  added: ReadonlyMap<string, Added>,
 ): Plan {
   const fresh = (): SessionMeta => ({ createdAt: now, touchedAt: now, renewedAt: now });
   let data = seen ? seen.data : {};
@@ -447,7 +544,14 @@ function planOf(
   let moved = false;
   let movesData = true; // false once a regenerate switched user: it starts afresh
   let cleared = false;
-  let flashChanged = false;
+  // Flash fields added, read or cleared: each is patched alone, set or removed.
+  let flashed = new Set<FlashField>();
+  const unflash = (fields: readonly FlashField[]) => {
+    for (const field of fields) {
+      delete meta[field];
+      flashed.add(field);
+    }
+  };
   let written = new Set<string>();
   const change = (name: string, value: unknown) => {
     if (value !== undefined) put(data, name, value);
@@ -463,21 +567,13 @@ function planOf(
     else if (action.kind === "clear") {
       for (const name of Object.keys(data)) change(name, undefined);
       cleared = true;
-      flashChanged ||= meta.flash !== undefined;
-      delete meta.flash;
+      unflash(flashFieldsOf(meta));
     } else if (action.kind === "flash") {
-      const flash = meta.flash;
-      const messages = flash && Object.hasOwn(flash, action.level) ? flash[action.level] : [];
-      meta.flash = { ...flash, [action.level]: [...(messages ?? []), action.message] };
-      flashChanged = true;
+      const { field } = added.get(action.message) as Added;
+      meta[field] = [action.level, action.message];
+      flashed.add(field);
     } else if (action.kind === "flashes") {
-      const flash = meta.flash;
-      if (!flash || !Object.hasOwn(flash, action.level) || flash[action.level]?.length === 0)
-        continue;
-      const { [action.level]: _, ...rest } = flash;
-      if (Object.keys(rest).length > 0) meta.flash = rest;
-      else delete meta.flash;
-      flashChanged = true;
+      unflash(flashFieldsOf(meta).filter((field) => meta[field]?.[0] === action.level));
     } else if (action.kind === "regenerate") {
       moved = true;
       meta.renewedAt = now;
@@ -488,7 +584,7 @@ function planOf(
         data = {};
         written = new Set();
         meta.createdAt = now;
-        delete meta.flash;
+        unflash(flashFieldsOf(meta));
         delete meta.label;
         delete meta.persistent;
       }
@@ -502,10 +598,10 @@ function planOf(
       written = new Set();
       moved = false;
       cleared = false;
-      flashChanged = false;
+      flashed = new Set();
     }
   }
-  const writes = written.size > 0 || flashChanged || cleared || moved;
+  const writes = written.size > 0 || flashed.size > 0 || cleared || moved;
   const record: StoredSession = { data, meta: { ...meta, touchedAt: now } };
   if (destroyed) return { kind: "destroy", record: writes ? record : undefined, ...signedOut };
   if (!seen) return writes ? { kind: "create", record } : { kind: "none" };
@@ -516,7 +612,7 @@ function planOf(
     else remove.push(name);
   }
   const patchMeta: SessionPatch["meta"] = { touchedAt: now };
-  if (flashChanged) patchMeta.flash = meta.flash ?? null;
+  for (const field of flashed) patchMeta[field] = meta[field] ?? null;
   // The first move names the lineage: a hash of the key it moved from.
   const lineage = meta.lineage ?? loadedLineage;
   if (moved) {
@@ -526,7 +622,7 @@ function planOf(
     const patch = movesData ? { set, delete: remove, meta: moveMeta } : undefined;
     return { kind: "move", record: { data, meta: { ...record.meta, lineage } }, patch };
   }
-  if (written.size > 0 || flashChanged || cleared)
+  if (written.size > 0 || flashed.size > 0 || cleared)
     return { kind: "patch", patch: { set, delete: remove, meta: patchMeta } };
   const touchDue = now - seen.meta.touchedAt >= TOUCH_INTERVAL_MS;
   return touchDue

@@ -2,6 +2,7 @@ import type { SessionStore, StoredSession } from "../stores/store.js";
 import {
   canonical,
   DATA_KEYS,
+  FLASH_FIELDS,
   generator,
   patchModel,
   put,
@@ -22,10 +23,11 @@ import {
  *
  * `checkConcurrentCalls`, on the store: `patch` (sets and deletes over 3 data names shared by the
  * round, unicode, "__proto__"-like and NUL-holding ones among them, and meta changes: touchedAt,
- * userId, flash, label, ...), `touch` and `get`, all started before any answers; in half the
- * rounds `delete` and `deleteByUser` (of either of the round's users, now and then with the entry
- * among `exceptKeys`) race them too. The entry is "absent" once removed, and nothing may bring it
- * back. Checked, against one order of all the writes that explains everything:
+ * userId, flash message fields set and removed, label, ...), `touch` and `get`, all started before
+ * any answers; in half the rounds `delete` and `deleteByUser` (of either of the round's users, now
+ * and then with the entry among `exceptKeys`) race them too. The entry is "absent" once removed,
+ * and nothing may bring it back. Checked, against one order of all the writes that explains
+ * everything:
  * - each `patch` and `touch` resolves `true` where the entry is there at its place in the order and
  *   `false` where a removal came before (so a write ordered after a removal never revives it);
  *   `delete` resolves whether it removed the entry (of two deletes, only the first says `true`; a
@@ -156,7 +158,8 @@ async function callRound(
   const start: StoredSession = { data: {}, meta: { createdAt: at, touchedAt: at, renewedAt: at } };
   for (const name of names) if (random.chance(0.7)) put(start.data, name, randomValue(random));
   if (random.chance(0.7)) start.meta.userId = random.pick(users);
-  if (random.chance(0.3)) start.meta.flash = { info: [randomString(random)] };
+  for (const field of FLASH_FIELDS)
+    if (random.chance(0.2)) start.meta[field] = ["info", randomString(random)];
   const startExpiresAt = at + HOUR_MS;
   let deadline = startExpiresAt;
   await store.set(key, start, deadline);

@@ -1,4 +1,5 @@
 import type {
+  FlashField,
   SessionMeta,
   SessionPatch,
   SessionStore,
@@ -67,7 +68,17 @@ const STRING_PARTS = [
   " ",
   "\n",
 ];
+const FLASH_LEVELS = ["info", "error", "__proto__"];
 const META_STRINGS = ["phone", "Mozilla/5.0 (X11)", "10.0.0.1", "\u0000", "ü\ufdd0"];
+/**
+ * Flash message fields, one meta field a message: a few shared names, so that patches set, replace
+ * and remove one another's, and a store must keep a meta field name with a colon. @internal
+ */
+export const FLASH_FIELDS: readonly FlashField[] = [
+  "flash:0mjabc12300x1a2b3c",
+  "flash:0mjabc12301x9z8y7w",
+  "flash:0mjabd0000000zzzzz",
+];
 
 /**
  * The seeds to run: the one `SESSIONKIT_STORE_SEED` names, to replay a failure, else `count` fresh
@@ -192,7 +203,8 @@ export async function checkAgainstModel(run: ModelRun): Promise<void> {
     const at = now() - random.int(10_000);
     const meta: SessionMeta = { createdAt: at, touchedAt: at, renewedAt: at };
     if (random.chance(0.5)) meta.userId = random.pick(users);
-    if (random.chance(0.3)) meta.flash = { info: [randomString(random)] };
+    for (const field of FLASH_FIELDS)
+      if (random.chance(0.2)) meta[field] = [random.pick(FLASH_LEVELS), randomString(random)];
     if (random.chance(0.3)) meta.label = random.pick(META_STRINGS);
     if (random.chance(0.2)) meta.userAgent = random.pick(META_STRINGS);
     if (random.chance(0.2)) meta.persistent = random.chance(0.5);
@@ -361,8 +373,9 @@ export function randomPatch(
   if (random.chance(0.6)) {
     const meta: NonNullable<SessionPatch["meta"]> = { touchedAt: at - random.int(1000) };
     if (random.chance(0.3)) meta.userId = random.chance(0.3) ? null : random.pick(users);
-    if (random.chance(0.3))
-      meta.flash = random.chance(0.5) ? null : { error: [randomString(random)] };
+    for (const field of FLASH_FIELDS)
+      if (random.chance(0.15))
+        meta[field] = random.chance(0.5) ? null : [random.pick(FLASH_LEVELS), randomString(random)];
     if (random.chance(0.2)) meta.label = random.chance(0.5) ? null : random.pick(META_STRINGS);
     if (random.chance(0.2)) meta.persistent = random.chance(0.5) ? null : random.chance(0.5);
     if (random.chance(0.2)) meta.csrf = random.chance(0.5) ? null : "ABCDEFabcdef0123456789";

@@ -1,10 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createSessions, type Sessions } from "../manager.js";
-import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
+import type { SessionMeta, SessionPatch, SessionStore, StoredSession } from "../stores/store.js";
 import { checkConcurrentCalls } from "./store-concurrency.js";
 import { checkConcurrentRequests } from "./store-concurrency-requests.js";
 import { checkAgainstCookies } from "./store-differential.js";
 import { base64Url, checkAgainstModel, seedsToRun, storeKeyOf } from "./store-model.js";
+import { checkMoveRaces, checkMoveSemantics } from "./store-move.js";
 
 /** What the suite hands the store factory. */
 export interface StoreSuiteContext {
@@ -110,14 +111,15 @@ export function testStore(
         expect(await store.get(randomKey())).toBeUndefined();
       });
 
-      it("round-trips data and meta, including userId, flash, the remember-me flag and the CSRF seed", async () => {
+      it("round-trips data and meta, including userId, flash message fields, the remember-me flag and the CSRF seed", async () => {
         const key = randomKey();
         const session: StoredSession = {
           data: { count: 3, nested: { list: [1, "two", null, true] }, empty: {} },
           meta: {
             ...metaAt(clock),
             userId: "user-1",
-            flash: { info: ["one", "two"], error: ["three"] },
+            "flash:0mjabc12300x1a2b3c": ["info", "one"],
+            "flash:0mjabc12301x9z8y7w": ["error", "two"],
             userAgent: "Mozilla/5.0",
             ip: "203.0.113.7",
             label: "laptop",
@@ -168,14 +170,22 @@ export function testStore(
         expect((await store.get(key))?.data).toEqual({ b: 3, c: { y: 2 }, d: [4] });
       });
 
-      it("patch shallow-merges meta and a null field removes it", async () => {
+      it("patch shallow-merges meta and a null field removes it, flash message fields included", async () => {
         const key = randomKey();
-        const meta = { ...metaAt(clock), userId: "u", label: "phone", flash: { info: ["a"] } };
+        const meta: SessionMeta = {
+          ...metaAt(clock),
+          userId: "u",
+          label: "phone",
+          "flash:0mjabc12300x1a2b3c": ["info", "a"],
+          "flash:0mjabc12301x9z8y7w": ["error", "b"],
+        };
         await store.set(key, { data: {}, meta }, later());
-        const metaPatch = {
+        // One message read (removed), one added: the other message's field is left as it was.
+        const metaPatch: SessionPatch["meta"] = {
           touchedAt: clock + 7,
           label: null,
-          flash: { success: ["b"] },
+          "flash:0mjabc12300x1a2b3c": null,
+          "flash:0mjabd0000000zzzzz": ["success", "c"],
           persistent: true,
         };
         expect(await store.patch(key, { set: {}, delete: [], meta: metaPatch }, later())).toBe(
@@ -186,7 +196,8 @@ export function testStore(
           ...metaAt(clock),
           touchedAt: clock + 7,
           userId: "u",
-          flash: { success: ["b"] },
+          "flash:0mjabc12301x9z8y7w": ["error", "b"],
+          "flash:0mjabd0000000zzzzz": ["success", "c"],
           persistent: true,
         });
         expect(got?.meta).not.toHaveProperty("label");
@@ -610,6 +621,16 @@ export function testStore(
         const free = await store.lock(key, 60_000, 0);
         expect(free).toBeTypeOf("function");
         await free?.();
+      });
+
+      it("move: applies the patch under the new key, follows the user, writes nothing once the old key is gone", async (t) => {
+        if (!store.move) return t.skip("the store has no move");
+        await checkMoveSemantics({ store, now: ctx.now, randomKey });
+      });
+
+      it("move: a patch or delete of the old key started with it lands wholly before or after", async (t) => {
+        if (!store.move) return t.skip("the store has no move");
+        await checkMoveRaces({ store, now: ctx.now, randomKey });
       });
 
       it("close resolves and can be called again", async () => {

@@ -1,6 +1,9 @@
 /** Header transport for clients without cookies, and flash messages read once. */
 import { describe, expect, it } from "vitest";
-import { harness, jarToken } from "./harness.js";
+import { decodeRecord, encodeRecord, isSessionMeta } from "../../src/internal/record.js";
+import type { Session } from "../../src/session.js";
+import type { Harness } from "./harness.js";
+import { harness, jarToken, storeHarness } from "./harness.js";
 
 describe("header transport", () => {
   async function twoSessions() {
@@ -155,7 +158,7 @@ describe("flash messages", () => {
     expect(four.lines).toEqual([]);
   });
 
-  it("flashEntries returns every pending message with its level and empties the queue", async () => {
+  it("flashEntries returns every pending message with its level, in the order added, and empties the queue", async () => {
     const h = harness();
     await h.request((s) => {
       s.flash("success", "Saved");
@@ -165,8 +168,8 @@ describe("flash messages", () => {
     const { session } = await h.request((s) => {
       expect(s.flashEntries()).toEqual([
         { level: "success", message: "Saved" },
-        { level: "success", message: "Synced" },
         { level: "warning", message: "Check your email" },
+        { level: "success", message: "Synced" },
       ]);
     });
     expect(session.flashEntries()).toEqual([]);
@@ -220,5 +223,105 @@ describe("flash levels are any string", () => {
       expect(s.flashes("constructor")).toEqual(["a"]);
     });
     expect(session.flashEntries()).toEqual([{ level: "__proto__", message: "b" }]);
+  });
+});
+
+describe("flash messages of two requests of one session at once (two tabs, a server store)", () => {
+  /** Two requests loaded from the same cookie, both in flight; the store first holds `seed`'s work. */
+  async function twoTabs(h: Harness, seed: (s: Session) => void = () => {}) {
+    await h.request((s) => {
+      s.set("n", 1);
+      seed(s);
+    });
+    const cookie = h.jar.header() as string;
+    const load = () => h.sessions.load(new Headers({ cookie }));
+    return { cookie, first: await load(), second: await load() };
+  }
+
+  async function commitBoth(h: Harness, first: Session, second: Session) {
+    await h.sessions.commit(first, new Headers());
+    await h.sessions.commit(second, new Headers());
+  }
+
+  async function pending(h: Harness, cookie: string) {
+    return (await h.sessions.load(new Headers({ cookie }))).flashEntries();
+  }
+
+  it("both keep the message each added", async () => {
+    const h = storeHarness();
+    const { cookie, first, second } = await twoTabs(h);
+    first.flash("success", "Saved the draft");
+    second.flash("success", "Sent the invoice");
+    second.flash("info", "Two left");
+    await commitBoth(h, first, second);
+    expect(await pending(h, cookie)).toEqual([
+      { level: "success", message: "Saved the draft" },
+      { level: "success", message: "Sent the invoice" },
+      { level: "info", message: "Two left" },
+    ]);
+  });
+
+  it("a request reading its messages leaves one another request added meanwhile", async () => {
+    const h = storeHarness();
+    const { cookie, first, second } = await twoTabs(h, (s) => s.flash("info", "Welcome"));
+    expect(first.flashes("info")).toEqual(["Welcome"]);
+    second.flash("info", "Saved");
+    // Either order of the commits: the message read is gone, the one added stays.
+    await commitBoth(h, second, first);
+    expect(await pending(h, cookie)).toEqual([{ level: "info", message: "Saved" }]);
+  });
+
+  it("clear() removes the messages it saw, not one added by a request beside it", async () => {
+    const h = storeHarness();
+    const { cookie, first, second } = await twoTabs(h, (s) => s.flash("error", "Old"));
+    first.clear();
+    second.flash("warning", "New");
+    await commitBoth(h, first, second);
+    const session = await h.sessions.load(new Headers({ cookie }));
+    expect(session.data).toEqual({});
+    expect(session.flashEntries()).toEqual([{ level: "warning", message: "New" }]);
+  });
+
+  it("a regenerate keeping the data keeps a message another request added before its commit", async () => {
+    const h = storeHarness();
+    const { first, second } = await twoTabs(h);
+    await first.regenerate();
+    second.flash("success", "Saved");
+    const moved = new Headers();
+    await h.sessions.commit(second, new Headers());
+    await h.sessions.commit(first, moved);
+    const cookie = moved
+      .getSetCookie()
+      .map((line) => line.split(";")[0])
+      .join("; ");
+    expect(await pending(h, cookie)).toEqual([{ level: "success", message: "Saved" }]);
+  });
+});
+
+describe("flash messages at rest", () => {
+  const times = { createdAt: 1, touchedAt: 1, renewedAt: 1 };
+
+  it("a cookie record keeps each message under its id, in order, and refuses one of another shape", () => {
+    const meta = {
+      ...times,
+      "flash:000000001000x00001": ["info", "first"] as [string, string],
+      "flash:000000001001x00002": ["error", "second"] as [string, string],
+    };
+    const text = encodeRecord("id-0123456789abcdef", {}, meta);
+    expect(decodeRecord(text)?.meta).toEqual(meta);
+    for (const bad of ['"hello"', '["info"]', '["info",2]', '{"info":["a"]}', "[]"]) {
+      const record = JSON.stringify({ i: "id-0123456789abcdef", d: {}, ...{ c: 1, t: 1, r: 1 } });
+      expect(decodeRecord(record.replace(/}$/, `,"f":{"x":${bad}}}`)), bad).toBeUndefined();
+    }
+    expect(decodeRecord(text.replace('"f":{', '"f":["info","a"],"g":{'))).toBeUndefined();
+  });
+
+  it("a store record whose flash field is not one [level, message] pair is refused", () => {
+    expect(isSessionMeta({ ...times, "flash:a": ["info", "hi"] })).toBe(true);
+    for (const bad of ["hello", ["info"], ["info", 1], { info: ["hi"] }, null]) {
+      expect(isSessionMeta({ ...times, "flash:a": bad }), JSON.stringify(bad)).toBe(false);
+    }
+    // A field of the format before, one object of every level: no longer a flash message, ignored.
+    expect(isSessionMeta({ ...times, flash: { info: ["hi"] } })).toBe(true);
   });
 });

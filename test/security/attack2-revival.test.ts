@@ -8,8 +8,11 @@ import type { Session, SessionStore } from "../../src/index.js";
 import { memoryStore } from "../../src/stores/memory.js";
 import { DAY, HOUR, harness, jarToken, MINUTE } from "../core/harness.js";
 
-/** A memory-store harness; `hook` runs once, inside the next store call of the named method. */
-function setup(options: Parameters<typeof harness>[0] = {}) {
+/**
+ * A memory-store harness; `hook` runs once, inside the next store call of the named method. Without
+ * `move` the store has none, and the manager moves a session in three calls, as on Redis Cluster.
+ */
+function setup(options: Parameters<typeof harness>[0] = {}, { move = true } = {}) {
   let clock = () => 0;
   const inner = memoryStore({ now: () => clock() });
   const pending = new Map<string, () => Promise<void>>();
@@ -24,6 +27,12 @@ function setup(options: Parameters<typeof harness>[0] = {}) {
       await runHook("delete");
       return inner.delete(key);
     },
+    move: move
+      ? async (...args) => {
+          await runHook("move");
+          return inner.move(...args);
+        }
+      : undefined,
   };
   async function runHook(method: string) {
     const hook = pending.get(method);
@@ -33,7 +42,8 @@ function setup(options: Parameters<typeof harness>[0] = {}) {
   const h = harness({ store, idleTimeout: "1d", ...options });
   clock = h.clock.now;
   /** Runs `hook` as the next `method` call of the store begins. */
-  const before = (method: "set" | "delete", hook: () => Promise<void>) => pending.set(method, hook);
+  const before = (method: "set" | "delete" | "move", hook: () => Promise<void>) =>
+    pending.set(method, hook);
   return { ...h, before };
 }
 
@@ -139,42 +149,55 @@ describe("sign-out racing the move of a session to a new id (renewal, regenerate
   // Fix: write the new record first, then check the old one (`touch`); if the old one is gone,
   // delete the new one and refuse. A destroyByUser after the set then finds the new record too
   // (it is indexed under the user), and one before it makes the check fail.
-  it("destroyByUser between the old-record check and the new write ends the session", async () => {
-    const h = setup({ renewInterval: "1h" });
-    const token = await signIn(h, "alice");
-    h.clock.advance(2 * HOUR);
-    const late = await loadWith(h, token); // renewal due: commit moves it to a new id
-    h.before("set", async () => {
-      await h.sessions.destroyByUser("alice");
-    });
-    const out = new Headers();
-    await h.sessions.commit(late, out);
-    expect(await h.sessions.listByUser("alice")).toEqual([]);
-    const renewed = out.getSetCookie()[0]?.split(";")[0]?.slice("sid=".length);
-    if (renewed !== undefined) expect(await opens(h, renewed)).toBe(false);
-  });
+  // With the store's atomic move, the sign-out lands before the move (which then finds nothing).
+  it.each([
+    ["three calls", false, "set"],
+    ["the store's move", true, "move"],
+  ] as const)(
+    "destroyByUser between the old-record check and the new write ends the session (%s)",
+    async (_name, move, method) => {
+      const h = setup({ renewInterval: "1h" }, { move });
+      const token = await signIn(h, "alice");
+      h.clock.advance(2 * HOUR);
+      const late = await loadWith(h, token); // renewal due: commit moves it to a new id
+      h.before(method, async () => {
+        await h.sessions.destroyByUser("alice");
+      });
+      const out = new Headers();
+      await h.sessions.commit(late, out);
+      expect(await h.sessions.listByUser("alice")).toEqual([]);
+      const renewed = out.getSetCookie()[0]?.split(";")[0]?.slice("sid=".length);
+      if (renewed !== undefined) expect(await opens(h, renewed)).toBe(false);
+    },
+  );
 
   // Was a finding: revoke(userId, handle) lists the user's sessions, then deletes the handle. A
   // renewal that had passed its old-record check moved the session to a new key; revoke deleted the
   // old key, answered true, and the device stayed signed in under the new id. Fixed: store.delete
   // resolves whether it removed the entry, and a mover whose delete of the old key finds nothing
   // deletes its new record and goes on with a fresh session.
-  it("a revoke racing a renewal does not leave the device signed in", async () => {
-    const h = setup({ renewInterval: "1h" });
-    const token = await signIn(h, "alice");
-    const [device] = await h.sessions.listByUser("alice");
-    h.clock.advance(2 * HOUR);
-    const late = await loadWith(h, token);
-    // The renewal's delete of the old key is where revoke's own delete lands first.
-    h.before("delete", async () => {
-      expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(true);
-    });
-    const out = new Headers();
-    await h.sessions.commit(late, out);
-    expect(await h.sessions.listByUser("alice")).toEqual([]);
-    expect(late.userId).toBeUndefined();
-    expect(out.getSetCookie()).toEqual([]);
-  });
+  it.each([
+    ["three calls", false, "delete"],
+    ["the store's move", true, "move"],
+  ] as const)(
+    "a revoke racing a renewal does not leave the device signed in (%s)",
+    async (_name, move, method) => {
+      const h = setup({ renewInterval: "1h" }, { move });
+      const token = await signIn(h, "alice");
+      const [device] = await h.sessions.listByUser("alice");
+      h.clock.advance(2 * HOUR);
+      const late = await loadWith(h, token);
+      // The renewal's delete of the old key (or its move) is where revoke's own delete lands first.
+      h.before(method, async () => {
+        expect(await h.sessions.revoke("alice", device?.handle as string)).toBe(true);
+      });
+      const out = new Headers();
+      await h.sessions.commit(late, out);
+      expect(await h.sessions.listByUser("alice")).toEqual([]);
+      expect(late.userId).toBeUndefined();
+      expect(out.getSetCookie()).toEqual([]);
+    },
+  );
 
   // The other order: the renewal's delete of the old key lands first, so the session lives on
   // under its new id. Once revoke ended nothing and answered true all the same; then it answered

@@ -43,7 +43,7 @@ describe("a store row whose meta has the wrong types", () => {
   // numbers (toSession), the memory store nothing.
   // Fix: check the record's shape in the core, once for every store, as `decodeRecord` does for a
   // cookie record: createdAt/touchedAt/renewedAt safe non-negative integers, userId/label/userAgent/
-  // ip strings (label <= 100, userAgent <= 256 characters), flash an object of string arrays,
+  // ip strings (label <= 100, userAgent <= 256 characters), each flash field a [level, message],
   // persistent a boolean; anything else is refused as "malformed" (the row deleted like an expired
   // one), and `listByUser` leaves such entries out. Exporting a `isSessionMeta` from
   // internal/record.ts beside `decodeRecord` keeps the two rules one.
@@ -67,12 +67,12 @@ describe("a store row whose meta has the wrong types", () => {
     expect(session.userId === undefined || typeof session.userId === "string").toBe(true);
   });
 
-  // FINDING (same check): flash kept as a string (hand-edited, or another library's flash format)
-  // makes `flashEntries()` throw a TypeError ("messages.map is not a function") in every request of
-  // that session that renders its messages: the user sees a 500 until the row goes.
+  // FINDING (same check): a flash message kept as a string (hand-edited, or another library's flash
+  // format) makes `flashEntries()` throw a TypeError in every request of that session that renders
+  // its messages: the user sees a 500 until the row goes.
   it("a flash of the wrong shape does not make flashEntries throw", async () => {
     const h = setup();
-    const token = await h.aliceWith("json_set(meta, '$.flash', 'hello')");
+    const token = await h.aliceWith(`json_set(meta, '$."flash:0mjabc12300x1a2b3c"', 'hello')`);
     const { session } = await h.replay(token);
     expect(() => session.flashEntries()).not.toThrow();
   });
@@ -118,8 +118,8 @@ describe.skipIf(!pgUp)(
       await pool.end();
     });
 
-    // FINDING (the meta check above): userId as a number and flash as a string pass the PostgreSQL
-    // store's row check, so the handler gets a numeric userId and flashEntries() throws.
+    // FINDING (the meta check above): userId as a number and a flash message as a string pass the
+    // PostgreSQL store's row check, so the handler gets a numeric userId and flashEntries() throws.
     it("a numeric userId and a string flash are refused as malformed", async () => {
       let clock = () => 0;
       const h = harness({ store: postgresStore({ pool, table, now: () => clock() }) });
@@ -128,7 +128,7 @@ describe.skipIf(!pgUp)(
         await s.regenerate({ userId: "alice" });
       });
       await pool.query(
-        `UPDATE ${table} SET meta = meta || '{"userId": 42, "flash": "hello"}'::jsonb`,
+        `UPDATE ${table} SET meta = meta || '{"userId": 42, "flash:0mjabc12300x1a2b3c": "hello"}'::jsonb`,
       );
       const { session } = await h.request(() => {}, { keepJar: true });
       expect(session.isNew).toBe(true);

@@ -55,8 +55,13 @@ type Sender = (args: string[]) => Promise<unknown>;
 export interface RedisClient {
   /** Sends one command; `key` routes it on a cluster. */
   send(args: string[], key: string | undefined): Promise<unknown>;
-  /** Runs a one-key script by its SHA, loading it with EVAL when the server's cache lacks it. */
-  evalScript(script: Script, key: string, args: string[]): Promise<unknown>;
+  /**
+   * Runs a script by its SHA, loading it with EVAL when the server's cache lacks it. `keys` are its
+   * KEYS (the first routes it on a cluster, where they must share its slot).
+   */
+  evalScript(script: Script, keys: string | readonly string[], args: string[]): Promise<unknown>;
+  /** Whether the client is a cluster's, where a script reaches only keys of one slot. */
+  readonly isCluster: boolean;
   /** One sender per master, for SCAN. */
   masters(): Promise<Sender[]>;
 }
@@ -97,14 +102,21 @@ export function createRedisClient(client: unknown, commandTimeout: number | fals
     return withTimeout(sent);
   }
 
-  async function evalScript(s: Script, key: string, args: string[]): Promise<unknown> {
+  async function evalScript(
+    s: Script,
+    keys: string | readonly string[],
+    args: string[],
+  ): Promise<unknown> {
+    const named = typeof keys === "string" ? [keys] : keys;
+    const key = named[0];
+    const count = String(named.length);
     try {
-      return await send(["EVALSHA", s.sha, "1", key, ...args], key);
+      return await send(["EVALSHA", s.sha, count, ...named, ...args], key);
     } catch (err) {
       // NOSCRIPT is the protocol's error code (the reply's first word), not prose: after a restart
       // or on another cluster node the script cache is empty, and EVAL refills it.
       if (!isNoScript(err)) throw err;
-      return send(["EVAL", s.source, "1", key, ...args], key);
+      return send(["EVAL", s.source, count, ...named, ...args], key);
     }
   }
 
@@ -116,7 +128,7 @@ export function createRedisClient(client: unknown, commandTimeout: number | fals
     return senders.map((sender) => (args) => withTimeout(sender(args)));
   }
 
-  return { send, evalScript, masters };
+  return { send, evalScript, masters, isCluster: isCluster(client) };
 }
 
 /** One pending command: when it times out, and how to fail it (`undefined` once settled). */
@@ -277,7 +289,7 @@ function commandsFor(client: unknown, commandTimeout: number | false): Commands 
         "redisStore: the node-redis client is not open; call await client.connect() before creating the store (or pass the client that connect() resolves to)",
       );
     }
-    if (typeof c.nodeClient === "function" && "masters" in c) {
+    if (isNodeRedisCluster(c)) {
       return nodeRedisClusterCommands(c as unknown as NodeRedisClusterLike, commandTimeout);
     }
     return nodeRedisCommands(c as unknown as NodeRedisClientLike, commandTimeout);
@@ -290,6 +302,16 @@ function commandsFor(client: unknown, commandTimeout: number | false): Commands 
   throw new ConfigError(
     'redisStore: "client" must be an ioredis Redis or Cluster, or a node-redis client or cluster',
   );
+}
+
+function isNodeRedisCluster(c: Record<string, unknown>): boolean {
+  return typeof c.nodeClient === "function" && "masters" in c;
+}
+
+/** An ioredis `Cluster` or a node-redis cluster (told apart as `commandsFor` does). */
+function isCluster(client: unknown): boolean {
+  const c = client as Record<string, unknown>;
+  return c.isCluster === true || isNodeRedisCluster(c);
 }
 
 function isNoScript(err: unknown): boolean {

@@ -127,3 +127,47 @@ return n`);
 export const UNLOCK_SCRIPT = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`);
+
+/**
+ * Moves a session hash to a new key with a patch applied, and its user index entry along, in one
+ * step: no other script or command on either key lands in between, so a `patch` of the old key
+ * comes before (carried) or finds nothing. PATCH_SCRIPT and INDEX_ADD_SCRIPT run inside it as Lua
+ * functions whose parameters shadow KEYS and ARGV, so a move changes fields exactly as `patch`
+ * does and indexes exactly as `set` does, from the same source.
+ *
+ * KEYS: old hash, new hash, and the user index of the owner after the move, when it has one.
+ * ARGV: that owner's id as JSON ('' for none); '1' when the patch names it, '0' when it is the
+ * caller's guess of the stored owner; now (the store's clock); old and new store key (the index
+ * members); then PATCH_SCRIPT's ARGV.
+ * Returns 0 when the old hash holds no live session (nothing written); the stored owner (JSON, ''
+ * for none) when the guess was wrong (nothing written: run again with that owner's index); else
+ * `{owner, fields}`: the stored owner when its index still lists the old key (another user's; ''
+ * when none or handled here), and HGETALL of the new hash.
+ *
+ * RENAME moves the hash whole (replacing whatever the new key held) and its TTL; the patch then
+ * sets the new deadline, and a deadline already past on the server's clock deletes the new hash,
+ * as `set` does. The index fields come before the patch so that such a deletion leaves no `i`
+ * behind in a hash without expiry. PATCH_SCRIPT answers 1 here (the hash has "e", and "i" already
+ * covers the deadline), so its reply is not read.
+ */
+export const MOVE_SCRIPT = script(`
+local function patch(KEYS, ARGV)
+${PATCH_SCRIPT.source}
+end
+local function indexAdd(KEYS, ARGV)
+${INDEX_ADD_SCRIPT.source}
+end
+local held = redis.call('HMGET', KEYS[1], '${USER_FIELD}', '${EXPIRES}')
+if (tonumber(held[2]) or 0) <= tonumber(ARGV[3]) then return 0 end
+local owner = held[1] or ''
+if ARGV[2] == '0' and owner ~= ARGV[1] then return owner end
+local changes = {}
+for i = 6, #ARGV do changes[i - 5] = ARGV[i] end
+redis.call('RENAME', KEYS[1], KEYS[2])
+if KEYS[3] then
+  if owner == ARGV[1] then redis.call('ZREM', KEYS[3], ARGV[4]) end
+  redis.call('HSET', KEYS[2], '${INDEX_UNTIL}', indexAdd({KEYS[3]}, {ARGV[5], changes[1]}))
+end
+patch({KEYS[2]}, changes)
+if owner == ARGV[1] then owner = '' end
+return {owner, redis.call('HGETALL', KEYS[2])}`);

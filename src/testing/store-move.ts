@@ -1,0 +1,122 @@
+import { expect } from "vitest";
+import type { SessionMeta, SessionStore, StoredSession } from "../stores/store.js";
+
+/** What the move checks need from the suite: the store under test, its clock and fresh keys. */
+export interface MoveContext {
+  store: SessionStore;
+  now: () => number;
+  randomKey: () => string;
+}
+
+/** Race rounds of `move` against another call on the key it moves from. */
+const RACE_ROUNDS = 40;
+
+function metaAt(at: number): SessionMeta {
+  return { createdAt: at, touchedAt: at, renewedAt: at };
+}
+
+/** `store.move`, which the suite calls only on stores that have it. */
+function moveOf(store: SessionStore): NonNullable<SessionStore["move"]> {
+  const move = store.move?.bind(store);
+  if (!move) throw new Error("the store has no move");
+  return move;
+}
+
+/**
+ * `move` as `SessionStore.move` says: the patch applied as `patch` applies it, the record under the
+ * new key with the new deadline, nothing left under the old one, the user index following the
+ * patched user, and nothing written when the old key holds no live entry.
+ */
+export async function checkMoveSemantics({ store, now, randomKey }: MoveContext): Promise<void> {
+  const move = moveOf(store);
+  const from = randomKey();
+  const to = randomKey();
+  const later = now() + 3_600_000;
+  const meta: SessionMeta = {
+    ...metaAt(now()),
+    userId: "mover-a",
+    label: "phone",
+    "flash:0mjabc12300x1a2b3c": ["info", "read"],
+    "flash:0mjabc12301x9z8y7w": ["error", "kept"],
+  };
+  await store.set(
+    from,
+    { data: { a: 1, b: 2, "é🙂": "x", ["__proto__"]: 0 } as never, meta },
+    later,
+  );
+  const moved = await move(
+    from,
+    to,
+    {
+      set: { b: 3, c: { d: [1] } },
+      delete: ["a"],
+      meta: {
+        renewedAt: now() + 1,
+        userId: "mover-b",
+        label: null,
+        "flash:0mjabc12300x1a2b3c": null,
+        "flash:0mjabd0000000zzzzz": ["success", "added"],
+      },
+    },
+    later + 1,
+  );
+  const expected: StoredSession = {
+    data: JSON.parse('{"b":3,"é🙂":"x","__proto__":0,"c":{"d":[1]}}'),
+    meta: {
+      ...metaAt(now()),
+      renewedAt: now() + 1,
+      userId: "mover-b",
+      "flash:0mjabc12301x9z8y7w": ["error", "kept"],
+      "flash:0mjabd0000000zzzzz": ["success", "added"],
+    },
+  };
+  expect(moved).toEqual(expected);
+  expect(await store.get(to)).toEqual(expected);
+  expect(await store.get(from)).toBeUndefined();
+  if (store.listByUser) {
+    expect(await store.listByUser("mover-a")).toEqual([]);
+    expect((await store.listByUser("mover-b")).map((entry) => entry.key)).toEqual([to]);
+  }
+  // The old key is gone now: a second move of it writes nothing.
+  const again = randomKey();
+  expect(await move(from, again, { set: { z: 1 }, delete: [] }, later)).toBeUndefined();
+  expect(await store.get(again)).toBeUndefined();
+}
+
+/**
+ * `move` racing a `patch` or a `delete` of the key it moves from, started together: the patch comes
+ * before the move (its change is in the moved record) or answers `false`; the delete comes before
+ * (the move writes nothing) or finds nothing. The old key never holds anything afterwards. Which
+ * comes first is the store's to decide (a synchronous store always runs the move first): the rounds
+ * check that either order leaves a consistent record.
+ */
+export async function checkMoveRaces({ store, now, randomKey }: MoveContext): Promise<void> {
+  const move = moveOf(store);
+  const later = () => now() + 3_600_000;
+  for (let round = 0; round < RACE_ROUNDS; round++) {
+    const from = randomKey();
+    const to = randomKey();
+    await store.set(from, { data: { n: round }, meta: metaAt(now()) }, later());
+    const moving = move(from, to, { set: { moved: true }, delete: [] }, later());
+    const other =
+      round % 2 === 0
+        ? store.patch(from, { set: { note: round }, delete: [] }, later())
+        : store.delete(from);
+    const [moved, answer] = await Promise.all([moving, other]);
+    const at = await store.get(to);
+    const context = `round ${round}: move ${moved ? "moved" : "found nothing"}, other call ${answer}`;
+    expect(await store.get(from), context).toBeUndefined();
+    if (round % 2 === 0) {
+      expect(moved, context).toBeDefined();
+      expect(at?.data, context).toEqual(
+        answer ? { n: round, note: round, moved: true } : { n: round, moved: true },
+      );
+    } else if (moved) {
+      expect(at?.data, context).toEqual({ n: round, moved: true });
+      expect(answer, context).not.toBe(true); // the delete found nothing to remove
+    } else {
+      expect(at, context).toBeUndefined();
+      expect(answer, context).not.toBe(false);
+    }
+  }
+}
