@@ -84,29 +84,41 @@ export async function checkMoveSemantics({ store, now, randomKey }: MoveContext)
 }
 
 /**
- * `move` racing a `patch` or a `delete` of the key it moves from, started together: the patch comes
- * before the move (its change is in the moved record) or answers `false`; the delete comes before
- * (the move writes nothing) or finds nothing. The old key never holds anything afterwards. Which
+ * `move` racing a `patch` or a `delete` of the key it moves from, or a `deleteByUser` of its user,
+ * started together: the patch comes before the move (its change is in the moved record) or answers
+ * `false`; the delete comes before (the move writes nothing) or finds nothing; the sign-out
+ * everywhere ends the session under one key or the other, counted once, and leaves it under
+ * neither. The old key never holds anything afterwards. Which
  * comes first is the store's to decide (a synchronous store always runs the move first): the rounds
  * check that either order leaves a consistent record.
  */
 export async function checkMoveRaces({ store, now, randomKey }: MoveContext): Promise<void> {
   const move = moveOf(store);
   const later = () => now() + 3_600_000;
+  const deleteByUser = store.deleteByUser?.bind(store);
+  const kinds = deleteByUser ? 3 : 2;
   for (let round = 0; round < RACE_ROUNDS; round++) {
     const from = randomKey();
     const to = randomKey();
-    await store.set(from, { data: { n: round }, meta: metaAt(now()) }, later());
+    const userId = `mover-${round}`;
+    await store.set(from, { data: { n: round }, meta: { ...metaAt(now()), userId } }, later());
     const moving = move(from, to, { set: { moved: true }, delete: [] }, later());
+    const kind = round % kinds;
     const other =
-      round % 2 === 0
+      kind === 0
         ? store.patch(from, { set: { note: round }, delete: [] }, later())
-        : store.delete(from);
+        : kind === 1
+          ? store.delete(from)
+          : (deleteByUser as NonNullable<typeof deleteByUser>)(userId);
     const [moved, answer] = await Promise.all([moving, other]);
     const at = await store.get(to);
     const context = `round ${round}: move ${moved ? "moved" : "found nothing"}, other call ${answer}`;
     expect(await store.get(from), context).toBeUndefined();
-    if (round % 2 === 0) {
+    if (kind === 2) {
+      expect(answer, context).toBe(1);
+      expect(at, context).toBeUndefined();
+      if (store.listByUser) expect(await store.listByUser(userId), context).toEqual([]);
+    } else if (kind === 0) {
       expect(moved, context).toBeDefined();
       expect(at?.data, context).toEqual(
         answer ? { n: round, note: round, moved: true } : { n: round, moved: true },

@@ -152,6 +152,27 @@ describe("sessionkit inspect", () => {
     expect(json.rememberMe).toBe(true);
   });
 
+  it("lists pending flash messages with their levels, in the order added, and none when there are none", async () => {
+    expect(
+      JSON.parse((await cli(["inspect", (await tokenOf()).token, "--json"])).stdout),
+    ).not.toHaveProperty("flash");
+    const sessions = createSessions({ secret: SECRET });
+    const session = await sessions.load(new Headers());
+    session.flash("success", "Saved");
+    session.flash("info", "Two left");
+    session.flash("success", "Synced");
+    const headers = new Headers();
+    await sessions.commit(session, headers);
+    const token = (headers.getSetCookie()[0] as string).split(";")[0]?.slice("sid=".length);
+    const json = JSON.parse((await cli(["inspect", token as string, "--json"])).stdout);
+    expect(json.flash).toEqual([
+      { level: "success", message: "Saved" },
+      { level: "info", message: "Two left" },
+      { level: "success", message: "Synced" },
+    ]);
+    expect((await cli(["inspect", token as string])).stdout).toContain("Two left");
+  });
+
   it("prints one JSON object with --json, times in epoch ms", async () => {
     const { token } = await tokenOf();
     const run = await cli(["inspect", token, "--json", "--idle", "30m"]);
