@@ -348,8 +348,12 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
       if (due !== expiresAt) await guardStore(s, "touch", () => s.touch(toKey, now, due));
       return "moved";
     }
-    // Unreadable after the move (a hand-edited row): this request's own record replaces it.
-    return "merged";
+    // Unreadable after the move (a hand-edited row), or data the schema refuses in the mix: this
+    // request's own record replaces it. The old record is gone already, so nothing is left to delete.
+    const meta = { ...session.meta, ...device };
+    const data = session.data;
+    await guardStore(s, "set", () => s.set(toKey, { data, meta }, deadlineOf(meta)), data);
+    return "moved";
   }
 
   /**

@@ -7,6 +7,7 @@
  * between the read and the delete is lost (the known limit of such stores, Redis Cluster's among
  * them).
  */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { describe, expect, it } from "vitest";
 import type { Session } from "../../src/session.js";
 import { memoryStore } from "../../src/stores/memory.js";
@@ -127,4 +128,48 @@ describe("a write racing a move that keeps the data", () => {
     }
     expect(lost).toEqual(["after get", "before set", "after set", "before delete"]);
   });
+});
+
+describe("a move whose merged data the schema refuses", () => {
+  // Each request's data passes; together they hold both "a" and "b", which this schema refuses.
+  const schema: StandardSchemaV1<Record<string, unknown>> = {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate: (value) => {
+        const data = value as Record<string, unknown>;
+        return "a" in data && "b" in data
+          ? { issues: [{ message: "a and b together" }] }
+          : { value: data };
+      },
+    },
+  };
+
+  it.each([
+    ["a store with move", true],
+    ["a store without move", false],
+  ])(
+    "%s: the move writes its own request's data, and the session lives on under the new id",
+    async (_name, withMove) => {
+      const wrapped = interruptible(withMove);
+      const h = harness({ store: wrapped.store, schema });
+      wrapped.setClock(h.clock.now);
+      await h.request((s) => s.set("n", 1));
+      const cookie = h.jar.header() as string;
+      const load = () => h.sessions.load(new Headers({ cookie }));
+      const mover = await load();
+      const writer = await load();
+      writer.set("b", 2);
+      await h.sessions.commit(writer, new Headers());
+      await mover.regenerate();
+      mover.set("a", 1);
+      const moved = new Headers();
+      await h.sessions.commit(mover, moved);
+      expect(mover.invalidReason).toBeUndefined();
+      const after = await h.sessions.load(new Headers({ cookie: cookieOf(moved) }));
+      expect(after.isNew).toBe(false);
+      expect(after.data).toEqual({ n: 1, a: 1 });
+      expect((await load()).isNew).toBe(true);
+    },
+  );
 });
