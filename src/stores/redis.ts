@@ -5,15 +5,19 @@
  *
  * Key layout (`P` = `prefix`, `K` = the store key, `U` = the user id, a lone surrogate as U+FFFD):
  * - `P s:{K}` HASH. Field `d:<name>` = JSON of data key `<name>`; `m:<field>` = JSON of a meta field;
- *   `e` = expiresAt (epoch ms); `i` = until when the user index is known to outlive this session.
- *   The key carries PEXPIREAT expiresAt, so expiry follows the Redis server's clock.
+ *   `e` = expiresAt (epoch ms); `i` = until when the user index is known to outlive this session;
+ *   `f` = the fence of a cluster `move` under way (see below). The key carries PEXPIREAT expiresAt,
+ *   so expiry follows the Redis server's clock.
  * - `P u:{U}` ZSET of store keys scored by expiresAt, with a PEXPIREAT that outlives its sessions.
  * - `P l:{K}` the per-session lock (SET NX PX).
  * The `{...}` hash tags put every key of one session in one cluster slot and each user index in its
  * own. Every script but one touches one key, so the same code runs on a single server and on a
  * cluster. The exception is `move`'s: it reads the old session hash, writes the new one and moves
- * the user index entry, three keys in three slots, which only a single server runs. A store on a
- * cluster client has no `move`, and the manager moves a session in three calls.
+ * the user index entry, three keys in three slots, which only a single server runs. On a cluster
+ * client `move` fences the old hash instead (one script, which also reads it), then writes the new
+ * one with `set` and removes the old one with `delete`. While the fence stands no patch of the old
+ * key lands, so none is lost between the read and the delete: each waits for the move to end and
+ * then finds the old key gone ("not found"), as it would after a one-script move.
  */
 import { randomUUID } from "node:crypto";
 import { ConfigError, isSessionError, StoreUnavailableError } from "../errors.js";
@@ -25,6 +29,8 @@ import {
   DELETE_IF_USER_SCRIPT,
   DELETE_SCRIPT,
   EXPIRES,
+  FENCE_SCRIPT,
+  FENCED_PATCH_SCRIPT,
   INDEX_ADD_SCRIPT,
   INDEX_UNTIL,
   INDEX_UNTIL_SCRIPT,
@@ -36,12 +42,13 @@ import {
   UNLOCK_SCRIPT,
   USER_FIELD,
 } from "./internal/redis-scripts.js";
-import type {
-  SessionMeta,
-  SessionPatch,
-  SessionStore,
-  StoredSession,
-  StoredSessionEntry,
+import {
+  applyPatch,
+  type SessionMeta,
+  type SessionPatch,
+  type SessionStore,
+  type StoredSession,
+  type StoredSessionEntry,
 } from "./store.js";
 
 export type {
@@ -101,6 +108,24 @@ const INDEX_PASSES = 4;
  * rather than holding it.
  */
 const MOVE_ATTEMPTS = 4;
+/**
+ * How long the fence of a cluster `move` stands at least, and in `commandTimeout`s: it must outlast
+ * the move (the fence's reply and the three commands up to the old key's delete, each given up on
+ * after one `commandTimeout`, with a margin for a busy event loop), or a patch landing after it
+ * lapsed would be acknowledged and then deleted with the old key. It is also how long a mover that
+ * crashed leaves the session refusing writes; reads go on.
+ */
+const FENCE_MIN_MS = 30_000;
+const FENCE_TIMEOUTS = 5;
+/** FENCED_PATCH_SCRIPT's and FENCE_SCRIPT's reply while a cluster `move` holds the session's fence. */
+const FENCED = -1;
+/**
+ * How long a write waits for a fenced session's move to end. A live move takes a few round trips;
+ * one still fenced after this has stopped (a crash, a timeout), and the write is refused.
+ */
+const FENCE_WAIT_MS = 2_000;
+const FENCE_RETRY_MIN_MS = 1;
+const FENCE_RETRY_MAX_MS = 50;
 
 function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, "client">> {
   if (typeof options !== "object" || options === null) {
@@ -130,8 +155,11 @@ function validate(options: RedisStoreOptions): Required<Omit<RedisStoreOptions, 
  * but the user indexes. Round trips: `get` 1; `patch` and `touch` 1 (2 when the patch binds a user,
  * 3 about once per session lifetime of activity, to keep the user index alive); `set` 1 (2 with a
  * user); `delete` 1 (2 with a user); `move` 1 (2 when it takes the session from a user, or when the
- * patch leaves the owner unnamed and there is one), and none on a cluster client, which has no
- * `move` (its keys span slots). Any driver failure rejects with `StoreUnavailableError`.
+ * patch leaves the owner unnamed and there is one), and on a cluster client, whose keys span slots,
+ * 3 to 5: the fence, a `set` and a `delete` (1 or 2 more when a sign-out deleted the old key
+ * meanwhile and the new one goes too). A `patch`, `touch` or `move` of a session a cluster `move`
+ * has fenced runs again until that move ends. Any driver failure rejects with
+ * `StoreUnavailableError`.
  *
  * @example
  * ```ts
@@ -157,6 +185,13 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
   const indexKey = (userId: string) => `${prefix}u:{${utf8Text(userId)}}`;
   const lockKey = (key: string) => `${prefix}l:{${key}}`;
   const indexPrefix = `${prefix}u:{`;
+  // A single server moves a session in one script: no fence to look for on every patch.
+  const patchScript = isCluster ? FENCED_PATCH_SCRIPT : PATCH_SCRIPT;
+  const fenceMs = String(
+    commandTimeout === false
+      ? FENCE_MIN_MS
+      : Math.max(FENCE_MIN_MS, FENCE_TIMEOUTS * commandTimeout),
+  );
 
   async function run<R>(operation: string, body: () => Promise<R>): Promise<R> {
     try {
@@ -198,7 +233,16 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return entry && { data: entry.data, meta: entry.meta };
   }
 
-  async function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+  function set(key: string, session: StoredSession, expiresAt: number): Promise<void> {
+    return write("set", key, session, expiresAt);
+  }
+
+  async function write(
+    operation: string,
+    key: string,
+    session: StoredSession,
+    expiresAt: number,
+  ): Promise<void> {
     // Serialised before `run`: a value JSON cannot hold (a BigInt) is the caller's TypeError, not an outage.
     const at = deadline(expiresAt);
     const pairs: string[] = [EXPIRES, at];
@@ -212,7 +256,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const json = value === null ? undefined : JSON.stringify(value);
       if (json !== undefined) pairs.push(META + field, json);
     }
-    return run("set", async () => {
+    return run(operation, async () => {
       const userId = session.meta.userId;
       if (typeof userId === "string") {
         // Index first: a crash between the two writes leaves a stale index entry (filtered out and
@@ -239,8 +283,10 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         pairs.push(INDEX_UNTIL, String(await indexAdd(newUser, key, Number(at))));
       }
       const args = patchArgs(at, pairs, removed);
-      const reply = await evalScript(PATCH_SCRIPT, sessionKey(key), args);
-      if (Number(reply) === 0) {
+      const name = sessionKey(key);
+      let reply = await evalScript(patchScript, name, args);
+      if (reply === FENCED) reply = await pastFence(() => evalScript(patchScript, name, args));
+      if (Number(reply) === 0 || reply === FENCED) {
         // Nothing to patch: take back the index entry added above, if any.
         if (typeof newUser === "string") await prune(newUser, [key], Number.MAX_SAFE_INTEGER);
         return false;
@@ -313,12 +359,62 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     }
   }
 
+  /**
+   * `move` on a cluster client: FENCE_SCRIPT reads the old hash and holds off patches of it from
+   * then on, the patched record is written with `set`, and the old key goes with `delete`, where
+   * the move takes effect. Until then both keys hold the session (a sign-out everywhere finds it
+   * under either, and counts it once); a `delete` of the old key landing before makes this one
+   * find nothing, and the new key goes too, as the manager's three calls do it.
+   */
+  async function fencedMove(
+    fromKey: string,
+    toKey: string,
+    changes: SessionPatch,
+    expiresAt: number,
+  ): Promise<StoredSession | undefined> {
+    // Serialised before the fence: a value JSON cannot hold is the caller's TypeError, and must not
+    // leave the session refusing writes for the fence's span.
+    patchFields(changes, deadline(expiresAt));
+    const name = sessionKey(fromKey);
+    const fence = () => evalScript(FENCE_SCRIPT, name, [String(now()), fenceMs, toKey]);
+    const held = await run("move", async () => {
+      const reply = await fence();
+      // Another move of the session is under way: waited out, this one finds the session moved.
+      return parseHash(reply === FENCED ? await pastFence(fence) : reply);
+    });
+    if (!held) return undefined;
+    const moved = applyPatch({ data: held.data, meta: held.meta }, changes);
+    await write("move", toKey, moved, expiresAt);
+    if (await removeAs("move", fromKey)) return moved;
+    await removeAs("move", toKey);
+    return undefined;
+  }
+
+  /**
+   * Runs again a script that answered FENCED, backing off, until it answers otherwise or
+   * FENCE_WAIT_MS have passed; resolves its last reply. A write held off by a move's fence lands
+   * after the move (finding the session gone) rather than answering "not found" while reads still
+   * find it there.
+   */
+  async function pastFence(attempt: () => Promise<unknown>): Promise<unknown> {
+    const giveUpAt = Date.now() + FENCE_WAIT_MS;
+    for (let delay = FENCE_RETRY_MIN_MS; ; delay = Math.min(delay * 2, FENCE_RETRY_MAX_MS)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      const reply = await attempt();
+      if (reply !== FENCED || Date.now() >= giveUpAt) return reply;
+    }
+  }
+
   function touch(key: string, touchedAt: number, expiresAt: number): Promise<boolean> {
     return applyChanges("touch", key, { set: {}, delete: [], meta: { touchedAt } }, expiresAt);
   }
 
-  async function remove(key: string): Promise<boolean> {
-    return run("delete", async () => {
+  function remove(key: string): Promise<boolean> {
+    return removeAs("delete", key);
+  }
+
+  async function removeAs(operation: string, key: string): Promise<boolean> {
+    return run(operation, async () => {
       const reply = await evalScript(DELETE_SCRIPT, sessionKey(key), []);
       const owner = bulkText(reply);
       if (owner === undefined) return Number(reply) === 1;
@@ -367,19 +463,30 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const at = now();
       const handled = new Set(exceptKeys);
       const owner = JSON.stringify(userId);
+      /** Keys deleted while a cluster `move` was copying them, each with the key it copied to. */
+      const movingTo = new Map<string, string>();
+      /** DELETE_IF_USER_SCRIPT's reply for `key`: 1 or -1 as it says; `undefined` for an owner. */
+      const outcome = (key: string, reply: unknown): number | undefined => {
+        if (Array.isArray(reply)) {
+          const fence = bulkText(reply[0]) ?? "";
+          movingTo.set(key, fence.slice(fence.indexOf(" ") + 1));
+          return 1;
+        }
+        return Number(reply) === 1 || Number(reply) === -1 ? Number(reply) : undefined;
+      };
       /** 1: deleted; 0: bound to another user now; -1: gone, or bound to no user. */
       const deleteIfOwner = async (key: string): Promise<number> => {
         const reply = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner]);
-        if (Number(reply) === 1 || Number(reply) === -1) return Number(reply);
+        const done = outcome(key, reply);
+        if (done !== undefined) return done;
         // Another spelling of a user id UTF-8 holds as the same text (see `sameUser`): the same
         // user to this index, so deleted too, if it still has that owner.
         const other = bulkText(reply);
         if (other === undefined || !sameUser(parseJson(other), userId)) return 0;
-        return Number(await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other])) === 1
-          ? 1
-          : 0;
+        const again = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other]);
+        return outcome(key, again) === 1 ? 1 : 0;
       };
-      let count = 0;
+      const removed = new Set<string>();
       // A member found gone may have moved to a new key (a renewal or regenerate): the manager
       // writes the new record, indexed first, before it deletes the old one, so the index read
       // again after that miss holds the new key. Read once, a move landing between the read and
@@ -395,10 +502,13 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         if (deleted.length > 0)
           await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
         await prune(userId, stale, at);
-        count += deleted.length;
+        for (const key of deleted) removed.add(key);
         if (!done.includes(-1)) break;
       }
-      return count;
+      // A moving session deleted under both its keys is one session.
+      let twins = 0;
+      for (const to of movingTo.values()) if (removed.has(to)) twins++;
+      return removed.size - twins;
     });
   }
 
@@ -479,9 +589,8 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     get,
     set,
     patch,
-    // Left out on a cluster: its script spans three slots (see the module's docs), and without it
-    // the manager moves a session in three calls.
-    ...(isCluster ? {} : { move }),
+    // MOVE_SCRIPT spans three slots, which only a single server runs (see the module's docs).
+    move: isCluster ? fencedMove : move,
     touch,
     delete: remove,
     listByUser,

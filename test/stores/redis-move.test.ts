@@ -1,16 +1,23 @@
 /**
- * The Redis store's `move`: one script that reads the old session hash, applies the patch, writes
- * the new one and moves the user index entry. On a single server with ioredis and node-redis (and
- * node-redis with Buffer replies), and absent on a cluster client, whose keys span slots.
+ * The Redis store's `move`. On a single server one script that reads the old session hash, applies
+ * the patch, writes the new one and moves the user index entry; on a cluster client, whose keys span
+ * slots, a fence on the old hash, then `set` and `delete`. Each with ioredis and node-redis (and
+ * node-redis with Buffer replies).
  */
 import { Cluster, Redis } from "ioredis";
 import { createClient, createCluster } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  DELETE_SCRIPT,
+  FENCE_SCRIPT,
+  INDEX_ADD_SCRIPT,
+  SET_SCRIPT,
+} from "../../src/stores/internal/redis-scripts.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../../src/stores/store.js";
 import { scanPrefix } from "../helpers/redis-keys.js";
 import { REDIS_CLUSTER_NODES, REDIS_URL, serviceAvailable } from "../helpers/services.js";
-import { countCommands, withBufferReplies } from "./redis-cases.js";
+import { countCommands, holdCommand, withBufferReplies } from "./redis-cases.js";
 import { HOUR_MS, keyMaker, metaAt } from "./support.js";
 
 const single = await serviceAvailable("Redis", REDIS_URL);
@@ -75,6 +82,7 @@ const later = () => Date.now() + 2 * HOUR_MS;
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A move's patch as a renewal makes it: nothing but the meta the manager records. */
 const renewal = (meta: Record<string, unknown> = {}) => ({
   set: {},
@@ -334,33 +342,353 @@ for (const kind of KINDS) {
   });
 }
 
-describe.skipIf(!cluster)("redisStore move on a Redis Cluster", () => {
-  it("is left out for an ioredis Cluster: the manager moves in three calls", async () => {
-    const client = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
-    client.on("error", () => {});
-    await client.connect();
-    try {
-      const store = redisStore({ client, prefix: FILE_PREFIX });
-      expect(store.move).toBeUndefined();
-      expect("move" in store).toBe(false);
-    } finally {
-      client.disconnect();
-    }
-  });
+interface ClusterKind {
+  name: string;
+  connect(): Promise<{ client: RedisClientLike; close(): void }>;
+}
 
-  it("is left out for a node-redis cluster", async () => {
-    const client = createCluster({
-      rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
-    });
-    client.on("error", () => {});
-    await client.connect();
-    try {
-      expect(redisStore({ client, prefix: FILE_PREFIX }).move).toBeUndefined();
-      expect(redisStore({ client: withBufferReplies(client), prefix: FILE_PREFIX }).move).toBe(
-        undefined,
-      );
-    } finally {
-      client.destroy();
-    }
+async function nodeRedisCluster() {
+  const client = createCluster({
+    rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
   });
-});
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
+const CLUSTER_KINDS: ClusterKind[] = [
+  {
+    name: "ioredis Cluster",
+    async connect() {
+      const client = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
+      client.on("error", () => {});
+      await client.connect();
+      return { client, close: () => client.disconnect() };
+    },
+  },
+  {
+    name: "node-redis cluster",
+    async connect() {
+      const client = await nodeRedisCluster();
+      return { client, close: () => void client.destroy() };
+    },
+  },
+  {
+    name: "node-redis cluster Buffer replies",
+    async connect() {
+      const client = await nodeRedisCluster();
+      return { client: withBufferReplies(client), close: () => void client.destroy() };
+    },
+  },
+];
+
+/** The fence's deadline (epoch ms, the server's clock) as FENCE_SCRIPT writes it. */
+const fenceDeadline = (value: string | null) => Number(value?.split(" ")[0]);
+
+for (const kind of CLUSTER_KINDS) {
+  describe.skipIf(!cluster)(`redisStore move on a Redis Cluster (${kind.name}): fenced`, () => {
+    const prefix = `${FILE_PREFIX}${kind.name.replace(/\W+/g, "-")}:`;
+    let admin: Cluster;
+    let first: Awaited<ReturnType<ClusterKind["connect"]>>;
+    let second: Awaited<ReturnType<ClusterKind["connect"]>>;
+    let store: SessionStore;
+    let other: SessionStore;
+    const hashKey = (key: string) => `${prefix}s:{${key}}`;
+    const indexKey = (userId: string) => `${prefix}u:{${userId}}`;
+    const cleanUp = async () => {
+      // One key per command: a multi-key UNLINK would span slots.
+      const keys = await scanPrefix(admin.nodes("master"), prefix);
+      await Promise.all(keys.map((key) => admin.unlink(key)));
+    };
+    /** Starts a move on a client that stops before `script` (a mover paused or crashed there). */
+    const pausedMove = (script: { sha: string }, from: string, to: string, meta = {}) => {
+      const held = holdCommand(first.client, "EVALSHA", script.sha);
+      // No commandTimeout: a held command never times out, and the fence span stays 30 s.
+      const paused = redisStore({ client: held.client, prefix, commandTimeout: false });
+      const moving = paused.move?.(from, to, renewal(meta), later());
+      return { ...held, moving };
+    };
+
+    beforeAll(async () => {
+      admin = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
+      await admin.connect();
+      first = await kind.connect();
+      second = await kind.connect();
+      store = redisStore({ client: first.client, prefix });
+      other = redisStore({ client: second.client, prefix });
+      await cleanUp();
+    });
+    afterAll(async () => {
+      if (admin) await cleanUp();
+      admin?.disconnect();
+      first?.close();
+      second?.close();
+    });
+
+    it("carries the changes to the new key, drops the old, and leaves no fence behind", async () => {
+      const [a, b] = [newKey(), newKey()];
+      const seeded = await seedSession(store, a, { keep: 1, drop: 2 }, { label: "laptop" });
+      const renewedAt = Date.now() + 1;
+      const moved = await store.move?.(
+        a,
+        b,
+        { set: { add: [1] }, delete: ["drop"], meta: { renewedAt, label: null } },
+        later(),
+      );
+      const { label: _removed, ...kept } = seeded.meta;
+      const expected = { data: { keep: 1, add: [1] }, meta: { ...kept, renewedAt } };
+      expect(moved).toEqual(expected);
+      expect(await store.get(b)).toEqual(expected);
+      expect(await admin.exists(hashKey(a))).toBe(0);
+      expect(await admin.hexists(hashKey(b), "f")).toBe(0);
+    });
+
+    it("resolves undefined and writes nothing for a missing or expired old key", async () => {
+      const [a, b] = [newKey(), newKey()];
+      expect(await store.move?.(a, b, renewal({ userId: "nobody" }), later())).toBeUndefined();
+      expect(await admin.exists(hashKey(a))).toBe(0);
+      expect(await admin.exists(hashKey(b))).toBe(0);
+      expect(await admin.exists(indexKey("nobody"))).toBe(0);
+      await seedSession(store, a, { k: 1 });
+      const ahead = redisStore({ client: first.client, prefix, now: () => Date.now() + HOUR_MS });
+      expect(await ahead.move?.(a, b, renewal(), later())).toBeUndefined();
+      expect(await admin.exists(hashKey(b))).toBe(0);
+      // Not live by the mover's clock: not fenced either, so writes go on.
+      expect(await admin.hexists(hashKey(a), "f")).toBe(0);
+      expect(await store.patch(a, { set: { k: 2 }, delete: [] }, later())).toBe(true);
+    });
+
+    it("moves the user index entry: same user, another user, none", async () => {
+      const [a, b, c, d] = [newKey(), newKey(), newKey(), newKey()];
+      await seedSession(store, a, {}, { userId: "ann" });
+      await store.move?.(a, b, renewal(), later());
+      expect(await admin.zrange(indexKey("ann"), "0", "-1")).toEqual([b]);
+      await store.move?.(b, c, renewal({ userId: "bob" }), later());
+      expect(await admin.zrange(indexKey("ann"), "0", "-1")).toEqual([]);
+      expect((await store.listByUser?.("bob"))?.map((e) => e.key)).toEqual([c]);
+      await store.move?.(c, d, renewal({ userId: null }), later());
+      expect(await admin.zrange(indexKey("bob"), "0", "-1")).toEqual([]);
+      expect(await admin.hexists(hashKey(d), "i")).toBe(0);
+      expect((await store.get(d))?.meta).not.toHaveProperty("userId");
+    });
+
+    it("round trips: the fence, set and delete; two more with a user", async () => {
+      const counted = countCommands(first.client);
+      const counting = redisStore({ client: counted.client, prefix });
+      const trips = async (meta: Record<string, unknown>) => {
+        const [a, b] = [newKey(), newKey()];
+        await seedSession(store, a, {}, meta);
+        counted.commands.length = 0;
+        expect(await counting.move?.(a, b, renewal(), later())).toBeDefined();
+        return counted.commands.length;
+      };
+      // Cached on every master, so that no NOSCRIPT and EVAL count as a trip.
+      for (const node of admin.nodes("master")) {
+        for (const script of [FENCE_SCRIPT, SET_SCRIPT, DELETE_SCRIPT, INDEX_ADD_SCRIPT]) {
+          await node.script("LOAD", script.source);
+        }
+      }
+      expect(await trips({})).toBe(3);
+      expect(await trips({ userId: "cal" })).toBe(5);
+    });
+
+    it("while the move runs, the old key answers reads; writes and a second move wait for its end, and find nothing", async () => {
+      const [a, b, c] = [newKey(), newKey(), newKey()];
+      const seeded = await seedSession(store, a, { k: 1 }, { userId: "dot" });
+      const paused = pausedMove(DELETE_SCRIPT, a, b);
+      await paused.held;
+      let answered = 0;
+      const waiting = Promise.all(
+        [
+          other.patch(a, { set: { k: 2 }, delete: [] }, later()),
+          other.touch(a, Date.now(), later()),
+          other.move?.(a, c, renewal(), later()),
+        ].map((call) => call?.finally(() => answered++)),
+      );
+      // The fence is neither data nor meta.
+      expect(await other.get(a)).toEqual(seeded);
+      // Listed under both keys until the old one goes, the old one as it was.
+      const listed = (await other.listByUser?.("dot")) ?? [];
+      expect(listed.map((e) => e.key).sort()).toEqual([a, b].sort());
+      expect(listed.find((e) => e.key === a)).toEqual({
+        key: a,
+        expiresAt: expect.any(Number),
+        ...seeded,
+      });
+      await sleep(50);
+      expect(answered).toBe(0);
+      paused.open();
+      expect((await paused.moving)?.data).toEqual({ k: 1 });
+      expect(await waiting).toEqual([false, false, undefined]);
+      expect((await store.get(b))?.data).toEqual({ k: 1 });
+      expect(await admin.exists(hashKey(a))).toBe(0);
+      expect(await admin.exists(hashKey(c))).toBe(0);
+      expect((await store.listByUser?.("dot"))?.map((e) => e.key)).toEqual([b]);
+    });
+
+    it("a sign-out everywhere between the new key's write and the old key's delete ends both, counted once", async () => {
+      const [a, b] = [newKey(), newKey()];
+      await seedSession(store, a, {}, { userId: "eli" });
+      const paused = pausedMove(DELETE_SCRIPT, a, b);
+      await paused.held;
+      expect(await admin.zrange(indexKey("eli"), "0", "-1")).toHaveLength(2);
+      expect(await other.deleteByUser?.("eli")).toBe(1);
+      paused.open();
+      expect(await paused.moving).toBeUndefined();
+      expect(await admin.exists(hashKey(a))).toBe(0);
+      expect(await admin.exists(hashKey(b))).toBe(0);
+      expect(await store.listByUser?.("eli")).toEqual([]);
+    });
+
+    it("a delete of the old key before the mover's: the move resolves undefined and the new key goes", async () => {
+      const [a, b] = [newKey(), newKey()];
+      await seedSession(store, a, {}, { userId: "fan" });
+      const paused = pausedMove(DELETE_SCRIPT, a, b);
+      await paused.held;
+      expect(await other.delete(a)).toBe(true);
+      paused.open();
+      expect(await paused.moving).toBeUndefined();
+      expect(await admin.exists(hashKey(b))).toBe(0);
+      expect(await admin.zrange(indexKey("fan"), "0", "-1")).toEqual([]);
+    });
+
+    it("a mover that crashed after the fence: writes wait 2 s and are refused until the fence lapses", async () => {
+      const [a, b, c] = [newKey(), newKey(), newKey()];
+      await seedSession(store, a, { k: 1 });
+      const crashed = pausedMove(SET_SCRIPT, a, b);
+      await crashed.held; // never opened: this mover stops for good after its fence
+      const fence = await admin.hget(hashKey(a), "f");
+      expect(fence?.split(" ")[1]).toBe(b);
+      const span = fenceDeadline(fence) - Date.now();
+      expect(span).toBeGreaterThan(30_000 - TTL_SLACK_MS);
+      expect(span).toBeLessThanOrEqual(30_000 + TTL_SLACK_MS);
+      const asked = Date.now();
+      expect(await other.patch(a, { set: { k: 2 }, delete: [] }, later())).toBe(false);
+      expect(Date.now() - asked).toBeGreaterThanOrEqual(2000);
+      expect((await other.get(a))?.data).toEqual({ k: 1 });
+      // The span as it lapses on the server's clock: the deadline moved into the past.
+      await admin.hset(hashKey(a), "f", `${Date.now() - 1} ${b}`);
+      expect(await other.patch(a, { set: { k: 2 }, delete: [] }, later())).toBe(true);
+      expect(await other.touch(a, Date.now(), later())).toBe(true);
+      const moved = await other.move?.(a, c, renewal(), later());
+      expect(moved?.data).toEqual({ k: 2 });
+      expect(await admin.exists(hashKey(a))).toBe(0);
+      expect(await admin.exists(hashKey(b))).toBe(0);
+    });
+
+    it("the fence outlasts five command timeouts when they are longer than 30 s", async () => {
+      const [a, b] = [newKey(), newKey()];
+      await seedSession(store, a, {});
+      const held = holdCommand(first.client, "EVALSHA", SET_SCRIPT.sha);
+      const slow = redisStore({ client: held.client, prefix, commandTimeout: 10_000 });
+      // Its held command times out in 10 s, long after this test: nobody is left to hear it.
+      slow.move?.(a, b, renewal(), later()).catch(() => {});
+      await held.held;
+      const span = fenceDeadline(await admin.hget(hashKey(a), "f")) - Date.now();
+      expect(span).toBeGreaterThan(50_000 - TTL_SLACK_MS);
+      expect(span).toBeLessThanOrEqual(50_000 + TTL_SLACK_MS);
+    });
+
+    it(`a patch of the old key racing the move is carried or answers false, ${RACE_ROUNDS} rounds`, async () => {
+      const outcomes = { carried: 0, refused: 0 };
+      for (let i = 0; i < RACE_ROUNDS; i++) {
+        const [a, b] = [newKey(), newKey()];
+        const userId = Math.floor(i / 4) % 2 === 1 ? "racer" : undefined;
+        await seedSession(store, a, { base: i }, userId ? { userId } : {});
+        const lag = i % 4;
+        // Every other four rounds a touch, which PATCH_SCRIPT runs as well: its mark is touchedAt.
+        const touchedAt = i % 8 >= 4 ? Date.now() + HOUR_MS + i : undefined;
+        const [moved, patched] = await Promise.all([
+          turns(lag === 3 ? 1 : 0).then(() => store.move?.(a, b, renewal(), later())),
+          turns(lag === 1 ? 1 : 0).then(() =>
+            touchedAt === undefined
+              ? other.patch(a, { set: { k: i }, delete: [] }, later())
+              : other.touch(a, touchedAt, later()),
+          ),
+        ]);
+        const atB = await store.get(b);
+        const context = `round ${i}: ${touchedAt === undefined ? "patch" : "touch"} ${patched}`;
+        expect(moved, context).toBeDefined();
+        expect(atB?.data.base, context).toBe(i);
+        const carried = (record?: StoredSession) =>
+          touchedAt === undefined ? record?.data.k === i : record?.meta.touchedAt === touchedAt;
+        if (patched) outcomes.carried++;
+        else outcomes.refused++;
+        expect(carried(atB), context).toBe(patched);
+        expect(carried(moved), context).toBe(patched);
+        expect(await admin.exists(hashKey(a))).toBe(0);
+      }
+      expect(outcomes.carried).toBeGreaterThan(0);
+      expect(outcomes.refused).toBeGreaterThan(0);
+    });
+
+    it(`a delete of the old key racing the move: one of them finds it, ${RACE_ROUNDS} rounds`, async () => {
+      const outcomes = { moved: 0, deleted: 0 };
+      for (let i = 0; i < RACE_ROUNDS; i++) {
+        const [a, b] = [newKey(), newKey()];
+        await seedSession(store, a, { base: i }, { userId: "deleter" });
+        // The move takes three to five round trips: a delete started with it lands inside, and
+        // one started up to a few ms later lands after it as well.
+        const [moved, deleted] = await Promise.all([
+          store.move?.(a, b, renewal(), later()),
+          sleep(i % 4).then(() => other.delete(a)),
+        ]);
+        if (moved) {
+          outcomes.moved++;
+          expect(deleted).toBe(false);
+          expect((await store.get(b))?.data).toEqual({ base: i });
+          await store.delete(b);
+        } else {
+          outcomes.deleted++;
+          expect(deleted).toBe(true);
+          expect(await admin.exists(hashKey(b))).toBe(0);
+        }
+        expect(await admin.exists(hashKey(a))).toBe(0);
+      }
+      expect(outcomes.moved).toBeGreaterThan(0);
+      expect(outcomes.deleted).toBeGreaterThan(0);
+      expect(await admin.zrange(indexKey("deleter"), "0", "-1")).toEqual([]);
+    });
+
+    it(`a sign-out everywhere racing the move ends the session once, ${RACE_ROUNDS} rounds`, async () => {
+      for (let i = 0; i < RACE_ROUNDS; i++) {
+        const [a, b] = [newKey(), newKey()];
+        const userId = `everywhere-${i}`;
+        await seedSession(store, a, { base: i }, { userId });
+        const lag = i % 4;
+        const [, count] = await Promise.all([
+          turns(lag === 3 ? 1 : 0).then(() => store.move?.(a, b, renewal(), later())),
+          turns(lag === 1 ? 1 : 0).then(() => other.deleteByUser?.(userId)),
+        ]);
+        expect(count, `round ${i}`).toBe(1);
+        expect(await admin.exists(hashKey(a)), `round ${i}`).toBe(0);
+        expect(await admin.exists(hashKey(b)), `round ${i}`).toBe(0);
+        expect(await store.listByUser?.(userId), `round ${i}`).toEqual([]);
+      }
+    });
+
+    it(`two moves of one key at once: exactly one wins, ${RACE_ROUNDS} rounds`, async () => {
+      const wins = { first: 0, second: 0 };
+      for (let i = 0; i < RACE_ROUNDS; i++) {
+        const [a, b, c] = [newKey(), newKey(), newKey()];
+        await seedSession(store, a, { base: i }, { userId: "twice" });
+        const lag = i % 4;
+        const [one, two] = await Promise.all([
+          turns(lag === 3 ? 1 : 0).then(() => store.move?.(a, b, renewal(), later())),
+          turns(lag === 1 ? 1 : 0).then(() => other.move?.(a, c, renewal(), later())),
+        ]);
+        expect([one, two].filter(Boolean), `round ${i}`).toHaveLength(1);
+        const [won, lost] = one ? [b, c] : [c, b];
+        if (one) wins.first++;
+        else wins.second++;
+        expect((await store.get(won))?.data).toEqual({ base: i });
+        expect(await admin.exists(hashKey(lost))).toBe(0);
+        expect(await admin.exists(hashKey(a))).toBe(0);
+        await store.delete(won);
+      }
+      expect(wins.first).toBeGreaterThan(0);
+      expect(wins.second).toBeGreaterThan(0);
+      expect(await admin.zrange(indexKey("twice"), "0", "-1")).toEqual([]);
+    });
+  });
+}

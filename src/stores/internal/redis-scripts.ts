@@ -1,6 +1,7 @@
 /**
  * The Lua scripts of the Redis store and the field names of a session hash they share with it.
- * Each script touches one key only, so the same code runs on a single server and on a cluster.
+ * Each script but MOVE_SCRIPT touches one key only, so the same code runs on a single server and on
+ * a cluster.
  */
 import { createHash } from "node:crypto";
 
@@ -11,6 +12,11 @@ export const META = "m:";
 export const EXPIRES = "e";
 export const INDEX_UNTIL = "i";
 export const USER_FIELD = `${META}userId`;
+/**
+ * Present while a cluster `move` takes the session away (see FENCE_SCRIPT): `<deadline> <new key>`,
+ * the deadline in epoch ms by the server's clock. Neither data nor meta, so reads skip it.
+ */
+export const FENCE = "f";
 
 /** A script's text and its SHA1, for EVALSHA with an EVAL fallback. */
 export interface Script {
@@ -21,6 +27,13 @@ export interface Script {
 function script(source: string): Script {
   return { source, sha: createHash("sha1").update(source).digest("hex") };
 }
+
+/** Lua: the local `now`, the server's clock in epoch ms, one clock for every script of a key. */
+const SERVER_NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** Lua: whether the FENCE value `field` stands at `now` (a garbled one does not). */
+const fenceStands = (field: string) => `(tonumber(string.match(${field}, '^%d+')) or 0) > now`;
 
 // The scripts write with one HSET or HDEL per chunk of up to 128 ARGV entries rather than one per
 // field (each redis.call costs the server about a microsecond): chunks stay small enough for Lua's
@@ -44,7 +57,7 @@ return 1`);
  * script deletes what it just wrote before anyone can see it. PEXPIREAT comes after the writes, so a
  * deadline already past on the server's clock deletes the hash, never leaves one without expiry.
  */
-export const PATCH_SCRIPT = script(`
+const PATCH_SOURCE = `
 local last = 2 + 2 * tonumber(ARGV[2])
 local added = 0
 for i = 3, last, 128 do
@@ -60,7 +73,21 @@ end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local u = redis.call('HMGET', KEYS[1], '${USER_FIELD}', '${INDEX_UNTIL}')
 if u[1] and tonumber(ARGV[1]) > (tonumber(u[2] or '0') or 0) then return u[1] end
-return 1`);
+return 1`;
+export const PATCH_SCRIPT = script(PATCH_SOURCE);
+
+/**
+ * PATCH_SCRIPT on a cluster, where a `move` fences the hash it reads (FENCE_SCRIPT): answers -1,
+ * writing nothing, while a FENCE stands, since that move would drop this write with the old key.
+ * One HGET more per patch (and a TIME when a fence is there), which a single server, whose moves
+ * are one script, does not pay.
+ */
+export const FENCED_PATCH_SCRIPT = script(`
+local fence = redis.call('HGET', KEYS[1], '${FENCE}')
+if fence then
+  ${SERVER_NOW}
+  if ${fenceStands("fence")} then return -1 end
+end${PATCH_SOURCE}`);
 
 /**
  * Adds a session to a user index (a score only ever grows) and makes the index outlive it by as long
@@ -71,8 +98,7 @@ export const INDEX_ADD_SCRIPT = script(`
 local score = tonumber(ARGV[2])
 local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not old or tonumber(old) < score then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${SERVER_NOW}
 local target = score + math.max(score - now, 0)
 -- a session already past its deadline: keep a new index alive briefly, never expire it at once
 if target <= now then target = now + 1000 end
@@ -102,13 +128,17 @@ return user or 1`);
 
 /**
  * Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, -1 missing
- * or bound to no user, else the user id (JSON) it belongs to.
+ * or bound to no user, else the user id (JSON) it belongs to; `{fence}` when deleted with a FENCE
+ * (a cluster `move` was copying it to the key the fence names), so that a sign-out that deletes
+ * that copy too counts the session once.
  */
 export const DELETE_IF_USER_SCRIPT = script(`
-local user = redis.call('HGET', KEYS[1], '${USER_FIELD}')
+local held = redis.call('HMGET', KEYS[1], '${USER_FIELD}', '${FENCE}')
+local user = held[1]
 if not user then return -1 end
 if user ~= ARGV[1] then return user end
 redis.call('DEL', KEYS[1])
+if held[2] then return {held[2]} end
 return 1`);
 
 /**
@@ -171,3 +201,23 @@ end
 patch({KEYS[2]}, changes)
 if owner == ARGV[1] then owner = '' end
 return {owner, redis.call('HGETALL', KEYS[2])}`);
+
+/**
+ * The first step of a `move` on a cluster, where the old and new hash live in different slots and
+ * no script reaches both: fences a live session hash and reads it. While the fence stands,
+ * FENCED_PATCH_SCRIPT answers -1 for the hash, so a `patch` or `touch` landing after this read is held
+ * off rather than acknowledged and then dropped with the old key; one landing before is in the
+ * read, and carried. The fence lasts a span (ARGV) on the server's clock, after which a mover that
+ * crashed blocks writes no more.
+ *
+ * KEYS: the old hash. ARGV: now (the store's clock), the fence span in ms, the new store key.
+ * Returns 0 when the hash holds no live session; -1 while it stands fenced (another move of it is
+ * under way, and at most one may win); else HGETALL of the fenced hash.
+ */
+export const FENCE_SCRIPT = script(`
+local held = redis.call('HMGET', KEYS[1], '${EXPIRES}', '${FENCE}')
+if (tonumber(held[1]) or 0) <= tonumber(ARGV[1]) then return 0 end
+${SERVER_NOW}
+if held[2] and ${fenceStands("held[2]")} then return -1 end
+redis.call('HSET', KEYS[1], '${FENCE}', string.format('%.0f %s', now + tonumber(ARGV[2]), ARGV[3]))
+return redis.call('HGETALL', KEYS[1])`);
