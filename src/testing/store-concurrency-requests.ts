@@ -51,7 +51,9 @@ import {
  *   record is this request's changes (data keys written, flashes, user, `renewedAt`, lineage) on
  *   the record as the store holds it at the move (gone then: abandoned before any write), or, after
  *   a switch of user or an unbinding, the request's own emptied record. Some requests commit only
- *   after an earlier one has, so a move that wrote the record as loaded would show;
+ *   after an earlier one has, so a move that wrote the record as loaded would show. In a store with
+ *   `move`, a regenerate keeping the data is one step (read, write, removal at once), so a write of
+ *   another request that lands between its read and its removal shows too;
  * - `destroy`: the loaded record removed, whatever else happened meanwhile; anything written after
  *   it is a new session under a new id. A destroy that comes after a regenerate of the same session
  *   finds the loaded record gone and removes, for a session bound to a user, that user's records of
@@ -244,6 +246,7 @@ async function requestRound(
 
   const trace = [`start ${canonical(named(start))}`];
   const steps: Step<Records>[] = [];
+  const atomicMove = store.move !== undefined;
   requests.forEach(({ actions, after, stage, hold }, i) => {
     const load = loaded[i] as Loaded;
     const commit = committed[i] as Committed;
@@ -259,7 +262,7 @@ async function requestRound(
     );
     wrong ||= answerIssue(i, load, commit, plan, abandoned);
     const key = newKeys[i] as string;
-    stepsOf(plan, abandoned, loadedKey, loadedLineage, key, commit, steps);
+    stepsOf(plan, abandoned, loadedKey, loadedLineage, key, commit, steps, atomicMove);
   });
   if (signOut && removed) {
     const count = removed.value;
@@ -399,7 +402,10 @@ function answerIssue(
 /**
  * Adds the store writes of one request's commit to `steps`, as the search orders them: one for a
  * patch, two in their order for a regenerate (its new record, then the old one's removal, or the
- * new one's when the old was gone) and for a destroy that wrote on.
+ * new one's when the old was gone) and for a destroy that wrote on. With `atomicMove` (the store
+ * has `move`) a regenerate keeping the data is one step: the old record read, patched, written
+ * under the new key and removed at once, or, gone, nothing written; no write of another request
+ * may then land between its read and its removal.
  */
 function stepsOf(
   plan: Plan,
@@ -409,6 +415,7 @@ function stepsOf(
   key: string,
   commit: Committed,
   steps: Step<Records>[],
+  atomicMove: boolean,
 ): void {
   const step = (apply: Step<Records>["apply"], follows?: number) =>
     steps.push({ start: commit.start, end: commit.end, apply, follows }) - 1;
@@ -421,6 +428,18 @@ function stepsOf(
       const record = records[loadedKey];
       if (!record !== abandoned) return undefined;
       if (record) patchModel(record, plan.patch);
+      return records;
+    });
+  } else if (plan.kind === "move" && plan.patch && atomicMove) {
+    const { patch } = plan;
+    step((records) => {
+      const current = records[loadedKey];
+      if (!current !== abandoned) return undefined;
+      if (!current) return records;
+      const next = JSON.parse(JSON.stringify(current)) as StoredSession;
+      patchModel(next, patch);
+      records[key] = next;
+      delete records[loadedKey];
       return records;
     });
   } else if (plan.kind === "move") {
