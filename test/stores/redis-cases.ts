@@ -4,14 +4,15 @@
  * that hold on either (key expiry, round trips per call, createSessions). Each file passes how to
  * reach its admin connection and scan its keys; what only one of them has stays in that file.
  */
-import type { Redis, RedisCommander } from "ioredis";
-import { RESP_TYPES } from "redis";
+import { Cluster, type Redis, type RedisCommander } from "ioredis";
+import { createCluster, RESP_TYPES } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INDEX_UNTIL_SCRIPT } from "../../src/stores/internal/redis-scripts.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
 import type { SessionStore } from "../../src/stores/store.js";
 import { testStore } from "../../src/testing/index.js";
 import { scanPrefix } from "../helpers/redis-keys.js";
+import { REDIS_CLUSTER_NODES } from "../helpers/services.js";
 import { HOUR_MS, itRoundTripsThroughCreateSessions, MINUTE_MS, metaAt } from "./support.js";
 
 /** An ioredis `Redis` or `Cluster`: the commands the tests send are the same on both. */
@@ -343,3 +344,39 @@ function sharedCases<A extends RedisAdmin>(target: RedisTarget<A>, newKey: () =>
 
   itRoundTripsThroughCreateSessions(store);
 }
+
+async function nodeRedisCluster() {
+  const client = createCluster({
+    rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
+  });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
+/** The cluster clients every store test on the 3-node cluster runs with. */
+export const CLUSTER_KINDS: RedisClientKind[] = [
+  {
+    name: "ioredis Cluster",
+    async connect() {
+      const client = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
+      client.on("error", () => {});
+      await client.connect();
+      return { client, close: async () => void client.disconnect() };
+    },
+  },
+  {
+    name: "node-redis cluster",
+    async connect() {
+      const client = await nodeRedisCluster();
+      return { client, close: async () => void client.destroy() };
+    },
+  },
+  {
+    name: "node-redis cluster Buffer replies",
+    async connect() {
+      const client = await nodeRedisCluster();
+      return { client: withBufferReplies(client), close: async () => void client.destroy() };
+    },
+  },
+];

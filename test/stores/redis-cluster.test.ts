@@ -1,26 +1,11 @@
 import { Cluster } from "ioredis";
-import { createCluster } from "redis";
 import { describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/errors.js";
 import { redisStore } from "../../src/stores/redis.js";
 import { freePort } from "../helpers/redis-server.js";
 import { REDIS_CLUSTER_NODES, serviceAvailable } from "../helpers/services.js";
-import {
-  type RedisClientKind,
-  type RedisTarget,
-  testRedisStores,
-  withBufferReplies,
-} from "./redis-cases.js";
+import { CLUSTER_KINDS, type RedisTarget, testRedisStores } from "./redis-cases.js";
 import { HOUR_MS, keyMaker, MINUTE_MS, metaAt } from "./support.js";
-
-async function nodeRedisCluster() {
-  const client = createCluster({
-    rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
-  });
-  client.on("error", () => {});
-  await client.connect();
-  return client;
-}
 
 const seed = REDIS_CLUSTER_NODES[0] ?? { host: "127.0.0.1", port: 7000 };
 const available = await serviceAvailable("Redis Cluster", `redis://${seed.host}:${seed.port}`);
@@ -31,32 +16,6 @@ const FILE_PREFIX = `skt:redis-cluster:${process.pid}:`;
 const SPREAD_SESSIONS = 12;
 
 const newKey = keyMaker("clustertestkey");
-
-const KINDS: RedisClientKind[] = [
-  {
-    name: "ioredis Cluster",
-    async connect() {
-      const client = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
-      client.on("error", () => {});
-      await client.connect();
-      return { client, close: async () => void client.disconnect() };
-    },
-  },
-  {
-    name: "node-redis cluster",
-    async connect() {
-      const client = await nodeRedisCluster();
-      return { client, close: async () => void client.destroy() };
-    },
-  },
-  {
-    name: "node-redis cluster Buffer replies",
-    async connect() {
-      const client = await nodeRedisCluster();
-      return { client: withBufferReplies(client), close: async () => void client.destroy() };
-    },
-  },
-];
 
 describe("redisStore on a Redis Cluster it cannot reach", () => {
   it("sweep rejects with StoreUnavailableError rather than resolving 0 when no master is known", async () => {
@@ -81,7 +40,7 @@ describe("redisStore on a Redis Cluster it cannot reach", () => {
 describe.skipIf(!available)("redisStore on a Redis Cluster", () => {
   testRedisStores({
     filePrefix: FILE_PREFIX,
-    kinds: KINDS,
+    kinds: CLUSTER_KINDS,
     newKey,
     async connectAdmin() {
       const admin = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });

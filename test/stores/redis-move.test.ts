@@ -5,7 +5,7 @@
  * node-redis with Buffer replies).
  */
 import { Cluster, Redis } from "ioredis";
-import { createClient, createCluster } from "redis";
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DELETE_SCRIPT,
@@ -13,11 +13,17 @@ import {
   INDEX_ADD_SCRIPT,
   SET_SCRIPT,
 } from "../../src/stores/internal/redis-scripts.js";
-import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
+import { redisStore } from "../../src/stores/redis.js";
 import type { SessionMeta, SessionStore, StoredSession } from "../../src/stores/store.js";
 import { scanPrefix } from "../helpers/redis-keys.js";
 import { REDIS_CLUSTER_NODES, REDIS_URL, serviceAvailable } from "../helpers/services.js";
-import { countCommands, holdCommand, withBufferReplies } from "./redis-cases.js";
+import {
+  CLUSTER_KINDS,
+  countCommands,
+  holdCommand,
+  type RedisClientKind,
+  withBufferReplies,
+} from "./redis-cases.js";
 import { HOUR_MS, keyMaker, metaAt } from "./support.js";
 
 const single = await serviceAvailable("Redis", REDIS_URL);
@@ -32,17 +38,12 @@ const TTL_SLACK_MS = 2000;
 
 const newKey = keyMaker("movetestkey");
 
-interface Kind {
-  name: string;
-  connect(): Promise<{ client: RedisClientLike; close(): void }>;
-}
-
-const KINDS: Kind[] = [
+const KINDS: RedisClientKind[] = [
   {
     name: "ioredis",
     async connect() {
       const client = new Redis(REDIS_URL);
-      return { client, close: () => client.disconnect() };
+      return { client, close: async () => client.disconnect() };
     },
   },
   {
@@ -51,7 +52,7 @@ const KINDS: Kind[] = [
       const client = createClient({ url: REDIS_URL });
       client.on("error", () => {});
       await client.connect();
-      return { client, close: () => void client.destroy() };
+      return { client, close: async () => void client.destroy() };
     },
   },
   {
@@ -60,7 +61,7 @@ const KINDS: Kind[] = [
       const client = createClient({ url: REDIS_URL });
       client.on("error", () => {});
       await client.connect();
-      return { client: withBufferReplies(client), close: () => void client.destroy() };
+      return { client: withBufferReplies(client), close: async () => void client.destroy() };
     },
   },
 ];
@@ -95,8 +96,8 @@ for (const kind of KINDS) {
     const prefix = `${FILE_PREFIX}${kind.name.replace(/\W+/g, "-")}:`;
     let admin: Redis;
     // Two connections: the race's move and patch really reach the server apart.
-    let first: Awaited<ReturnType<Kind["connect"]>>;
-    let second: Awaited<ReturnType<Kind["connect"]>>;
+    let first: Awaited<ReturnType<RedisClientKind["connect"]>>;
+    let second: Awaited<ReturnType<RedisClientKind["connect"]>>;
     let store: SessionStore;
     let other: SessionStore;
     const hashKey = (key: string) => `${prefix}s:{${key}}`;
@@ -117,8 +118,8 @@ for (const kind of KINDS) {
     afterAll(async () => {
       if (admin) await cleanUp();
       admin?.disconnect();
-      first?.close();
-      second?.close();
+      await first?.close();
+      await second?.close();
     });
 
     it("carries the data and meta changes to the new key, a null meta field removed, and drops the old", async () => {
@@ -342,46 +343,6 @@ for (const kind of KINDS) {
   });
 }
 
-interface ClusterKind {
-  name: string;
-  connect(): Promise<{ client: RedisClientLike; close(): void }>;
-}
-
-async function nodeRedisCluster() {
-  const client = createCluster({
-    rootNodes: REDIS_CLUSTER_NODES.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
-  });
-  client.on("error", () => {});
-  await client.connect();
-  return client;
-}
-
-const CLUSTER_KINDS: ClusterKind[] = [
-  {
-    name: "ioredis Cluster",
-    async connect() {
-      const client = new Cluster(REDIS_CLUSTER_NODES, { lazyConnect: true });
-      client.on("error", () => {});
-      await client.connect();
-      return { client, close: () => client.disconnect() };
-    },
-  },
-  {
-    name: "node-redis cluster",
-    async connect() {
-      const client = await nodeRedisCluster();
-      return { client, close: () => void client.destroy() };
-    },
-  },
-  {
-    name: "node-redis cluster Buffer replies",
-    async connect() {
-      const client = await nodeRedisCluster();
-      return { client: withBufferReplies(client), close: () => void client.destroy() };
-    },
-  },
-];
-
 /** The fence's deadline (epoch ms, the server's clock) as FENCE_SCRIPT writes it. */
 const fenceDeadline = (value: string | null) => Number(value?.split(" ")[0]);
 
@@ -389,8 +350,8 @@ for (const kind of CLUSTER_KINDS) {
   describe.skipIf(!cluster)(`redisStore move on a Redis Cluster (${kind.name}): fenced`, () => {
     const prefix = `${FILE_PREFIX}${kind.name.replace(/\W+/g, "-")}:`;
     let admin: Cluster;
-    let first: Awaited<ReturnType<ClusterKind["connect"]>>;
-    let second: Awaited<ReturnType<ClusterKind["connect"]>>;
+    let first: Awaited<ReturnType<RedisClientKind["connect"]>>;
+    let second: Awaited<ReturnType<RedisClientKind["connect"]>>;
     let store: SessionStore;
     let other: SessionStore;
     const hashKey = (key: string) => `${prefix}s:{${key}}`;
@@ -421,8 +382,8 @@ for (const kind of CLUSTER_KINDS) {
     afterAll(async () => {
       if (admin) await cleanUp();
       admin?.disconnect();
-      first?.close();
-      second?.close();
+      await first?.close();
+      await second?.close();
     });
 
     it("carries the changes to the new key, drops the old, and leaves no fence behind", async () => {
