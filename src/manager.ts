@@ -1157,7 +1157,7 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     const entries = await guardStore(s, "listByUser", () =>
       (s.listByUser as NonNullable<SessionStore["listByUser"]>)(userId),
     );
-    const currentKey = await currentKeyOf(options.current);
+    const current = await identityOf(options.current);
     const now = config.now();
     return entries
       .filter(
@@ -1176,24 +1176,38 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
           userAgent: entry.meta.userAgent?.slice(0, USER_AGENT_MAX_CHARS),
           ip: entry.meta.ip,
           label: entry.meta.label?.slice(0, LABEL_MAX_CHARS),
-          current: entry.key === currentKey,
+          current:
+            current !== undefined &&
+            (entry.key === current.key ||
+              (current.lineage !== undefined && entry.meta.lineage === current.lineage)),
         }),
       )
       .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
   }
 
-  async function currentKeyOf(
+  /**
+   * What identifies `session` among its user's records: its key and, once it has a record, its
+   * lineage. Another request (a second tab signing in again) may move the session to a new key
+   * after this one loaded it; the move carries the lineage, so the session is still found by it.
+   */
+  async function identityOf(
     session: Session<SessionData> | undefined,
-  ): Promise<string | undefined> {
+  ): Promise<{ key: string; lineage: string | undefined } | undefined> {
     if (!(session instanceof SessionState)) return undefined;
-    return session.origin?.key ?? (await hashSessionId(backend, session.id));
+    const key = session.origin?.key;
+    if (key === undefined)
+      return { key: await hashSessionId(backend, session.id), lineage: undefined };
+    // The lineage the record read had, else the one its first move will stamp (see `endMoved`).
+    return { key, lineage: session.meta.lineage ?? (await lineageOf(backend, key)) };
   }
 
   async function destroyByUser(userId: string, options: { except?: Session<SessionData> } = {}) {
     const s = requireStore("deleteByUser");
-    const except = await currentKeyOf(options.except);
+    const kept = await identityOf(options.except);
+    // Keys and lineages in one list: both are hashes, of different inputs, so neither matches the other.
+    const except = kept ? [kept.key, ...(kept.lineage ? [kept.lineage] : [])] : [];
     const count = await guardStore(s, "deleteByUser", () =>
-      (s.deleteByUser as NonNullable<SessionStore["deleteByUser"]>)(userId, except ? [except] : []),
+      (s.deleteByUser as NonNullable<SessionStore["deleteByUser"]>)(userId, except),
     );
     // An audit log records what happened: no event when there was nothing to sign out.
     if (count > 0) emit({ type: "destroyed", at: config.now(), userId });

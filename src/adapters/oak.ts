@@ -259,8 +259,8 @@ class StoreWrapper implements SessionStore {
   async listByUser(userId: string) {
     return call(await this.#inner, "listByUser")(userId);
   }
-  async deleteByUser(userId: string, exceptKeys?: readonly string[]) {
-    return call(await this.#inner, "deleteByUser")(userId, exceptKeys);
+  async deleteByUser(userId: string, except?: readonly string[]) {
+    return call(await this.#inner, "deleteByUser")(userId, except);
   }
   async sweep(now: number) {
     return call(await this.#inner, "sweep")(now);

@@ -24,7 +24,7 @@ export interface MemoryStoreOptions {
 /** The memory store: a `SessionStore` with a size and a raw view for tests and `sessionkit inspect`. */
 export interface MemoryStore extends SessionStore {
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
-  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  deleteByUser(userId: string, except?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
   move: NonNullable<SessionStore["move"]>;
@@ -259,15 +259,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     return list;
   }
 
-  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+  async function deleteByUser(userId: string, except: readonly string[] = []): Promise<number> {
     let count = 0;
     const at = now();
     for (const key of [...(users.get(userId) ?? [])]) {
-      if (exceptKeys.includes(key)) continue;
+      if (except.includes(key)) continue;
       const entry = entries.get(key) as Entry;
       // An expired entry stays for `expiredMeta` (the device timed out before this sign-out) and
       // goes at the next sweep, as the SQL stores leave such rows.
       if (entry.expiresAt <= at) continue;
+      if (except.length > 0) {
+        const lineage = decode(entry.json).meta.lineage;
+        if (lineage !== undefined && except.includes(lineage)) continue;
+      }
       count++;
       remove(key, entry);
     }

@@ -55,7 +55,7 @@ export interface MysqlStoreOptions {
 export interface MysqlStore extends SessionStore {
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
-  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  deleteByUser(userId: string, except?: readonly string[]): Promise<number>;
   move: NonNullable<SessionStore["move"]>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
@@ -370,15 +370,19 @@ WHERE \`key\` = ? AND \`expires_at\` > ?`,
     return toEntries(rows);
   }
 
-  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
-    // mysql2 expands an array parameter to a list; an empty list would be a syntax error.
-    const except = exceptKeys.length > 0 ? " AND `key` NOT IN (?)" : "";
+  async function deleteByUser(userId: string, except: readonly string[] = []): Promise<number> {
+    // A row is spared by its key or by its lineage (see SessionStore.deleteByUser). mysql2 expands
+    // an array parameter to a list; an empty list would be a syntax error.
+    const spared =
+      except.length > 0
+        ? " AND `key` NOT IN (?) AND COALESCE(CASE WHEN JSON_VALID(`meta`) THEN JSON_UNQUOTE(JSON_EXTRACT(`meta`, '$.lineage')) END, '') NOT IN (?)"
+        : "";
     const values: unknown[] = [userId, userId, now()];
-    if (exceptKeys.length > 0) values.push([...exceptKeys]);
+    if (except.length > 0) values.push([...except], [...except]);
     // Expired rows are left to sweep: counting them would report devices that were already gone.
     const result = await write(
       "deleteByUser",
-      `DELETE FROM ${t} WHERE ${SAME_USER} AND \`expires_at\` > ?${except}`,
+      `DELETE FROM ${t} WHERE ${SAME_USER} AND \`expires_at\` > ?${spared}`,
       values,
     );
     return result.affectedRows;

@@ -66,7 +66,7 @@ export interface PostgresStore extends SessionStore {
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
   move: NonNullable<SessionStore["move"]>;
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
-  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  deleteByUser(userId: string, except?: readonly string[]): Promise<number>;
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
   lock(key: string, ttlMs: number, waitMs: number): Promise<(() => Promise<void>) | null>;
@@ -340,16 +340,18 @@ WHERE key = $1 AND expires_at > $4`);
 
   // Expired rows are left to sweep: counting them would report devices that were already gone.
   // The rows listed and those deleted share one snapshot: fewer deleted means a listed row changed
-  // or went meanwhile, perhaps moved to a new key (see `deleteByUser`).
+  // or went meanwhile, perhaps moved to a new key (see `deleteByUser`). A row is spared by its key
+  // or by its lineage (see SessionStore.deleteByUser).
   const deleteByUserSql = `WITH listed AS (
   SELECT key FROM ${t} WHERE user_id = $1 AND expires_at > $2 AND NOT (key = ANY($3::text[]))
+    AND NOT (coalesce(meta->>'lineage', '') = ANY($3::text[]))
 ), gone AS (
   DELETE FROM ${t} WHERE key IN (SELECT key FROM listed) AND user_id = $1 AND expires_at > $2
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM listed) AS listed, (SELECT count(*) FROM gone) AS gone`;
 
-  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+  async function deleteByUser(userId: string, except: readonly string[] = []): Promise<number> {
     // One DELETE sees the rows of its snapshot: a renewal or regenerate that committed its new row
     // after that, then deleted the old one before the DELETE got to it (held up by a lock on
     // another of the user's rows), survived "sign out everywhere". The move writes the new row
@@ -360,7 +362,7 @@ SELECT (SELECT count(*) FROM listed) AS listed, (SELECT count(*) FROM gone) AS g
       const result = await exec("deleteByUser", deleteByUserSql, [
         toPgText(userId),
         now(),
-        [...exceptKeys],
+        [...except],
       ]);
       const row = result.rows[0] as { listed?: unknown; gone?: unknown } | undefined;
       const gone = Number(row?.gone ?? 0);

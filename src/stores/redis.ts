@@ -458,32 +458,38 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     });
   }
 
-  async function deleteByUser(userId: string, exceptKeys: readonly string[] = []): Promise<number> {
+  async function deleteByUser(userId: string, except: readonly string[] = []): Promise<number> {
     return run("deleteByUser", async () => {
       const at = now();
-      const handled = new Set(exceptKeys);
+      const handled = new Set(except);
       const owner = JSON.stringify(userId);
+      // Keys are skipped here; a lineage spares in the script (meta fields hold JSON).
+      const spared = except.map((entry) => JSON.stringify(entry));
       /** Keys deleted while a cluster `move` was copying them, each with the key it copied to. */
       const movingTo = new Map<string, string>();
-      /** DELETE_IF_USER_SCRIPT's reply for `key`: 1 or -1 as it says; `undefined` for an owner. */
+      /**
+       * DELETE_IF_USER_SCRIPT's reply for `key`: 1 or -1 as it says, 0 spared; `undefined` for an
+       * owner.
+       */
       const outcome = (key: string, reply: unknown): number | undefined => {
         if (Array.isArray(reply)) {
           const fence = bulkText(reply[0]) ?? "";
           movingTo.set(key, fence.slice(fence.indexOf(" ") + 1));
           return 1;
         }
+        if (Number(reply) === 2) return 0;
         return Number(reply) === 1 || Number(reply) === -1 ? Number(reply) : undefined;
       };
-      /** 1: deleted; 0: bound to another user now; -1: gone, or bound to no user. */
+      /** 1: deleted; 0: spared, or bound to another user now; -1: gone, or bound to no user. */
       const deleteIfOwner = async (key: string): Promise<number> => {
-        const reply = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner]);
+        const reply = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [owner, ...spared]);
         const done = outcome(key, reply);
         if (done !== undefined) return done;
         // Another spelling of a user id UTF-8 holds as the same text (see `sameUser`): the same
         // user to this index, so deleted too, if it still has that owner.
         const other = bulkText(reply);
         if (other === undefined || !sameUser(parseJson(other), userId)) return 0;
-        const again = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other]);
+        const again = await evalScript(DELETE_IF_USER_SCRIPT, sessionKey(key), [other, ...spared]);
         return outcome(key, again) === 1 ? 1 : 0;
       };
       const removed = new Set<string>();

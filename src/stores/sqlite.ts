@@ -49,7 +49,7 @@ export interface SqliteStore extends SessionStore {
   migrate(): Promise<void>;
   /** Always present on this store (optional in `SessionStore`), so callers need no guard. */
   listByUser(userId: string): Promise<StoredSessionEntry[]>;
-  deleteByUser(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  deleteByUser(userId: string, except?: readonly string[]): Promise<number>;
   /** Deletes expired sessions (counted) and abandoned lock leases. */
   sweep(now: number): Promise<number>;
   expiredMeta(key: string): Promise<SessionMeta | undefined>;
@@ -155,8 +155,12 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       list: db.prepare(
         `SELECT key, data, meta, expires_at FROM ${t} WHERE user_id = ? AND expires_at > ?`,
       ),
+      // A row spared by key or by lineage (see SessionStore.deleteByUser); meta that is not JSON has none.
       deleteByUser: db.prepare(
-        `DELETE FROM ${t} WHERE user_id = ? AND expires_at > ? AND key NOT IN (SELECT value FROM json_each(?))`,
+        `WITH kept AS (SELECT value FROM json_each(?))
+         DELETE FROM ${t} WHERE user_id = ? AND expires_at > ? AND key NOT IN kept
+           AND coalesce(CASE WHEN json_valid(meta) THEN json_extract(meta, '$.lineage') END, '')
+             NOT IN kept`,
       ),
       sweep: db.prepare(`DELETE FROM ${t} WHERE expires_at <= ?`),
       // Takes a free or expired lease; \`changes\` is 0 while another holder's lease runs.
@@ -286,9 +290,9 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
             : [];
         }),
       ),
-    deleteByUser: (userId, exceptKeys = []) =>
+    deleteByUser: (userId, except = []) =>
       run("deleteByUser", (s) =>
-        Number(s.deleteByUser.run(userId, now(), JSON.stringify(exceptKeys)).changes),
+        Number(s.deleteByUser.run(JSON.stringify(except), userId, now()).changes),
       ),
     sweep: (at) =>
       run("sweep", (s) => {

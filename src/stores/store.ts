@@ -73,8 +73,13 @@ export interface SessionStore {
   delete(key: string): Promise<boolean | void>;
   /** Entries of one user (by `meta.userId`), for a "your devices" page. */
   listByUser?(userId: string): Promise<StoredSessionEntry[]>;
-  /** Deletes every entry of one user except the keys in `exceptKeys`; resolves how many went. */
-  deleteByUser?(userId: string, exceptKeys?: readonly string[]): Promise<number>;
+  /**
+   * Deletes every live entry of one user but those `except` names, by key or by `meta.lineage`;
+   * resolves how many went. The manager names the session to keep both ways ("sign out my other
+   * devices"): another request may move that session to a new key meanwhile, and the move carries
+   * its lineage. Keys and lineages are hashes of different inputs, so one never matches the other.
+   */
+  deleteByUser?(userId: string, except?: readonly string[]): Promise<number>;
   /** Removes entries whose deadline is at or before `now`; resolves how many went. */
   sweep?(now: number): Promise<number>;
   /**

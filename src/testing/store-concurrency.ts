@@ -25,7 +25,7 @@ import {
  * round, unicode, "__proto__"-like and NUL-holding ones among them, and meta changes: touchedAt,
  * userId, flash message fields set and removed, label, ...), `touch` and `get`, all started before
  * any answers; in half the rounds `delete` and `deleteByUser` (of either of the round's users, now
- * and then with the entry among `exceptKeys`) race them too. The entry is "absent" once removed,
+ * and then with the entry among the keys it spares) race them too. The entry is "absent" once removed,
  * and nothing may bring it back. Checked, against one order of all the writes that explains
  * everything:
  * - each `patch` and `touch` resolves `true` where the entry is there at its place in the order and

@@ -88,7 +88,7 @@ export async function checkMoveSemantics({ store, now, randomKey }: MoveContext)
  * started together: the patch comes before the move (its change is in the moved record) or answers
  * `false`; the delete comes before (the move writes nothing) or finds nothing; the sign-out
  * everywhere ends the session under one key or the other, counted once, and leaves it under
- * neither. The old key never holds anything afterwards. Which
+ * neither; one that excepts the session by its old key and its lineage leaves it under the new. The old key never holds anything afterwards. Which
  * comes first is the store's to decide (a synchronous store always runs the move first): the rounds
  * check that either order leaves a consistent record.
  */
@@ -96,25 +96,40 @@ export async function checkMoveRaces({ store, now, randomKey }: MoveContext): Pr
   const move = moveOf(store);
   const later = () => now() + 3_600_000;
   const deleteByUser = store.deleteByUser?.bind(store);
-  const kinds = deleteByUser ? 3 : 2;
+  const kinds = deleteByUser ? 4 : 2;
   for (let round = 0; round < RACE_ROUNDS; round++) {
     const from = randomKey();
     const to = randomKey();
+    const lineage = randomKey();
     const userId = `mover-${round}`;
     await store.set(from, { data: { n: round }, meta: { ...metaAt(now()), userId } }, later());
-    const moving = move(from, to, { set: { moved: true }, delete: [] }, later());
+    // The manager's first move of a session stamps its lineage, as here.
+    const moving = move(from, to, { set: { moved: true }, delete: [], meta: { lineage } }, later());
     const kind = round % kinds;
     const other =
       kind === 0
         ? store.patch(from, { set: { note: round }, delete: [] }, later())
         : kind === 1
           ? store.delete(from)
-          : (deleteByUser as NonNullable<typeof deleteByUser>)(userId);
+          : (deleteByUser as NonNullable<typeof deleteByUser>)(
+              userId,
+              // "Sign out my other devices" from a request that loaded this session at `from`.
+              kind === 3 ? [from, lineage] : [],
+            );
     const [moved, answer] = await Promise.all([moving, other]);
     const at = await store.get(to);
     const context = `round ${round}: move ${moved ? "moved" : "found nothing"}, other call ${answer}`;
     expect(await store.get(from), context).toBeUndefined();
-    if (kind === 2) {
+    if (kind === 3) {
+      // Spared under either key, whichever came first.
+      expect(answer, context).toBe(0);
+      expect(at?.data, context).toEqual({ n: round, moved: true });
+      if (store.listByUser)
+        expect(
+          (await store.listByUser(userId)).map((e) => e.key),
+          context,
+        ).toEqual([to]);
+    } else if (kind === 2) {
       expect(answer, context).toBe(1);
       expect(at, context).toBeUndefined();
       if (store.listByUser) expect(await store.listByUser(userId), context).toEqual([]);

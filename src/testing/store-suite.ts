@@ -443,7 +443,7 @@ export function testStore(
         expect((await store.listByUser("dave")).map((e) => e.key)).toEqual([k3]);
       });
 
-      it("deleteByUser removes a user's entries except exceptKeys and resolves the count", async (t) => {
+      it("deleteByUser removes a user's entries except the keys given and resolves the count", async (t) => {
         if (!store.deleteByUser) return t.skip("the store has no deleteByUser");
         const keys = [randomKey(), randomKey(), randomKey()];
         const other = randomKey();
@@ -458,6 +458,23 @@ export function testStore(
         expect(await store.deleteByUser("erin")).toBe(1);
         expect(await store.deleteByUser("erin")).toBe(0);
         if (store.listByUser) expect(await store.listByUser("erin")).toEqual([]);
+      });
+
+      it("deleteByUser also spares an entry whose meta.lineage is among the exceptions", async (t) => {
+        if (!store.deleteByUser) return t.skip("the store has no deleteByUser");
+        // The manager keeps "this device" by key and by lineage: another request may have moved
+        // it to a new key, carrying the lineage, since the request signing the others out loaded it.
+        const [moved, other, plain] = [randomKey(), randomKey(), randomKey()];
+        const lineage = randomKey();
+        const meta = { ...metaAt(clock), userId: "ivy" };
+        await store.set(moved, { data: { n: 1 }, meta: { ...meta, lineage } }, later());
+        await store.set(other, { data: {}, meta: { ...meta, lineage: randomKey() } }, later());
+        await store.set(plain, { data: {}, meta }, later());
+        expect(await store.deleteByUser("ivy", [randomKey(), lineage])).toBe(2);
+        expect((await store.get(moved))?.data).toEqual({ n: 1 });
+        expect(await store.get(other)).toBeUndefined();
+        expect(await store.get(plain)).toBeUndefined();
+        expect(await store.deleteByUser("ivy")).toBe(1);
       });
 
       it("deleteByUser counts only the entries that were live, as listByUser lists them", async (t) => {

@@ -74,6 +74,33 @@ describe.each(stores)("revocation on the %s store", (_name, make) => {
     expect(alive.session.data).toEqual({ user: "alice" });
   });
 
+  it("destroyByUser with except keeps the current device when another tab moved it to a new id meanwhile", async () => {
+    // "Sign out my other devices" in one tab while another tab of the same browser signs in again
+    // (regenerate): the excepted session now lives under a key the sign-out was not given.
+    for (const moves of [1, 2]) {
+      const h = storeHarness(make);
+      const laptop = await signIn(h, "alice");
+      const phone = await signIn(h, "alice");
+      for (let i = 1; i < moves; i++) await h.request((s) => s.regenerate());
+      const before = jarToken(h.jar) as string;
+      const current = await h.sessions.load(
+        new Request("https://example.com/", { headers: { cookie: `sid=${before}` } }),
+      );
+      await h.request((s) => s.regenerate()); // the other tab, committed first
+      const moved = jarToken(h.jar) as string;
+      expect(moved).not.toBe(before);
+      // The devices page of the first tab marks the moved session as this one.
+      const devices = await h.sessions.listByUser("alice", { current });
+      expect(devices.filter((d) => d.current)).toHaveLength(1);
+      expect(await h.sessions.destroyByUser("alice", { except: current }), `${moves}`).toBe(1);
+      const dead = await h.request(() => {}, { cookie: `sid=${laptop.token}`, keepJar: true });
+      expect(dead.session.isNew).toBe(true);
+      const alive = await h.request(() => {}, { cookie: `sid=${moved}`, keepJar: true });
+      expect(alive.session.data, `${moves} move(s)`).toEqual({ user: "alice" });
+      expect(phone.token).not.toBe(moved);
+    }
+  });
+
   it("a clear racing a destroy does not revive the session either", async () => {
     const h = storeHarness(make);
     const { token } = await signIn(h, "alice");

@@ -12,6 +12,7 @@ export const META = "m:";
 export const EXPIRES = "e";
 export const INDEX_UNTIL = "i";
 export const USER_FIELD = `${META}userId`;
+export const LINEAGE_FIELD = `${META}lineage`;
 /**
  * Present while a cluster `move` takes the session away (see FENCE_SCRIPT): `<deadline> <new key>`,
  * the deadline in epoch ms by the server's clock. Neither data nor meta, so reads skip it.
@@ -127,16 +128,20 @@ if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 return user or 1`);
 
 /**
- * Deletes a session only if it belongs to the user. ARGV: user id as JSON. 1 deleted, -1 missing
- * or bound to no user, else the user id (JSON) it belongs to; `{fence}` when deleted with a FENCE
- * (a cluster `move` was copying it to the key the fence names), so that a sign-out that deletes
- * that copy too counts the session once.
+ * Deletes a session only if it belongs to the user and its lineage is not spared. ARGV: user id as
+ * JSON, then lineages (JSON) to spare. 1 deleted, -1 missing or bound to no user, 2 spared, else
+ * the user id (JSON) it belongs to; `{fence}` when deleted with a FENCE (a cluster `move` was
+ * copying it to the key the fence names), so that a sign-out that deletes that copy too counts the
+ * session once.
  */
 export const DELETE_IF_USER_SCRIPT = script(`
-local held = redis.call('HMGET', KEYS[1], '${USER_FIELD}', '${FENCE}')
+local held = redis.call('HMGET', KEYS[1], '${USER_FIELD}', '${FENCE}', '${LINEAGE_FIELD}')
 local user = held[1]
 if not user then return -1 end
 if user ~= ARGV[1] then return user end
+if held[3] then
+  for i = 2, #ARGV do if held[3] == ARGV[i] then return 2 end end
+end
 redis.call('DEL', KEYS[1])
 if held[2] then return {held[2]} end
 return 1`);
