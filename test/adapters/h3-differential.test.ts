@@ -1,0 +1,227 @@
+/**
+ * `sessionkit/h3`'s h3-shaped functions against h3's own, over random visits: the same handler code
+ * runs on two H3 apps, one importing `useSession`, `getSession`, `updateSession` and `clearSession`
+ * from h3, the other from sessionkit, and each request's sequence of calls must read the same data,
+ * see an id at the same moments (a new one where h3 makes a new one), and leave the client holding
+ * a session cookie exactly when h3 leaves it one. Browsers carry the session in the cookie; their
+ * header twins send the token they were handed in `x-h3-session` instead, which h3 prefers over the
+ * cookie. h3's iron seal costs milliseconds, so the runs are short; a failure names its seed
+ * (`SESSIONKIT_STORE_SEED` replays it).
+ */
+import { createServer } from "node:http";
+import * as h3 from "h3";
+import { toNodeHandler } from "h3/node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as sk from "../../src/adapters/h3.js";
+import { canonical, generator, seedsToRun } from "../../src/testing/store-model.js";
+import { Client } from "../helpers/http.js";
+import { type Listening, listenLoopback } from "../helpers/listen.js";
+
+const PASSWORD = "h3-differential-password-0123456789abcdef";
+const CONFIG = { password: PASSWORD, cookie: { secure: false } };
+const COOKIE = "h3";
+const HEADER = "x-h3-session";
+
+type Op =
+  | { op: "use" }
+  | { op: "read" }
+  | { op: "update"; patch: Record<string, unknown> }
+  | { op: "count"; key: string }
+  | { op: "clear" }
+  | { op: "get" }
+  | { op: "updateSession"; patch: Record<string, unknown> }
+  | { op: "clearSession" };
+
+/** The four functions, as both modules export them (named apart: a linter takes use* for React hooks). */
+interface Api {
+  open: typeof h3.useSession;
+  get: typeof h3.getSession;
+  update: typeof h3.updateSession;
+  clear: typeof h3.clearSession;
+}
+
+const apiOf = (module: typeof h3 | typeof sk): Api =>
+  ({
+    open: module.useSession,
+    get: module.getSession,
+    update: module.updateSession,
+    clear: module.clearSession,
+  }) as Api;
+
+type Manager = Awaited<ReturnType<typeof h3.useSession>>;
+
+/** One app: runs the request's ops in order and answers what each read, ids as they were. */
+function app(api: Api): h3.H3 {
+  const served = new h3.H3({ silent: true });
+  served.post("/act", async (event) => {
+    const ops = JSON.parse(
+      Buffer.from(event.req.headers.get("x-ops") ?? "", "base64url").toString(),
+    ) as Op[];
+    const out: unknown[] = [];
+    let session: Manager | undefined;
+    const use = async () => {
+      session ??= await api.open(event, CONFIG);
+      return session;
+    };
+    for (const op of ops) {
+      switch (op.op) {
+        case "use":
+          session = await api.open(event, CONFIG);
+          out.push(["use", session.id ?? null, canonical(session.data)]);
+          break;
+        case "read": {
+          const s = await use();
+          out.push(["read", s.id ?? null, canonical(s.data)]);
+          break;
+        }
+        case "update":
+          await (await use()).update(op.patch);
+          break;
+        case "count": {
+          const key = op.key;
+          await (await use()).update((data) => ({ [key]: ((data[key] as number) ?? 0) + 1 }));
+          break;
+        }
+        case "clear":
+          await (await use()).clear();
+          break;
+        case "get": {
+          const got = await api.get(event, CONFIG);
+          out.push(["get", got.id ?? null, canonical(got.data)]);
+          break;
+        }
+        case "updateSession":
+          await api.update(event, CONFIG, op.patch);
+          break;
+        case "clearSession":
+          await api.clear(event, CONFIG);
+          break;
+      }
+    }
+    return JSON.stringify(out);
+  });
+  return served;
+}
+
+const KEYS = ["a", "b", "ünï"] as const;
+const VALUES = [1, "x", true, null, { nested: [1, 2] }, "é✓"] as const;
+
+function randomOps(random: ReturnType<typeof generator>): Op[] {
+  const ops: Op[] = [];
+  const count = 1 + random.int(4);
+  for (let i = 0; i < count; i++) {
+    const roll = random.int(100);
+    const patch = { [random.pick(KEYS)]: random.pick(VALUES) };
+    if (roll < 20) ops.push({ op: "read" });
+    else if (roll < 35) ops.push({ op: "update", patch });
+    else if (roll < 50) ops.push({ op: "count", key: random.pick(KEYS) });
+    else if (roll < 60) ops.push({ op: "use" });
+    else if (roll < 72) ops.push({ op: "get" });
+    else if (roll < 84) ops.push({ op: "updateSession", patch });
+    else {
+      // A request's last op: after a clear, h3 reads the request's cookie again and resumes the old
+      // session, where sessionkit starts a new one (the one difference docs/migrating/h3.md names).
+      ops.push({ op: roll < 92 ? "clear" : "clearSession" });
+      break;
+    }
+  }
+  return ops;
+}
+
+/** A browser (cookie jar) or its header twin, on one of the two apps. */
+interface Visitor {
+  client: Client;
+  /** The header twin's token: what the last Set-Cookie it got handed it. */
+  token: string | undefined;
+  byHeader: boolean;
+  /**
+   * A header twin's requests carry this browser's cookies too: h3 reads the header first, so the
+   * cookie of another session must not win.
+   */
+  decoy: Client | undefined;
+  /** The ids this visitor saw, in order of first sight: compared by position, not value. */
+  ids: string[];
+}
+
+/** One request's ops on one visitor: the answer with ids replaced by their first-seen position. */
+async function send(visitor: Visitor, ops: Op[]) {
+  const headers: Record<string, string> = {
+    "x-ops": Buffer.from(JSON.stringify(ops)).toString("base64url"),
+  };
+  if (visitor.byHeader) {
+    // The twin keeps its token itself, as a non-browser client does; the cookie is another's.
+    headers.cookie = visitor.decoy?.cookieHeader() ?? "";
+    if (visitor.token !== undefined) headers[HEADER] = visitor.token;
+  }
+  const reply = await visitor.client.post("/act", { headers });
+  if (visitor.byHeader) {
+    const line = reply.setCookies.findLast((l) => l.startsWith(`${COOKIE}=`));
+    if (line !== undefined) {
+      const value = line.slice(COOKIE.length + 1, line.indexOf(";"));
+      visitor.token = value === "" || /;\s*max-age=0/i.test(line) ? undefined : value;
+    }
+    visitor.client.jar.clear();
+  }
+  const answer = (JSON.parse(reply.text) as unknown[][]).map((entry) => {
+    const [op, id, data] = entry as [string, string | null | undefined, string];
+    const seen =
+      id === null || id === undefined || id === ""
+        ? "none"
+        : `id#${visitor.ids.includes(id) ? visitor.ids.indexOf(id) : visitor.ids.push(id) - 1}`;
+    return [op, seen, data];
+  });
+  const holds = visitor.byHeader ? visitor.token !== undefined : visitor.client.jar.has(COOKIE);
+  return { status: reply.status, answer, holds };
+}
+
+describe("sessionkit/h3 against h3's own session functions", () => {
+  let theirs: Listening;
+  let ours: Listening;
+  beforeAll(async () => {
+    theirs = await listenLoopback(createServer(toNodeHandler(app(apiOf(h3)))));
+    ours = await listenLoopback(createServer(toNodeHandler(app(apiOf(sk)))));
+  });
+  afterAll(async () => {
+    await theirs?.close();
+    await ours?.close();
+  });
+
+  it("random requests of two browsers and their header twins read and hold the same sessions", async () => {
+    for (const seed of seedsToRun(4)) {
+      const random = generator(seed);
+      const visitors = (base: string) => {
+        const browsers = [0, 1].map(
+          (): Visitor => ({
+            client: new Client(base),
+            token: undefined,
+            byHeader: false,
+            decoy: undefined,
+            ids: [],
+          }),
+        );
+        const twins = browsers.map(
+          (_, i): Visitor => ({
+            client: new Client(base),
+            token: undefined,
+            byHeader: true,
+            // Twin 0 sends browser 1's cookies beside its header, twin 1 sends none.
+            decoy: i === 0 ? (browsers[1] as Visitor).client : undefined,
+            ids: [],
+          }),
+        );
+        return [...browsers, ...twins];
+      };
+      const them = visitors(theirs.url);
+      const us = visitors(ours.url);
+      const trace: string[] = [];
+      for (let step = 0; step < 24; step++) {
+        const who = random.int(them.length);
+        const ops = randomOps(random);
+        trace.push(`#${step} visitor ${who}: ${JSON.stringify(ops)}`);
+        const expected = await send(them[who] as Visitor, ops);
+        const actual = await send(us[who] as Visitor, ops);
+        expect(actual, `seed ${seed}\n${trace.join("\n")}`).toEqual(expected);
+      }
+    }
+  }, 120_000);
+});
