@@ -1,7 +1,7 @@
 import { flashFieldsOf, isFlashField, isFlashMessage } from "../internal/flash.js";
 import { createSessions, type Sessions } from "../manager.js";
 import type { InvalidReason } from "../options.js";
-import type { SessionState } from "../session.js";
+import type { Session, SessionState } from "../session.js";
 import type { FlashField, SessionMeta, SessionPatch, StoredSession } from "../stores/store.js";
 import {
   type ConcurrencyRun,
@@ -34,8 +34,9 @@ import {
  * request loads it with the same cookie, does random `set`, `delete`, `update`, `clear`, `flash`
  * and `flashes` over 3 shared names, and commits. In most rounds requests also `destroy()` it,
  * `regenerate()` it (without options, with `{ userId }` of either user, or `{ userId: null }`), and
- * now and then `sessions.destroyByUser` of either user ("sign out everywhere" from another device)
- * races them. Some requests start only once an earlier one has loaded or committed.
+ * now and then `sessions.destroyByUser` of either user ("sign out everywhere" from another device,
+ * or "sign out my other devices" from a tab that loaded the session before the round) races them.
+ * Some requests start only once an earlier one has loaded or committed.
  *
  * A request's commit is modelled from the record it loaded and what it did, as the manager sends it
  * (the model does not read the session's change log):
@@ -62,7 +63,9 @@ import {
  * - a request whose load found no session (a removal came first): its writes are a new session.
  * An abandoned request ends on a new, empty session whose `invalidReason` is "unknown-session", and
  * its response sets no cookie (the cookie it came with may belong to a session that moved on).
- * `destroyByUser` removes each record then bound to its user and counts them.
+ * `destroyByUser` removes each record then bound to its user and counts them; with `except`, it
+ * keeps the excepted session's record under its key and every record of its lineage (each record
+ * a move of it wrote).
  *
  * Checked: a load that finds no session says "unknown-session"; each response's Set-Cookie is what
  * the commit's kind calls for (none when abandoned or when nothing was written, only clearing lines
@@ -135,6 +138,11 @@ interface SignOut {
   user: string;
   after: number | undefined;
   stage: "load" | "commit";
+  /**
+   * "Sign out my other devices" from a tab that loaded the session before the round: the session
+   * is kept wherever the round moves it.
+   */
+  except: boolean;
 }
 
 /** What a request's load found (`seen`: the record, canonical, or "null"), and when. */
@@ -206,10 +214,12 @@ async function requestRound(
           user: (random.chance(0.8) && start.meta.userId) || random.pick(users),
           after: random.chance(0.5) ? random.int(requests.length) : undefined,
           stage: random.chance(0.5) ? "load" : "commit",
+          except: random.chance(0.4),
         }
       : undefined;
+  const keeper = signOut?.except ? await sessions.load(new Headers({ cookie })) : undefined;
 
-  const { loaded, committed, removed } = await serve(sessions, cookie, requests, signOut);
+  const { loaded, committed, removed } = await serve(sessions, cookie, requests, signOut, keeper);
   // The model's view of a record: its flash fields named by content (see the module's comment).
   const named = (record: StoredSession | undefined) => record && nameFlashes(record, added);
   // Whether all flash adds of `a` came before all of `b`'s: `b` ran its actions after its load.
@@ -266,12 +276,18 @@ async function requestRound(
   });
   if (signOut && removed) {
     const count = removed.value;
-    trace.push(`destroyByUser(${canonical(signOut.user)}) -> ${count}`);
+    const except = signOut.except ? ", except the first cookie's session" : "";
+    trace.push(`destroyByUser(${canonical(signOut.user)}${except}) -> ${count}`);
     steps.push({
       start: removed.start,
       end: removed.end,
       apply: (records) => {
-        const ended = Object.keys(records).filter((k) => records[k]?.meta.userId === signOut.user);
+        // Kept by its key, or by the lineage every move of it carries.
+        const kept = (k: string) =>
+          signOut.except && (k === loadedKey || records[k]?.meta.lineage === loadedLineage);
+        const ended = Object.keys(records).filter(
+          (k) => records[k]?.meta.userId === signOut.user && !kept(k),
+        );
         if (ended.length !== count) return undefined;
         for (const k of ended) delete records[k];
         return records;
@@ -300,6 +316,7 @@ async function serve(
   cookie: string,
   requests: readonly Request[],
   signOut: SignOut | undefined,
+  keeper: Session | undefined,
 ) {
   const tick = ticker();
   const loads: Promise<Loaded>[] = [];
@@ -330,7 +347,9 @@ async function serve(
     signOut &&
     (async () => {
       await wait(signOut.after, signOut.stage);
-      return tick(() => sessions.destroyByUser(signOut.user));
+      return tick(() =>
+        sessions.destroyByUser(signOut.user, keeper ? { except: keeper } : undefined),
+      );
     })();
   const loaded = await Promise.all(loads);
   const committed = await Promise.all(commits);
