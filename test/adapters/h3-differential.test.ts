@@ -2,23 +2,31 @@
  * `sessionkit/h3`'s h3-shaped functions against h3's own, over random visits: the same handler code
  * runs on two H3 apps, one importing `useSession`, `getSession`, `updateSession` and `clearSession`
  * from h3, the other from sessionkit, and each request's sequence of calls must read the same data,
- * see an id at the same moments (a new one where h3 makes a new one), and leave the client holding
- * a session cookie exactly when h3 leaves it one. Browsers carry the session in the cookie; their
+ * see an id at the same moments (a new one where h3 makes a new one), leave the client holding a
+ * session cookie exactly when h3 leaves it one, and reseal or delete a browser's cookie in the same
+ * responses. Browsers carry the session in the cookie; their
  * header twins send the token they were handed in `x-h3-session` instead, which h3 prefers over the
- * cookie. h3's iron seal costs milliseconds, so the runs are short; a failure names its seed
+ * cookie. With `maxAge` and `idleTimeout` the clock (Date, faked in this process, which runs both
+ * apps) moves between requests, onto the deadlines exactly too. h3's iron seal costs milliseconds, so
+ * the runs are short; a failure names its config and seed
  * (`SESSIONKIT_STORE_SEED` replays it).
  */
 import { createServer } from "node:http";
 import * as h3 from "h3";
 import { toNodeHandler } from "h3/node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as sk from "../../src/adapters/h3.js";
 import { canonical, generator, seedsToRun } from "../../src/testing/store-model.js";
 import { Client } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const PASSWORD = "h3-differential-password-0123456789abcdef";
-const CONFIG = { password: PASSWORD, cookie: { secure: false } };
+/** h3's config without deadlines, then with each of its two (seconds). */
+const CONFIGS = {
+  plain: { password: PASSWORD, cookie: { secure: false } },
+  maxAge: { password: PASSWORD, cookie: { secure: false }, maxAge: 120 },
+  idleTimeout: { password: PASSWORD, cookie: { secure: false }, idleTimeout: 60 },
+} satisfies Record<string, h3.SessionConfig>;
 const COOKIE = "h3";
 const HEADER = "x-h3-session";
 
@@ -51,7 +59,7 @@ const apiOf = (module: typeof h3 | typeof sk): Api =>
 type Manager = Awaited<ReturnType<typeof h3.useSession>>;
 
 /** One app: runs the request's ops in order and answers what each read, ids as they were. */
-function app(api: Api): h3.H3 {
+function app(api: Api, config: h3.SessionConfig): h3.H3 {
   const served = new h3.H3({ silent: true });
   served.post("/act", async (event) => {
     const ops = JSON.parse(
@@ -60,13 +68,13 @@ function app(api: Api): h3.H3 {
     const out: unknown[] = [];
     let session: Manager | undefined;
     const use = async () => {
-      session ??= await api.open(event, CONFIG);
+      session ??= await api.open(event, config);
       return session;
     };
     for (const op of ops) {
       switch (op.op) {
         case "use":
-          session = await api.open(event, CONFIG);
+          session = await api.open(event, config);
           out.push(["use", session.id ?? null, canonical(session.data)]);
           break;
         case "read": {
@@ -86,15 +94,15 @@ function app(api: Api): h3.H3 {
           await (await use()).clear();
           break;
         case "get": {
-          const got = await api.get(event, CONFIG);
+          const got = await api.get(event, config);
           out.push(["get", got.id ?? null, canonical(got.data)]);
           break;
         }
         case "updateSession":
-          await api.update(event, CONFIG, op.patch);
+          await api.update(event, config, op.patch);
           break;
         case "clearSession":
-          await api.clear(event, CONFIG);
+          await api.clear(event, config);
           break;
       }
     }
@@ -153,6 +161,7 @@ async function send(visitor: Visitor, ops: Op[]) {
     headers.cookie = visitor.decoy?.cookieHeader() ?? "";
     if (visitor.token !== undefined) headers[HEADER] = visitor.token;
   }
+  const held = visitor.client.jar.has(COOKIE);
   const reply = await visitor.client.post("/act", { headers });
   if (visitor.byHeader) {
     const line = reply.setCookies.findLast((l) => l.startsWith(`${COOKIE}=`));
@@ -171,57 +180,83 @@ async function send(visitor: Visitor, ops: Op[]) {
     return [op, seen, data];
   });
   const holds = visitor.byHeader ? visitor.token !== undefined : visitor.client.jar.has(COOKIE);
-  return { status: reply.status, answer, holds };
+  // What the response did to a browser's cookie. h3 also deletes one the browser does not have
+  // (sessionkit sends nothing then), and a header twin's cookie is not its session: `holds` says
+  // all there is for it.
+  const line = reply.setCookies.findLast((l) => l.startsWith(`${COOKIE}=`));
+  const deletes = line !== undefined && /^h3=;|;\s*max-age=0/i.test(line);
+  const sent = visitor.byHeader
+    ? "-"
+    : line === undefined || (deletes && !held)
+      ? "nothing"
+      : deletes
+        ? "deleted"
+        : "sealed anew";
+  return { status: reply.status, answer, holds, sent };
 }
 
-describe("sessionkit/h3 against h3's own session functions", () => {
-  let theirs: Listening;
-  let ours: Listening;
-  beforeAll(async () => {
-    theirs = await listenLoopback(createServer(toNodeHandler(app(apiOf(h3)))));
-    ours = await listenLoopback(createServer(toNodeHandler(app(apiOf(sk)))));
-  });
-  afterAll(async () => {
-    await theirs?.close();
-    await ours?.close();
-  });
+/** Two browsers, and a header twin of each (twin 0 sends browser 1's cookies beside its header). */
+function visitorsOf(base: string): Visitor[] {
+  const browsers = [0, 1].map(
+    (): Visitor => ({
+      client: new Client(base),
+      token: undefined,
+      byHeader: false,
+      decoy: undefined,
+      ids: [],
+    }),
+  );
+  const twins = browsers.map(
+    (_, i): Visitor => ({
+      client: new Client(base),
+      token: undefined,
+      byHeader: true,
+      decoy: i === 0 ? (browsers[1] as Visitor).client : undefined,
+      ids: [],
+    }),
+  );
+  return [...browsers, ...twins];
+}
 
-  it("random requests of two browsers and their header twins read and hold the same sessions", async () => {
-    for (const seed of seedsToRun(4)) {
-      const random = generator(seed);
-      const visitors = (base: string) => {
-        const browsers = [0, 1].map(
-          (): Visitor => ({
-            client: new Client(base),
-            token: undefined,
-            byHeader: false,
-            decoy: undefined,
-            ids: [],
-          }),
-        );
-        const twins = browsers.map(
-          (_, i): Visitor => ({
-            client: new Client(base),
-            token: undefined,
-            byHeader: true,
-            // Twin 0 sends browser 1's cookies beside its header, twin 1 sends none.
-            decoy: i === 0 ? (browsers[1] as Visitor).client : undefined,
-            ids: [],
-          }),
-        );
-        return [...browsers, ...twins];
-      };
-      const them = visitors(theirs.url);
-      const us = visitors(ours.url);
-      const trace: string[] = [];
-      for (let step = 0; step < 24; step++) {
-        const who = random.int(them.length);
-        const ops = randomOps(random);
-        trace.push(`#${step} visitor ${who}: ${JSON.stringify(ops)}`);
-        const expected = await send(them[who] as Visitor, ops);
-        const actual = await send(us[who] as Visitor, ops);
-        expect(actual, `seed ${seed}\n${trace.join("\n")}`).toEqual(expected);
+describe.each(Object.entries(CONFIGS))(
+  "sessionkit/h3 against h3's own session functions (%s)",
+  (name, config) => {
+    let theirs: Listening;
+    let ours: Listening;
+    beforeAll(async () => {
+      theirs = await listenLoopback(createServer(toNodeHandler(app(apiOf(h3), config))));
+      ours = await listenLoopback(createServer(toNodeHandler(app(apiOf(sk), config))));
+    });
+    afterAll(async () => {
+      vi.useRealTimers();
+      await theirs?.close();
+      await ours?.close();
+    });
+
+    it("random requests of two browsers and their header twins read and hold the same sessions", async () => {
+      // Both apps read Date, faked alone (timers and I/O stay real): the clock moves between requests
+      // by whole seconds, so deadlines fall due, slide and pass exactly at their boundaries too.
+      const timed = name !== "plain";
+      if (timed) vi.useFakeTimers({ toFake: ["Date"], now: Date.UTC(2026, 0, 1) });
+      for (const seed of seedsToRun(timed ? 3 : 4)) {
+        const random = generator(seed);
+        const them = visitorsOf(theirs.url);
+        const us = visitorsOf(ours.url);
+        const trace: string[] = [];
+        for (let step = 0; step < 24; step++) {
+          if (timed && random.chance(0.5)) {
+            const seconds = random.pick([1, 29, 30, 31, 59, 60, 61, 119, 120, 121]);
+            vi.setSystemTime(Date.now() + seconds * 1000);
+            trace.push(`(${seconds} s later)`);
+          }
+          const who = random.int(them.length);
+          const ops = randomOps(random);
+          trace.push(`#${step} visitor ${who}: ${JSON.stringify(ops)}`);
+          const expected = await send(them[who] as Visitor, ops);
+          const actual = await send(us[who] as Visitor, ops);
+          expect(actual, `${name}, seed ${seed}\n${trace.join("\n")}`).toEqual(expected);
+        }
       }
-    }
-  }, 120_000);
-});
+    }, 120_000);
+  },
+);

@@ -97,11 +97,15 @@ function createManager(config: SessionConfig): Manager {
   const sessions = createSessions({
     secret: config.password,
     cookie: cookieOptions,
-    // h3 treats 0 as unset: no deadline, so the cookie lives for the browser session.
-    // h3 takes any maxAge in seconds: with its unit, so the milliseconds guard for numbers past 400 days does not refuse it.
-    absoluteTimeout: config.maxAge ? `${config.maxAge}s` : false,
-    idleTimeout: config.idleTimeout || false,
-    ...(config.idleTimeout ? { touchInterval: config.idleTimeout / 2 } : {}),
+    // h3 treats 0 as unset: no deadline, so the cookie lives for the browser session. Its seconds
+    // go in with a unit, so the guard against milliseconds given as seconds (a number past 400
+    // days) does not refuse a long maxAge. h3 ends a session only once a deadline has passed
+    // (`now - start > maxAge`) and slides only past half the idle window, where the core ends it
+    // at the deadline's millisecond and touches at half: one millisecond more of each makes them
+    // agree to the millisecond.
+    absoluteTimeout: config.maxAge ? `${config.maxAge * 1000 + 1}ms` : false,
+    idleTimeout: config.idleTimeout ? `${config.idleTimeout * 1000 + 1}ms` : false,
+    ...(config.idleTimeout ? { touchInterval: `${config.idleTimeout * 500 + 1}ms` } : {}),
     ...(config.generateId ? { generateId: config.generateId } : {}),
   });
   const header =
