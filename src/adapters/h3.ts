@@ -114,7 +114,7 @@ export async function useSession<T extends DataT = DataT>(
   config: SessionConfig,
 ): Promise<SessionManager<T>> {
   const state = await stateOf(event, config);
-  const begins = state.started === undefined && state.token === undefined;
+  const begins = state.started === undefined && state.fresh;
   state.started ??= begins ? begin(event, state) : Promise.resolve();
   await state.started;
   if (begins || state.manager.slides) holdNoStoreOnCookie(event, state);
@@ -206,7 +206,7 @@ export async function updateSession<T extends DataT = DataT>(
     }
     session.update(changes);
   } else if (update) session.update(update);
-  else if (state.token === undefined) session.clear(); // a bare update persists a new session, as in h3
+  else if (state.fresh) session.clear(); // a bare update persists a new session, as in h3
   state.cleared = false;
   await persist(event, state);
   holdNoStoreOnCookie(event, state);
@@ -225,8 +225,9 @@ export async function updateSession<T extends DataT = DataT>(
 export async function sealSession(event: HTTPEvent, config: SessionConfig): Promise<string> {
   const state = await stateOf(event, config);
   if (state.token === undefined) {
+    // A session nothing wrote yet: sealed for the body alone, as h3 seals it without a cookie.
     state.session.clear();
-    await persist(event, state);
+    await persist(event, state, false);
   }
   // The token leaves in the body (h3's way for clients without cookies): a shared cache keyed on the
   // URL must not hand it to the next visitor.

@@ -34,8 +34,16 @@ export interface Manager {
 export interface State {
   manager: Manager;
   session: SessionkitSession;
-  /** The token the client holds for this session (received or last sent); undefined when none. */
+  /**
+   * The session's current token: received, last sent, or sealed for the body (`sealSession`);
+   * undefined when none.
+   */
   token: string | undefined;
+  /**
+   * No request brought this session and no response has written it yet: h3's new session, which
+   * `useSession` writes at once. A `sealSession` token leaves it new, as h3 seals without writing.
+   */
+  fresh: boolean;
   cleared: boolean;
   started?: Promise<void>;
   /** Commits run one after another: each writes everything its predecessors did not. */
@@ -160,9 +168,18 @@ async function load(event: HTTPEvent, manager: Manager): Promise<State> {
   };
   const session = await manager.sessions.load(input);
   const token = heldToken(session);
-  const state: State = { manager, session, token, cleared: false, queue: Promise.resolve() };
-  // The core reseals only when a touch is due (half the idle window) or the key rotated.
-  if (manager.slides && token !== undefined) await persist(event, state);
+  const state: State = {
+    manager,
+    session,
+    token,
+    fresh: token === undefined,
+    cleared: false,
+    queue: Promise.resolve(),
+  };
+  // The core reseals only when a touch is due (half the idle window) or the key rotated. As in h3,
+  // only a session the cookie brought slides on a read: one a client sends in the header keeps its
+  // token until it is written.
+  if (manager.slides && token !== undefined && !fromHeader) await persist(event, state);
   return state;
 }
 
@@ -171,14 +188,19 @@ export async function begin(event: HTTPEvent, state: State): Promise<void> {
   await persist(event, state);
 }
 
-/** Commits now and applies the Set-Cookie lines to the event's response, as h3 writes on update. */
-export function persist(event: HTTPEvent, state: State): Promise<unknown> {
+/**
+ * Commits now and applies the Set-Cookie lines to the event's response, as h3 writes on update;
+ * with `send` false the token is only made (h3's `sealSession` of a session it has not written).
+ */
+export function persist(event: HTTPEvent, state: State, send = true): Promise<unknown> {
   const { manager, session } = state;
   state.queue = state.queue.then(async () => {
     const headers = new HeaderList();
     await manager.sessions.commit(session, headers);
     if (headers.cookies.length === 0) return;
     state.token = heldToken(session);
+    if (!send) return;
+    state.fresh = false;
     const res = (event as Partial<H3Event>).res;
     if (manager.sendCookie && res) applyHeaders(event as H3Event, headers);
   });
