@@ -2,7 +2,8 @@
  * `sessionkit/h3`'s h3-shaped functions against h3's own, over random visits: the same handler code
  * runs on two H3 apps, one importing `useSession`, `getSession`, `updateSession`, `clearSession`,
  * `sealSession` and `unsealSession` from h3, the other from sessionkit, under each of several
- * configs (no deadline, `maxAge`, `idleTimeout`, another `name`, a `sessionHeader` of its own),
+ * configs (no deadline, `maxAge`, `idleTimeout`, another `name`, a `sessionHeader` of its own, no
+ * cookie),
  * and each request's sequence of calls must read the same data,
  * see an id at the same moments (a new one where h3 makes a new one), leave the client holding a
  * session cookie exactly when h3 leaves it one, and reseal or delete a browser's cookie in the same
@@ -31,6 +32,8 @@ const CONFIGS = {
   // Another name renames the cookie and the header; a header of its own replaces that one.
   named: { password: PASSWORD, cookie: { secure: false }, name: "app" },
   ownHeader: { password: PASSWORD, cookie: { secure: false }, sessionHeader: "X-Session-Token" },
+  // No cookie at all: a client keeps a session only through sealSession's tokens.
+  noCookie: { password: PASSWORD, cookie: false },
 } satisfies Record<string, h3.SessionConfig>;
 
 /** The cookie and the header a config has the session in, by h3's rules. */
