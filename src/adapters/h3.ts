@@ -271,6 +271,7 @@ export async function clearSession(event: HTTPEvent, config: SessionConfig): Pro
   state.session.destroy();
   state.cleared = true;
   await persist(event, state);
+  state.fresh = true; // what comes next is a new session, which an update writes
   holdNoStoreOnCookie(event, state);
 }
 

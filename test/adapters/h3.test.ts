@@ -219,6 +219,22 @@ describe("h3 session utilities", () => {
     expect(lines[0]).toMatch(/^h3=; Max-Age=0/);
   });
 
+  it("a bare updateSession after clearSession writes a new, empty session", async () => {
+    const app = new H3().get("/", async (event) => {
+      const session = await useSession(event, { password });
+      await session.update({ a: 1 });
+      const before = session.id;
+      await clearSession(event, { password });
+      await updateSession(event, { password });
+      return { fresh: session.id !== undefined && session.id !== before, data: session.data };
+    });
+    const reply = await app.request("/");
+    expect(await reply.json()).toEqual({ fresh: true, data: {} });
+    const lines = reply.headers.getSetCookie();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^h3=[^;]+; /);
+  });
+
   it("rejects a missing or short password and h3's iron options with ConfigError", async () => {
     const event = { req: new Request("http://x/") };
     for (const config of [
