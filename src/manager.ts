@@ -1078,7 +1078,8 @@ export function createSessions<S extends StandardSchemaV1 | undefined = undefine
     }
 
     if (liveOrigin) {
-      const touch = touchDue(session, now);
+      // An adapter may ask for the touch itself (h3's updateSession with no change reseals).
+      const touch = touchDue(session, now) || session.reissue === "touch";
       if (touch || session.reissue) {
         if (touch) session.meta = { ...session.meta, touchedAt: now };
         if (store && touch && liveOrigin.key) {

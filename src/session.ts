@@ -670,6 +670,15 @@ export class SessionState implements Session<SessionData> {
 }
 
 /**
+ * For adapters: the next commit touches the session (stamps `touchedAt`, moving a sliding deadline)
+ * and sends its token anew though nothing changed, as h3's `updateSession` with no update does.
+ * @internal
+ */
+export function touchSession(session: object): void {
+  (session as SessionState).reissue ??= "touch";
+}
+
+/**
  * For adapters: their commit was the last for this request (the response has begun), so any later
  * change throws `ERR_SESSION_STATE` instead of being silently lost.
  * @internal

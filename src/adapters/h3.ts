@@ -3,6 +3,7 @@ import { SessionError } from "../errors.js";
 import { type Guard, runGuards } from "../guard.js";
 import { loadedBy, type Sessions } from "../manager.js";
 import type { SessionData as SessionkitData, Session as SessionkitSession } from "../session.js";
+import { touchSession } from "../session.js";
 import { checkOptions, checkSessions } from "./internal/adapter-args.js";
 import {
   applyHeaders,
@@ -207,6 +208,8 @@ export async function updateSession<T extends DataT = DataT>(
     session.update(changes);
   } else if (update) session.update(update);
   else if (state.fresh) session.clear(); // a bare update persists a new session, as in h3
+  // h3 reseals on every update, a change or not: the cookie goes out anew, the idle deadline moves.
+  if (!state.fresh) touchSession(session);
   state.cleared = false;
   await persist(event, state);
   holdNoStoreOnCookie(event, state);

@@ -52,6 +52,7 @@ type Op =
   | { op: "clear" }
   | { op: "get" }
   | { op: "updateSession"; patch: Record<string, unknown> }
+  | { op: "touch" }
   | { op: "clearSession" }
   | { op: "seal" }
   | { op: "unseal" };
@@ -122,6 +123,9 @@ function app(api: Api, config: h3.SessionConfig): h3.H3 {
         case "updateSession":
           await api.update(event, config, op.patch);
           break;
+        case "touch":
+          await api.update(event, config); // no change: h3 reseals and writes the cookie
+          break;
         case "clearSession":
           await api.clear(event, config);
           break;
@@ -162,7 +166,8 @@ function randomOps(random: ReturnType<typeof generator>): Op[] {
     else if (roll < 44) ops.push({ op: "count", key: random.pick(KEYS) });
     else if (roll < 52) ops.push({ op: "use" });
     else if (roll < 62) ops.push({ op: "get" });
-    else if (roll < 72) ops.push({ op: "updateSession", patch });
+    else if (roll < 68) ops.push({ op: "updateSession", patch });
+    else if (roll < 72) ops.push({ op: "touch" });
     else if (roll < 78) ops.push({ op: "seal" });
     else if (roll < 84) ops.push({ op: "unseal" });
     else {

@@ -219,6 +219,25 @@ describe("h3 session utilities", () => {
     expect(lines[0]).toMatch(/^h3=; Max-Age=0/);
   });
 
+  it("a bare updateSession reseals an existing session and writes its cookie, as h3's does", async () => {
+    const app = new H3()
+      .get("/start", async (event) => {
+        await updateSession(event, { password }, { a: 1 });
+        return "ok";
+      })
+      .get("/touch", async (event) => {
+        const session = await updateSession(event, { password });
+        return session.data;
+      });
+    const first = await app.request("/start");
+    const cookie = first.headers.getSetCookie()[0]?.split(";")[0] as string;
+    const touched = await app.request("/touch", { headers: { cookie } });
+    expect(await touched.json()).toEqual({ a: 1 });
+    const line = touched.headers.getSetCookie()[0] as string;
+    expect(line).toMatch(/^h3=[^;]+; /);
+    expect(line.split(";")[0]).not.toBe(cookie);
+  });
+
   it("a bare updateSession after clearSession writes a new, empty session", async () => {
     const app = new H3().get("/", async (event) => {
       const session = await useSession(event, { password });
