@@ -3,7 +3,7 @@
  * runs on two H3 apps, one importing `useSession`, `getSession`, `updateSession`, `clearSession`,
  * `sealSession` and `unsealSession` from h3, the other from sessionkit, under each of several
  * configs (no deadline, `maxAge`, `idleTimeout`, another `name`, a `sessionHeader` of its own, no
- * cookie),
+ * cookie, ids from `generateId`),
  * and each request's sequence of calls must read the same data,
  * see an id at the same moments (a new one where h3 makes a new one), leave the client holding a
  * session cookie exactly when h3 leaves it one, and reseal or delete a browser's cookie in the same
@@ -24,6 +24,8 @@ import { Client } from "../helpers/http.js";
 import { type Listening, listenLoopback } from "../helpers/listen.js";
 
 const PASSWORD = "h3-differential-password-0123456789abcdef";
+let madeIds = 0;
+
 /** h3's config without deadlines, then with each of its two (seconds). */
 const CONFIGS = {
   plain: { password: PASSWORD, cookie: { secure: false } },
@@ -34,6 +36,12 @@ const CONFIGS = {
   ownHeader: { password: PASSWORD, cookie: { secure: false }, sessionHeader: "X-Session-Token" },
   // No cookie at all: a client keeps a session only through sealSession's tokens.
   noCookie: { password: PASSWORD, cookie: false },
+  // Ids of the app's own making (both apps share the function; ids compare by position).
+  ownIds: {
+    password: PASSWORD,
+    cookie: { secure: false },
+    generateId: () => `app-session-${String(++madeIds).padStart(24, "0")}`,
+  },
 } satisfies Record<string, h3.SessionConfig>;
 
 /** The cookie and the header a config has the session in, by h3's rules. */
@@ -230,7 +238,9 @@ async function send(visitor: Visitor, ops: Op[]) {
     const seen =
       id === null || id === undefined || id === ""
         ? "none"
-        : `id#${visitor.ids.includes(id) ? visitor.ids.indexOf(id) : visitor.ids.push(id) - 1}`;
+        : `id#${visitor.ids.includes(id) ? visitor.ids.indexOf(id) : visitor.ids.push(id) - 1}${
+            id.startsWith("app-session-") ? " (generateId's)" : ""
+          }`;
     return [op, seen, data];
   });
   const holds = visitor.byHeader ? visitor.token !== undefined : visitor.client.jar.has(COOKIE);
