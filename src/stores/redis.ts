@@ -206,6 +206,11 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
     return Number(await evalScript(INDEX_ADD_SCRIPT, indexKey(userId), [key, String(expiresAt)]));
   }
 
+  /** Takes keys out of a user's index: a session deleted, or moved away from that user. */
+  async function unlist(userId: string, keys: readonly string[]): Promise<void> {
+    await send(["ZREM", indexKey(userId), ...keys], indexKey(userId));
+  }
+
   async function prune(userId: string, members: string[], at: number): Promise<number> {
     if (members.length === 0) return 0;
     return Number(await evalScript(PRUNE_SCRIPT, indexKey(userId), [String(at), ...members]));
@@ -343,9 +348,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
           const left = parseJson(bulkText(reply[0]));
           // Left indexed under the user the move took the session from: unlisted after the write,
           // as `delete` does; a crash before leaves a stale member, which reads prune.
-          if (typeof left === "string") {
-            await send(["ZREM", indexKey(left), fromKey], indexKey(left));
-          }
+          if (typeof left === "string") await unlist(left, [fromKey]);
           const entry = parseHash(reply[1]);
           return entry && { data: entry.data, meta: entry.meta };
         }
@@ -419,7 +422,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
       const owner = bulkText(reply);
       if (owner === undefined) return Number(reply) === 1;
       const userId = parseJson(owner);
-      if (typeof userId === "string") await send(["ZREM", indexKey(userId), key], indexKey(userId));
+      if (typeof userId === "string") await unlist(userId, [key]);
       return true;
     });
   }
@@ -505,8 +508,7 @@ export function redisStore(options: RedisStoreOptions): SessionStore {
         const done = await Promise.all(targets.map(deleteIfOwner));
         const deleted = targets.filter((_, i) => done[i] === 1);
         const stale = targets.filter((_, i) => done[i] !== 1);
-        if (deleted.length > 0)
-          await send(["ZREM", indexKey(userId), ...deleted], indexKey(userId));
+        if (deleted.length > 0) await unlist(userId, deleted);
         await prune(userId, stale, at);
         for (const key of deleted) removed.add(key);
         if (!done.includes(-1)) break;

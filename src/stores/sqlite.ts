@@ -198,11 +198,17 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     }
   }
 
-  function patchRow(key: string, patch: SessionPatch, expiresAt: number): boolean {
+  /** The live row of `key` with `patch` applied, read inside the caller's write transaction. */
+  function patchedRow(key: string, patch: SessionPatch): StoredSession | undefined {
     const s = statements as ReturnType<typeof prepareAll>;
     const current = parse(s.get.get(key, now()) as Row | undefined);
-    if (!current) return false;
-    const next = applyPatch(current, patch);
+    return current && applyPatch(current, patch);
+  }
+
+  function patchRow(key: string, patch: SessionPatch, expiresAt: number): boolean {
+    const s = statements as ReturnType<typeof prepareAll>;
+    const next = patchedRow(key, patch);
+    if (!next) return false;
     s.update.run(
       JSON.stringify(next.data),
       JSON.stringify(next.meta),
@@ -221,13 +227,13 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     expiresAt: number,
   ): StoredSession | undefined {
     const s = statements as ReturnType<typeof prepareAll>;
-    const current = parse(s.get.get(fromKey, now()) as Row | undefined);
-    if (!current) return undefined;
-    const next = applyPatch(current, patch);
+    const next = patchedRow(fromKey, patch);
+    if (!next) return undefined;
     const data = JSON.stringify(next.data);
     const meta = JSON.stringify(next.meta);
-    s.upsert.run(toKey, data, meta, next.meta.userId ?? null, expiresAt);
+    // Deleting first keeps the record should the keys ever be equal, as the other stores do.
     s.delete.run(fromKey);
+    s.upsert.run(toKey, data, meta, next.meta.userId ?? null, expiresAt);
     return parse({ data, meta });
   }
 

@@ -5,7 +5,7 @@
  * reach its admin connection and scan its keys; what only one of them has stays in that file.
  */
 import { Cluster, type Redis, type RedisCommander } from "ioredis";
-import { createCluster, RESP_TYPES } from "redis";
+import { createClient, createCluster, RESP_TYPES } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INDEX_UNTIL_SCRIPT } from "../../src/stores/internal/redis-scripts.js";
 import { type RedisClientLike, redisStore } from "../../src/stores/redis.js";
@@ -352,6 +352,19 @@ async function nodeRedisCluster() {
   client.on("error", () => {});
   await client.connect();
   return client;
+}
+
+/** node-redis on the server at `url`, its replies Buffers (`withBufferReplies`). */
+export function nodeRedisBufferKind(url: string): RedisClientKind {
+  return {
+    name: "node-redis Buffer replies",
+    async connect() {
+      const client = createClient({ url });
+      client.on("error", () => {});
+      await client.connect();
+      return { client: withBufferReplies(client), close: async () => void client.destroy() };
+    },
+  };
 }
 
 /** The cluster clients every store test on the 3-node cluster runs with. */

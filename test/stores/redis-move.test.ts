@@ -21,8 +21,8 @@ import {
   CLUSTER_KINDS,
   countCommands,
   holdCommand,
+  nodeRedisBufferKind,
   type RedisClientKind,
-  withBufferReplies,
 } from "./redis-cases.js";
 import { HOUR_MS, keyMaker, metaAt } from "./support.js";
 
@@ -55,15 +55,7 @@ const KINDS: RedisClientKind[] = [
       return { client, close: async () => void client.destroy() };
     },
   },
-  {
-    name: "node-redis Buffer replies",
-    async connect() {
-      const client = createClient({ url: REDIS_URL });
-      client.on("error", () => {});
-      await client.connect();
-      return { client: withBufferReplies(client), close: async () => void client.destroy() };
-    },
-  },
+  nodeRedisBufferKind(REDIS_URL),
 ];
 
 /** A session of `meta` and `data` written at `key`, an hour out. */

@@ -8,9 +8,9 @@ import { PrivateRedis } from "../helpers/redis-server.js";
 import { REDIS_URL, serviceAvailable } from "../helpers/services.js";
 import {
   countCommands,
+  nodeRedisBufferKind,
   type RedisTarget,
   testRedisStores,
-  withBufferReplies,
 } from "./redis-cases.js";
 import { HOUR_MS, keyMaker, MINUTE_MS, metaAt } from "./support.js";
 
@@ -101,15 +101,7 @@ describe.skipIf(!available)("redisStore", () => {
     filePrefix: FILE_PREFIX,
     kinds: [
       ...KINDS.map((kind) => ({ name: kind.name, connect: () => kind.connect(REDIS_URL) })),
-      {
-        name: "node-redis Buffer replies",
-        async connect() {
-          const client = createClient({ url: REDIS_URL });
-          client.on("error", () => {});
-          await client.connect();
-          return { client: withBufferReplies(client), close: async () => void client.destroy() };
-        },
-      },
+      nodeRedisBufferKind(REDIS_URL),
     ],
     newKey,
     connectAdmin: async () => new Redis(REDIS_URL),
